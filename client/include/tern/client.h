@@ -1,0 +1,208 @@
+// tern::Client — the C++ client for the Tern message broker.
+//
+// One Client is one TCP connection to a broker. It is safe to use from several
+// threads: publishing, subscribing and acking may happen concurrently. A
+// background thread owned by the Client reads frames from the broker, wakes
+// whoever waits for a reply, and queues deliveries for their Subscription.
+//
+// Errors are reported one way everywhere: by throwing tern::Error, whose code()
+// says what went wrong. Once the connection is lost every call throws
+// Error(ErrorCode::kConnectionLost); make a new Client to reconnect.
+//
+//   auto client = tern::Client::connect("127.0.0.1:7411");
+//   uint64_t offset = client->publish("orders", "hello");      // confirmed
+//
+//   auto sub = client->subscribe({.topic = "orders", .subscription = "billing",
+//                                 .start = tern::StartPosition::kEarliest});
+//   while (auto m = sub.next(std::chrono::seconds(5))) {
+//     handle(m->payload);
+//     sub.ack(*m);
+//   }
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tern {
+
+// The broker's error codes (values as on the wire, see PROTOCOL.md), followed
+// by the ones only the client raises.
+enum class ErrorCode : uint16_t {
+  kNone = 0,
+  kBadFrame = 1,
+  kFrameTooLarge = 2,
+  kUnknownFrameType = 3,
+  kHelloRequired = 4,
+  kUnsupportedVersion = 5,
+  kInvalidTopic = 6,
+  kInvalidSubscription = 7,
+  kUnknownConsumer = 8,
+  kStorageFailure = 9,
+  kShuttingDown = 10,
+  kLimitExceeded = 11,
+  kInternal = 12,
+  kNotAllowed = 13,
+  // Client-side:
+  kConnectFailed = 1000,  // could not reach the broker
+  kConnectionLost = 1001, // the connection closed or failed
+  kTimeout = 1002,        // no reply within the timeout
+  kProtocol = 1003,       // the broker sent something this client cannot read
+  kInvalidArgument = 1004,
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, const std::string& message)
+      : std::runtime_error(message), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// A message to publish.
+struct OutgoingMessage {
+  std::string payload;
+  std::vector<Header> headers;
+  std::string key;
+};
+
+// A delivered message.
+struct Message {
+  std::string topic;
+  std::string subscription;  // empty for an ephemeral subscription
+  uint64_t offset = 0;
+  uint32_t attempt = 0;      // 1 on first delivery, +1 on each redelivery
+  int64_t timestamp_ms = 0;  // when the broker appended it, Unix ms
+  std::string key;
+  std::vector<Header> headers;
+  std::string payload;
+};
+
+// The outcome of publishing one message: its offset, or an error.
+struct PublishResult {
+  uint64_t offset = 0;
+  ErrorCode error = ErrorCode::kNone;
+};
+
+enum class StartPosition { kLatest, kEarliest };
+
+struct SubscribeOptions {
+  std::string topic;
+  // Durable subscription name. Empty: an ephemeral subscription that starts at
+  // the tail and ends with this consumer.
+  std::string subscription;
+  // Where a new subscription starts; an existing one resumes at its cursor.
+  StartPosition start = StartPosition::kLatest;
+  // Max unacked messages in flight to this consumer.
+  uint32_t prefetch = 1000;
+  // Unacked messages are redelivered after this long. 0: broker default (30 s).
+  std::chrono::milliseconds ack_timeout{0};
+};
+
+struct ClientOptions {
+  std::string client_name = "tern-cpp";
+  // publish_async() blocks while this many messages await their confirm.
+  size_t max_unconfirmed = 1000;
+  // Applies to connecting and to every call that waits for a reply.
+  std::chrono::milliseconds timeout{10000};
+  uint32_t max_frame_bytes = 16u << 20;
+};
+
+class Subscription;
+
+class Client {
+ public:
+  using ConfirmCallback = std::function<void(const std::vector<PublishResult>&)>;
+
+  // Connects to "HOST:PORT" and says Hello. Throws Error(kConnectFailed) if
+  // the broker cannot be reached or does not answer within options.timeout.
+  static std::unique_ptr<Client> connect(const std::string& address,
+                                         ClientOptions options = {});
+  ~Client();  // closes the connection; pending waits throw kConnectionLost
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Publishes one message and waits for its confirm: when this returns, the
+  // message is durable (per the broker's fsync policy). Returns its offset.
+  uint64_t publish(const std::string& topic, std::string payload,
+                   std::vector<Header> headers = {});
+
+  // Pipelined publishing: sends `messages` (one frame) and returns without
+  // waiting for the confirm, unless max_unconfirmed messages are already
+  // unconfirmed, in which case it blocks until there is room. `on_confirm`, if
+  // given, runs on the client's reader thread with one result per message.
+  void publish_async(const std::string& topic,
+                     std::vector<OutgoingMessage> messages,
+                     ConfirmCallback on_confirm = nullptr);
+
+  // Waits until every publish_async() so far is confirmed. Throws the first
+  // error any of them got since the last flush().
+  void flush();
+
+  // Messages published with publish_async() and not yet confirmed.
+  size_t unconfirmed() const;
+
+  // Subscribes and returns once the broker has confirmed the subscription.
+  Subscription subscribe(const SubscribeOptions& options);
+
+  // Round trip to the broker; returns the time it took.
+  std::chrono::microseconds ping();
+
+  void close();
+  bool connected() const;
+
+  struct Connection;  // shared with Subscription; defined in the .cc
+
+ private:
+  explicit Client(std::shared_ptr<Connection> connection);
+  std::shared_ptr<Connection> connection_;
+};
+
+// One consumer attached to a subscription. Move-only; unsubscribes when
+// destroyed (unacked messages are then redelivered to other consumers).
+class Subscription {
+ public:
+  Subscription(Subscription&&) noexcept;
+  Subscription& operator=(Subscription&&) noexcept;
+  ~Subscription();
+
+  // The next delivered message, or nullopt if none arrives within `timeout`.
+  std::optional<Message> next(std::chrono::milliseconds timeout);
+
+  void ack(const Message& message) { ack_range(message.offset, message.offset); }
+  void ack(uint64_t offset) { ack_range(offset, offset); }
+  void ack_range(uint64_t first, uint64_t last);  // inclusive
+
+  // Detaches from the subscription; a durable subscription keeps its state.
+  void unsubscribe();
+
+  uint64_t consumer_id() const { return consumer_id_; }
+  const std::string& topic() const { return topic_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  friend class Client;
+  Subscription(std::shared_ptr<Client::Connection> connection,
+               uint64_t consumer_id, std::string topic, std::string name);
+
+  std::shared_ptr<Client::Connection> connection_;
+  uint64_t consumer_id_ = 0;
+  std::string topic_;
+  std::string name_;
+};
+
+}  // namespace tern
+

@@ -1,0 +1,25 @@
+// The record format: how one message is laid out as a RocksDB value.
+//
+// A record is a FlatBuffer whose root is wire::StoredMessage (see
+// protocol/tern.fbs): the broker's append timestamp plus the key, headers and
+// payload exactly as the publisher sent them. Records are verified when read
+// back, so a damaged value is reported instead of being delivered.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tern_generated.h"
+
+namespace tern::storage {
+
+// Encodes `message` (from a Publish frame) stamped with `timestamp_ms` into
+// `fbb`; the record is fbb.GetBufferPointer() / fbb.GetSize() afterwards.
+void encode_record(flatbuffers::FlatBufferBuilder& fbb,
+                   const wire::Message& message, int64_t timestamp_ms);
+
+// Returns the record in `bytes`, or nullptr if it is not a valid record.
+// The result points into `bytes`.
+const wire::StoredMessage* decode_record(const std::string& bytes);
+
+}  // namespace tern::storage

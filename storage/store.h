@@ -1,0 +1,127 @@
+// Store: Tern's durable log on RocksDB.
+//
+// What is kept, and where:
+//   column family "messages":  key = topic id (8 bytes BE) | offset (8 bytes BE)
+//                              value = one record (see record.h)
+//   column family "default":   metadata
+//     "F"                         -> "tern-store-1"   (marks a Tern store)
+//     "T" | topic id (8 BE)       -> topic name
+//     "S" | topic id (8 BE) | name -> subscription record (settings + cursor)
+// Big-endian keys make each topic one contiguous, ordered key range, so reads
+// are a single iterator and retention can be a single DeleteRange.
+//
+// Threads: the broker's storage thread is the only caller of commit(); read()
+// and the load_*() calls are safe from any thread (RocksDB is thread-safe).
+// Writes are only ever group commits: the broker collects everything that
+// arrived in one loop iteration into a Batch and commits it with one call,
+// which with sync=true costs one fsync of the WAL for all of it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <rocksdb/write_batch.h>
+
+#include "status.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace tern::storage {
+
+struct Options {
+  std::string path;   // data directory
+  bool sync = true;   // fsync the WAL before commit() returns
+};
+
+struct TopicRecord {
+  uint64_t id = 0;
+  std::string name;
+  uint64_t first_offset = 0;  // lowest offset still stored (== next if empty)
+  uint64_t next_offset = 0;   // offset the next append gets
+};
+
+// Acknowledgement state of a durable subscription: every offset below
+// ack_floor is acked, and so are the inclusive ranges above it.
+struct Cursor {
+  uint64_t ack_floor = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> acked;  // sorted, disjoint, > floor
+};
+
+struct SubscriptionRecord {
+  uint64_t topic_id = 0;
+  std::string name;
+  uint32_t ack_timeout_ms = 0;
+  Cursor cursor;
+};
+
+// A message as read back: its offset and its record bytes (record.h decodes).
+struct StoredMessage {
+  uint64_t offset = 0;
+  std::string record;
+};
+
+// Writes to commit together. Built on the broker's loop thread, handed to the
+// storage thread, committed with Store::commit().
+class Store;
+
+class Batch {
+ public:
+  explicit Batch(const Store& store);
+
+  void put_message(uint64_t topic_id, uint64_t offset, const void* record,
+                   size_t size);
+  void put_topic(uint64_t topic_id, const std::string& name);
+  void put_subscription(const SubscriptionRecord& subscription);
+  void delete_subscription(uint64_t topic_id, const std::string& name);
+
+  bool empty() const { return batch_.Count() == 0; }
+  uint32_t count() const { return batch_.Count(); }
+  size_t bytes() const { return batch_.GetDataSize(); }
+  void clear() { batch_.Clear(); }
+
+ private:
+  friend class Store;
+  rocksdb::ColumnFamilyHandle* meta_;
+  rocksdb::ColumnFamilyHandle* messages_;
+  rocksdb::WriteBatch batch_;
+};
+
+class Store {
+ public:
+  // Opens the store at options.path, creating it only if the directory does
+  // not exist or is empty. A directory holding anything that is not a Tern
+  // store, or a store RocksDB reports as corrupt, is refused with a message
+  // that says so; nothing is ever overwritten. A directory already open in
+  // another process is refused too (RocksDB's LOCK file).
+  static Status open(const Options& options, std::unique_ptr<Store>* out);
+  ~Store();
+
+  // Everything known at open time, for the broker to rebuild its state.
+  Status load_topics(std::vector<TopicRecord>* out);
+  Status load_subscriptions(std::vector<SubscriptionRecord>* out);
+
+  // Commits the whole batch atomically (and durably when options.sync).
+  // Leaves the batch unchanged; the caller clears it.
+  Status commit(Batch& batch);
+
+  // Reads messages of `topic_id` with offset >= from, in order, stopping after
+  // max_messages messages or once max_bytes of records have been read.
+  Status read(uint64_t topic_id, uint64_t from, size_t max_messages,
+              size_t max_bytes, std::vector<StoredMessage>* out);
+
+ private:
+  friend class Batch;
+  Store() = default;
+  Options options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;      // owned by db_
+  rocksdb::ColumnFamilyHandle* messages_ = nullptr;  // owned by Store
+};
+
+}  // namespace tern::storage
