@@ -1,0 +1,63 @@
+#include "ack_set.h"
+
+#include <algorithm>
+#include <iterator>
+
+namespace tern {
+
+AckSet::AckSet(const storage::Cursor& cursor) : floor_(cursor.ack_floor) {
+  for (const auto& [first, last] : cursor.acked) add(first, last);
+}
+
+bool AckSet::contains(uint64_t offset) const {
+  if (offset < floor_) return true;
+  auto it = ranges_.upper_bound(offset);
+  if (it == ranges_.begin()) return false;
+  return std::prev(it)->second >= offset;
+}
+
+bool AckSet::add(uint64_t first, uint64_t last) {
+  if (last < first) return false;
+  first = std::max(first, floor_);
+  if (last < first) return false;
+  // Merge with every range that overlaps or touches [first, last].
+  auto it = ranges_.upper_bound(first);
+  if (it != ranges_.begin() && std::prev(it)->second + 1 >= first) --it;
+  bool changed = true;
+  while (it != ranges_.end() && it->first <= last + 1) {
+    if (it->first <= first && it->second >= last) changed = false;
+    first = std::min(first, it->first);
+    last = std::max(last, it->second);
+    it = ranges_.erase(it);
+  }
+  ranges_[first] = last;
+  absorb_into_floor();
+  return changed;
+}
+
+void AckSet::raise_floor(uint64_t offset) {
+  if (offset <= floor_) return;
+  floor_ = offset;
+  while (!ranges_.empty() && ranges_.begin()->first < floor_) {
+    auto [first, last] = *ranges_.begin();
+    ranges_.erase(ranges_.begin());
+    if (last >= floor_) ranges_[floor_] = last;
+  }
+  absorb_into_floor();
+}
+
+void AckSet::absorb_into_floor() {
+  while (!ranges_.empty() && ranges_.begin()->first == floor_) {
+    floor_ = ranges_.begin()->second + 1;
+    ranges_.erase(ranges_.begin());
+  }
+}
+
+storage::Cursor AckSet::to_cursor() const {
+  storage::Cursor cursor;
+  cursor.ack_floor = floor_;
+  cursor.acked.assign(ranges_.begin(), ranges_.end());
+  return cursor;
+}
+
+}  // namespace tern

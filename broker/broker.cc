@@ -1,0 +1,345 @@
+#include "broker.h"
+
+#include <chrono>
+#include <csignal>
+
+#include "connection.h"
+#include "log.h"
+#include "record.h"
+#include "subscription.h"
+#include "topic.h"
+
+namespace tern {
+
+namespace {
+
+// How often ack deadlines are checked; ack timeouts are this coarse.
+constexpr uint64_t kTickMs = 50;
+constexpr size_t kMaxNameBytes = 200;
+
+bool valid_name(const std::string& name, std::string* error,
+                const char* what) {
+  if (name.empty() || name.size() > kMaxNameBytes) {
+    *error = std::string(what) + " name must be 1 to " +
+             std::to_string(kMaxNameBytes) + " bytes";
+    return false;
+  }
+  for (unsigned char c : name) {
+    if (!(std::isalnum(c) || c == '.' || c == '_' || c == '-')) {
+      *error = std::string(what) + " name '" + name +
+               "' may only hold letters, digits, '.', '_' and '-'";
+      return false;
+    }
+  }
+  return true;
+}
+
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Broker::Broker(const Config& config, storage::Store& store)
+    : config_(config), store_(store) {
+  uv_loop_init(&loop_);
+  committer_ = std::make_unique<Committer>(&loop_, store_);
+}
+
+Broker::~Broker() {
+  committer_.reset();
+  uv_loop_close(&loop_);
+}
+
+bool Broker::load() {
+  std::vector<storage::TopicRecord> topics;
+  storage::Status status = store_.load_topics(&topics);
+  if (!status.is_ok()) {
+    LOG_ERROR("cannot load topics: %s", status.message().c_str());
+    return false;
+  }
+  std::unordered_map<uint64_t, Topic*> by_id;
+  for (auto& t : topics) {
+    auto topic = std::make_unique<Topic>(t.id, t.name, t.first_offset,
+                                         t.next_offset,
+                                         config_.tail_bytes_per_topic);
+    topic->set_store(&store_);
+    by_id[t.id] = topic.get();
+    next_topic_id_ = std::max(next_topic_id_, t.id + 1);
+    topics_[t.name] = std::move(topic);
+  }
+  std::vector<storage::SubscriptionRecord> subscriptions;
+  status = store_.load_subscriptions(&subscriptions);
+  if (!status.is_ok()) {
+    LOG_ERROR("cannot load subscriptions: %s", status.message().c_str());
+    return false;
+  }
+  for (auto& s : subscriptions) {
+    auto it = by_id.find(s.topic_id);
+    if (it == by_id.end()) {
+      LOG_WARN("subscription %s belongs to unknown topic id %llu; ignored",
+               s.name.c_str(), (unsigned long long)s.topic_id);
+      continue;
+    }
+    Topic& topic = *it->second;
+    AckSet acks(s.cursor);
+    uint64_t start = acks.floor();
+    uint32_t timeout =
+        s.ack_timeout_ms ? s.ack_timeout_ms : config_.default_ack_timeout_ms;
+    topic.add_subscription(std::make_unique<Subscription>(
+        topic, s.name, timeout, std::move(acks), start));
+  }
+  LOG_INFO("loaded %zu topics and %zu subscriptions from %s", topics.size(),
+           subscriptions.size(), config_.data_dir.c_str());
+  return true;
+}
+
+bool Broker::listen() {
+  sockaddr_storage addr;
+  const char* host = config_.listen_host.c_str();
+  int rc = config_.listen_host.find(':') != std::string::npos
+               ? uv_ip6_addr(host, config_.listen_port,
+                             reinterpret_cast<sockaddr_in6*>(&addr))
+               : uv_ip4_addr(host, config_.listen_port,
+                             reinterpret_cast<sockaddr_in*>(&addr));
+  if (rc == 0) {
+    uv_tcp_init(&loop_, &server_);
+    server_.data = this;
+    rc = uv_tcp_bind(&server_, reinterpret_cast<sockaddr*>(&addr), 0);
+    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 511,
+                                on_connection);
+    if (rc != 0) uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+  }
+  if (rc != 0) {
+    LOG_ERROR("cannot listen on %s:%d: %s", host, config_.listen_port,
+              uv_strerror(rc));
+    return false;
+  }
+  LOG_INFO("listening on %s:%d (data %s, fsync %s)", host, config_.listen_port,
+           config_.data_dir.c_str(), config_.fsync ? "always" : "never");
+  return true;
+}
+
+int Broker::run() {
+  bool ok = listen();
+  if (ok) {
+    uv_signal_init(&loop_, &sigint_);
+    uv_signal_init(&loop_, &sigterm_);
+    sigint_.data = sigterm_.data = this;
+    uv_signal_start(&sigint_, on_signal, SIGINT);
+    uv_signal_start(&sigterm_, on_signal, SIGTERM);
+    uv_timer_init(&loop_, &tick_);
+    tick_.data = this;
+    uv_timer_start(&tick_, on_tick, kTickMs, kTickMs);
+    uv_check_init(&loop_, &check_);
+    check_.data = this;
+    uv_check_start(&check_, on_check);
+    uv_idle_init(&loop_, &idle_);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  } else {
+    committer_->drain();
+  }
+  // Close whatever is still open so the loop can be closed.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  LOG_INFO("stopped");
+  return ok ? 0 : 1;
+}
+
+void Broker::on_signal(uv_signal_t* handle, int signum) {
+  LOG_INFO("received %s; shutting down", strsignal(signum));
+  static_cast<Broker*>(handle->data)->shutdown();
+}
+
+void Broker::shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  auto close = [](auto* handle) {
+    uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+  };
+  close(&server_);
+  close(&sigint_);
+  close(&sigterm_);
+  close(&tick_);
+  close(&check_);
+  close(&idle_);
+  for (auto& [id, connection] : connections_) connection->close();
+  // Last cursor updates, then everything still queued is committed.
+  after_io();
+  committer_->drain();
+}
+
+void Broker::on_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<Broker*>(server->data);
+  if (status < 0) {
+    LOG_WARN("accept failed: %s", uv_strerror(status));
+    return;
+  }
+  uint64_t id = self->next_connection_id_++;
+  auto connection = std::make_unique<Connection>(
+      *self, id, self->config_.max_frame_bytes, self->config_.max_output_bytes);
+  uv_tcp_init(&self->loop_, connection->tcp());
+  if (uv_accept(server, connection->stream()) != 0) {
+    // The handle is initialised, so it must be closed through the normal path.
+    self->connections_[id] = std::move(connection);
+    self->connections_[id]->close();
+    return;
+  }
+  Connection& c = *connection;
+  self->connections_[id] = std::move(connection);
+  c.start();
+  LOG_DEBUG("connection %s accepted", c.peer().c_str());
+}
+
+void Broker::forget(Connection& connection) {
+  connections_.erase(connection.id());
+}
+
+Connection* Broker::find_connection(uint64_t id) {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? nullptr : it->second.get();
+}
+
+Topic* Broker::topic(const std::string& name, std::string* error) {
+  auto it = topics_.find(name);
+  if (it != topics_.end()) return it->second.get();
+  if (!valid_name(name, error, "topic")) return nullptr;
+  uint64_t id = next_topic_id_++;
+  auto topic = std::make_unique<Topic>(id, name, 0, 0,
+                                       config_.tail_bytes_per_topic);
+  topic->set_store(&store_);
+  committer_->batch().put_topic(id, name);
+  LOG_INFO("topic %s created", name.c_str());
+  return (topics_[name] = std::move(topic)).get();
+}
+
+void Broker::publish(uint64_t connection_id, Topic& topic,
+                     const wire::Publish& publish) {
+  int64_t now = unix_ms();
+  uint64_t first = topic.next_offset();
+  storage::Batch& batch = committer_->batch();
+  if (publish.messages()) {
+    for (const wire::Message* message : *publish.messages()) {
+      record_builder_.Clear();
+      storage::encode_record(record_builder_, *message, now);
+      const uint8_t* data = record_builder_.GetBufferPointer();
+      size_t size = record_builder_.GetSize();
+      batch.put_message(topic.id(), topic.next_offset(), data, size);
+      topic.append(std::string(reinterpret_cast<const char*>(data), size));
+    }
+  }
+  uint64_t end = topic.next_offset();
+  bool confirm = publish.confirm();
+  uint64_t request_id = publish.request_id();
+  committer_->on_commit([this, &topic, first, end, confirm, request_id,
+                         connection_id](const storage::Status& status) {
+    topic.on_committed(first, end, status.is_ok());
+    for (auto& s : topic.subscriptions()) schedule_dispatch(*s);
+    Connection* connection = find_connection(connection_id);
+    if (!confirm || connection == nullptr) return;
+    flatbuffers::FlatBufferBuilder fbb(64 + 16 * (end - first));
+    wire::PublishResult* results;
+    auto vector = fbb.CreateUninitializedVectorOfStructs(end - first, &results);
+    for (uint64_t o = first; o < end; ++o) {
+      results[o - first] = status.is_ok()
+                               ? wire::PublishResult(o, wire::ErrorCode::None)
+                               : wire::PublishResult(
+                                     0, wire::ErrorCode::StorageFailure);
+    }
+    frame::finish(fbb, wire::Body::PublishAck,
+                  wire::CreatePublishAck(fbb, request_id, vector).Union());
+    connection->send(fbb);
+  });
+}
+
+Subscription* Broker::subscription(Topic& topic, const std::string& name,
+                                   wire::StartPosition start,
+                                   uint32_t ack_timeout_ms,
+                                   std::string* error) {
+  if (!name.empty()) {
+    if (!valid_name(name, error, "subscription")) return nullptr;
+    if (Subscription* existing = topic.find_subscription(name)) {
+      if (ack_timeout_ms != 0 && ack_timeout_ms != existing->ack_timeout_ms()) {
+        existing->set_ack_timeout_ms(ack_timeout_ms);
+        persist_cursor(*existing);
+      }
+      return existing;
+    }
+  }
+  // A new subscription: everything before its start counts as done.
+  uint64_t begin = !name.empty() && start == wire::StartPosition::Earliest
+                       ? topic.first_offset()
+                       : topic.committed_end();
+  AckSet acks;
+  acks.raise_floor(begin);
+  uint32_t timeout =
+      ack_timeout_ms ? ack_timeout_ms : config_.default_ack_timeout_ms;
+  Subscription& s = topic.add_subscription(std::make_unique<Subscription>(
+      topic, name, timeout, std::move(acks), begin));
+  if (s.durable()) {
+    persist_cursor(s);
+    LOG_INFO("subscription %s on topic %s created at offset %llu",
+             name.c_str(), topic.name().c_str(), (unsigned long long)begin);
+  }
+  return &s;
+}
+
+void Broker::consumer_left(Subscription& subscription) {
+  if (!subscription.durable() && !subscription.has_consumers()) {
+    to_dispatch_.erase(&subscription);
+    subscription.topic().remove_subscription(subscription);
+    return;
+  }
+  schedule_dispatch(subscription);
+}
+
+void Broker::schedule_dispatch(Subscription& subscription) {
+  if (subscription.has_consumers()) to_dispatch_.insert(&subscription);
+}
+
+void Broker::persist_cursor(Subscription& subscription) {
+  to_persist_.insert(&subscription);
+}
+
+void Broker::on_check(uv_check_t* handle) {
+  static_cast<Broker*>(handle->data)->after_io();
+}
+
+void Broker::after_io() {
+  uint64_t now = uv_now(&loop_);
+  auto dispatching = std::move(to_dispatch_);
+  to_dispatch_.clear();
+  for (Subscription* s : dispatching) s->dispatch(now);
+
+  for (Subscription* s : to_persist_) {
+    storage::SubscriptionRecord record;
+    record.topic_id = s->topic().id();
+    record.name = s->name();
+    record.ack_timeout_ms = s->ack_timeout_ms();
+    record.cursor = s->acks().to_cursor();
+    committer_->batch().put_subscription(record);
+  }
+  to_persist_.clear();
+  committer_->kick();
+
+  for (auto& [id, connection] : connections_) connection->flush();
+  if (stopping_) return;
+  if (to_dispatch_.empty())
+    uv_idle_stop(&idle_);
+  else
+    uv_idle_start(&idle_, [](uv_idle_t*) {});
+}
+
+void Broker::on_tick(uv_timer_t* handle) {
+  static_cast<Broker*>(handle->data)->expire_acks();
+}
+
+void Broker::expire_acks() {
+  uint64_t now = uv_now(&loop_);
+  for (auto& [name, topic] : topics_)
+    for (auto& s : topic->subscriptions())
+      if (s->expire(now)) schedule_dispatch(*s);
+}
+
+}  // namespace tern

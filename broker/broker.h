@@ -1,0 +1,104 @@
+// Broker: owns the loop thread's world — the listening socket, the
+// connections, the topics (and through them the subscriptions), and the
+// committer that hands batches to the storage thread.
+//
+// The path of one published message:
+//   Connection::on_read -> FrameReader -> Session::on_publish
+//   -> Broker::publish: record appended to the topic's tail and to the batch
+//   -> after_io(): Committer::kick hands the batch to the storage thread
+//   -> commit returns (uv_async) -> Topic::on_committed, PublishAck queued,
+//      the topic's subscriptions scheduled
+//   -> next after_io(): Subscription::dispatch builds Deliver frames,
+//      Connection::flush writes everything queued for a socket at once.
+// after_io() runs once per loop iteration (a uv_check handle), which is what
+// batches commits, deliveries and socket writes across everything that
+// arrived in that iteration.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <uv.h>
+
+#include "committer.h"
+#include "config.h"
+#include "store.h"
+#include "tern_generated.h"
+
+namespace tern {
+
+class Connection;
+class Subscription;
+class Topic;
+
+class Broker {
+ public:
+  Broker(const Config& config, storage::Store& store);
+  ~Broker();
+
+  // Restores topics and subscriptions from the store. Returns false (and
+  // logs why) if the store cannot be read.
+  bool load();
+  // Listens and serves until SIGINT/SIGTERM. Returns the process exit code.
+  int run();
+
+  const Config& config() const { return config_; }
+
+  // --- operations, called by sessions ---
+
+  // The topic named `name`, created if new; nullptr and *error if the name
+  // is not valid.
+  Topic* topic(const std::string& name, std::string* error);
+  // Appends the frame's messages and confirms them once committed.
+  void publish(uint64_t connection_id, Topic& topic,
+               const wire::Publish& publish);
+  // The subscription to attach a consumer to: the durable one named `name`
+  // (created at `start` if new) or, for an empty name, a new ephemeral one.
+  Subscription* subscription(Topic& topic, const std::string& name,
+                             wire::StartPosition start,
+                             uint32_t ack_timeout_ms, std::string* error);
+  // A consumer left `subscription`; an ephemeral one ends with its consumer.
+  void consumer_left(Subscription& subscription);
+
+  // Work for the next after_io().
+  void schedule_dispatch(Subscription& subscription);
+  void persist_cursor(Subscription& subscription);
+
+  void forget(Connection& connection);  // from Connection::on_close
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+  static void on_signal(uv_signal_t* handle, int signum);
+  static void on_tick(uv_timer_t* handle);
+  static void on_check(uv_check_t* handle);
+  bool listen();
+  void after_io();
+  void expire_acks();
+  void shutdown();
+  Connection* find_connection(uint64_t id);
+
+  Config config_;
+  storage::Store& store_;
+  uv_loop_t loop_;
+  uv_tcp_t server_;
+  uv_signal_t sigint_, sigterm_;
+  uv_timer_t tick_;
+  uv_check_t check_;
+  uv_idle_t idle_;  // runs while dispatch work is left, so poll does not block
+  std::unique_ptr<Committer> committer_;
+
+  std::map<std::string, std::unique_ptr<Topic>> topics_;
+  uint64_t next_topic_id_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  uint64_t next_connection_id_ = 1;
+  std::unordered_set<Subscription*> to_dispatch_;
+  std::unordered_set<Subscription*> to_persist_;
+  flatbuffers::FlatBufferBuilder record_builder_{4096};
+  bool stopping_ = false;
+};
+
+}  // namespace tern

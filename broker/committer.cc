@@ -1,0 +1,95 @@
+#include "committer.h"
+
+#include "log.h"
+
+namespace tern {
+
+Committer::Committer(uv_loop_t* loop, storage::Store& store)
+    : store_(store),
+      filling_(std::make_unique<Group>(store)),
+      writing_(std::make_unique<Group>(store)) {
+  uv_async_init(loop, &async_, on_async);
+  async_.data = this;
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+Committer::~Committer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Committer::kick() {
+  if (in_flight_ || filling_->empty()) return;
+  std::swap(filling_, writing_);
+  in_flight_ = true;
+  if (stopped_) {  // shutting down: no thread any more, commit right here
+    writing_->status = store_.commit(writing_->batch);
+    finish();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    has_work_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Committer::thread_main() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return has_work_ || stop_; });
+      if (!has_work_) return;
+      has_work_ = false;
+    }
+    // writing_ belongs to this thread until uv_async_send below.
+    writing_->status = writing_->batch.empty()
+                           ? storage::Status::ok()
+                           : store_.commit(writing_->batch);
+    uv_async_send(&async_);
+  }
+}
+
+void Committer::on_async(uv_async_t* handle) {
+  static_cast<Committer*>(handle->data)->finish();
+}
+
+void Committer::finish() {
+  if (!in_flight_) return;  // uv_async may coalesce or fire spuriously
+  {
+    // The mutex orders the storage thread's writes before our reads.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (has_work_) return;  // not picked up yet
+  }
+  in_flight_ = false;
+  Group& done = *writing_;
+  if (!done.status.is_ok())
+    LOG_ERROR("storage commit of %u writes failed: %s", done.batch.count(),
+              done.status.message().c_str());
+  for (auto& callback : done.done) callback(done.status);
+  done.done.clear();
+  done.batch.clear();
+  kick();
+}
+
+void Committer::drain() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  // The thread commits the group it was handed before it exits.
+  if (thread_.joinable()) thread_.join();
+  stopped_ = true;
+  if (in_flight_)
+    finish();  // which kicks the rest through synchronously
+  else
+    kick();
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+}
+
+}  // namespace tern

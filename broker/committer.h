@@ -1,0 +1,73 @@
+// Committer: group commit. The loop thread fills a batch with everything that
+// arrived in one loop iteration (appends from every connection, cursor
+// updates, metadata); the storage thread writes it with one RocksDB Write
+// (one fsync with --fsync always) and reports back through uv_async. While a
+// commit is in flight the next batch fills, so the number of fsyncs adapts to
+// the disk: the slower the sync, the more each one carries.
+//
+// Everything except the storage thread's body runs on the loop thread.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <uv.h>
+
+#include "store.h"
+
+namespace tern {
+
+class Committer {
+ public:
+  // Runs on the loop thread once the batch it was added to is committed (or
+  // failed); status says which.
+  using Done = std::function<void(const storage::Status&)>;
+
+  Committer(uv_loop_t* loop, storage::Store& store);
+  ~Committer();
+
+  // The batch being filled, and a way to be told when it is committed.
+  storage::Batch& batch() { return filling_->batch; }
+  void on_commit(Done done) { filling_->done.push_back(std::move(done)); }
+
+  // Hands the filling batch to the storage thread, unless one is in flight
+  // (then it goes as soon as that one returns). Call once per loop iteration.
+  void kick();
+
+  bool idle() const { return !in_flight_ && filling_->empty(); }
+
+  // Commits whatever is left synchronously and stops the thread. For shutdown.
+  void drain();
+
+ private:
+  struct Group {
+    explicit Group(storage::Store& store) : batch(store) {}
+    bool empty() const { return batch.empty() && done.empty(); }
+    storage::Batch batch;
+    std::vector<Done> done;
+    storage::Status status = storage::Status::ok();
+  };
+
+  static void on_async(uv_async_t* handle);
+  void finish();
+  void thread_main();
+
+  storage::Store& store_;
+  uv_async_t async_;
+  std::unique_ptr<Group> filling_;  // loop thread only
+  std::unique_ptr<Group> writing_;  // owned by the storage thread while in flight
+  bool in_flight_ = false;          // loop thread only
+  bool stopped_ = false;            // loop thread only: drain() ran
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool has_work_ = false;  // guarded by mu_
+  bool stop_ = false;      // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace tern

@@ -1,0 +1,170 @@
+#include "connection.h"
+
+#include "broker.h"
+#include "log.h"
+
+namespace tern {
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+
+std::string peer_name(uv_tcp_t* tcp) {
+  sockaddr_storage addr;
+  int len = sizeof addr;
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return "unknown";
+  char host[64] = "";
+  int port;
+  if (addr.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(a, host, sizeof host);
+    port = ntohs(a->sin6_port);
+    return "[" + std::string(host) + "]:" + std::to_string(port);
+  }
+  auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+  uv_ip4_name(a, host, sizeof host);
+  port = ntohs(a->sin_port);
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+wire::ErrorCode code_for(frame::FrameReader::Result result) {
+  switch (result) {
+    case frame::FrameReader::Result::kTooLarge:
+      return wire::ErrorCode::FrameTooLarge;
+    case frame::FrameReader::Result::kUnknownType:
+      return wire::ErrorCode::UnknownFrameType;
+    default:
+      return wire::ErrorCode::BadFrame;
+  }
+}
+}  // namespace
+
+Connection::Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
+                       size_t max_output_bytes)
+    : broker_(broker),
+      id_(id),
+      max_output_bytes_(max_output_bytes),
+      reader_(max_frame_bytes),
+      session_(broker, *this) {
+  tcp_.data = this;
+  write_req_.data = this;
+}
+
+void Connection::start() {
+  peer_ = peer_name(&tcp_);
+  uv_tcp_nodelay(&tcp_, 1);
+  uv_read_start(stream(), on_alloc, on_read);
+}
+
+void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Connection*>(handle->data);
+  // Read straight into the frame reader: no copy between socket and decoder.
+  buf->base = reinterpret_cast<char*>(self->reader_.prepare(kReadChunk));
+  buf->len = kReadChunk;
+}
+
+void Connection::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t*) {
+  auto* self = static_cast<Connection*>(stream->data);
+  if (n < 0) {
+    if (n != UV_EOF)
+      LOG_INFO("connection %s: read failed: %s", self->peer_.c_str(),
+               uv_strerror(int(n)));
+    self->close();
+    return;
+  }
+  self->reader_.commit(size_t(n));
+  self->read_frames();
+}
+
+void Connection::read_frames() {
+  while (!closing_ && !close_after_write_) {
+    const wire::Frame* frame;
+    auto result = reader_.next(&frame);
+    if (result == frame::FrameReader::Result::kNeedMore) return;
+    if (result != frame::FrameReader::Result::kFrame) {
+      LOG_WARN("connection %s: %s", peer_.c_str(), reader_.error().c_str());
+      fail(0, code_for(result), reader_.error());
+      return;
+    }
+    session_.on_frame(*frame);
+  }
+}
+
+void Connection::send(const uint8_t* data, size_t size) {
+  if (closing_ || overflowed_) return;
+  if (queued_.size() + writing_.size() + size > max_output_bytes_) {
+    // The client is not reading. Closing it is the broker's only way to keep
+    // its memory bounded; its unacked messages go back to other consumers.
+    overflowed_ = true;
+    return;
+  }
+  queued_.append(reinterpret_cast<const char*>(data), size);
+}
+
+void Connection::flush() {
+  if (closing_) return;
+  if (overflowed_) {
+    overflowed_ = false;
+    queued_.clear();
+    LOG_WARN("connection %s: over %zu bytes waiting to be written; closing",
+             peer_.c_str(), max_output_bytes_);
+    fail(0, wire::ErrorCode::LimitExceeded,
+         "client is not reading: output buffer limit reached");
+    return;
+  }
+  if (write_in_flight_ || queued_.empty()) return;
+  writing_.swap(queued_);
+  queued_.clear();
+  uv_buf_t buf = uv_buf_init(writing_.data(), unsigned(writing_.size()));
+  int rc = uv_write(&write_req_, stream(), &buf, 1, on_write);
+  if (rc != 0) {
+    LOG_INFO("connection %s: write failed: %s", peer_.c_str(),
+             uv_strerror(rc));
+    close();
+    return;
+  }
+  write_in_flight_ = true;
+}
+
+void Connection::on_write(uv_write_t* req, int status) {
+  auto* self = static_cast<Connection*>(req->data);
+  self->write_in_flight_ = false;
+  self->writing_.clear();
+  if (status < 0) {
+    if (status != UV_ECANCELED)
+      LOG_INFO("connection %s: write failed: %s", self->peer_.c_str(),
+               uv_strerror(status));
+    self->close();
+    return;
+  }
+  if (!self->queued_.empty())
+    self->flush();
+  else if (self->close_after_write_)
+    self->close();
+}
+
+void Connection::fail(uint64_t request_id, wire::ErrorCode code,
+                      const std::string& message) {
+  if (closing_ || close_after_write_) return;
+  flatbuffers::FlatBufferBuilder fbb(256);
+  frame::build_error(fbb, request_id, code, message);
+  send(fbb);
+  uv_read_stop(stream());
+  close_after_write_ = true;
+  flush();
+  if (!write_in_flight_) close();
+}
+
+void Connection::close() {
+  if (closing_) return;
+  closing_ = true;
+  session_.end();
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+}
+
+void Connection::on_close(uv_handle_t* handle) {
+  auto* self = static_cast<Connection*>(handle->data);
+  self->broker_.forget(*self);  // destroys self
+}
+
+}  // namespace tern

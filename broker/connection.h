@@ -1,0 +1,74 @@
+// Connection: one client socket. Reads bytes into a FrameReader and hands each
+// verified frame to its Session; queues outgoing frames and writes them with
+// one uv_write per loop iteration (the broker calls flush() from its check
+// phase), so a burst of confirms and deliveries costs one syscall.
+//
+// Lifetime: the Broker owns every Connection. close() starts uv_close; the
+// Broker destroys the object in the close callback, never earlier, so libuv
+// callbacks always find it alive.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <uv.h>
+
+#include "frame.h"
+#include "session.h"
+
+namespace tern {
+
+class Broker;
+
+class Connection {
+ public:
+  Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
+             size_t max_output_bytes);
+
+  uint64_t id() const { return id_; }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+  uv_tcp_t* tcp() { return &tcp_; }
+  Session& session() { return session_; }
+  const std::string& peer() const { return peer_; }
+  bool closing() const { return closing_; }
+
+  void start();  // begins reading; the socket is accepted already
+
+  // Queues one whole frame for the next flush().
+  void send(const uint8_t* data, size_t size);
+  void send(const flatbuffers::FlatBufferBuilder& fbb) {
+    send(fbb.GetBufferPointer(), fbb.GetSize());
+  }
+  // Writes what is queued. Called once per loop iteration.
+  void flush();
+
+  // Sends an Error frame, then closes once it is written.
+  void fail(uint64_t request_id, wire::ErrorCode code,
+            const std::string& message);
+  void close();
+
+ private:
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_close(uv_handle_t* handle);
+  void read_frames();
+
+  Broker& broker_;
+  const uint64_t id_;
+  const size_t max_output_bytes_;
+  uv_tcp_t tcp_;
+  std::string peer_;
+  frame::FrameReader reader_;
+  Session session_;
+
+  std::string queued_;   // frames waiting for the next flush()
+  std::string writing_;  // bytes handed to libuv, until on_write
+  uv_write_t write_req_;
+  bool write_in_flight_ = false;
+  bool overflowed_ = false;   // queued_ passed max_output_bytes_
+  bool close_after_write_ = false;
+  bool closing_ = false;
+};
+
+}  // namespace tern

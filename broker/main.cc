@@ -1,0 +1,31 @@
+// tern-broker: parses flags, opens the store, serves until a signal.
+#include <csignal>
+#include <memory>
+
+#include "broker.h"
+#include "config.h"
+#include "log.h"
+#include "store.h"
+
+int main(int argc, char** argv) {
+  tern::Config config;
+  int exit_code = tern::parse_config(argc, argv, &config);
+  if (exit_code >= 0) return exit_code;
+
+  // A peer that goes away mid-write must be an error on that write, not the
+  // end of the process.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<tern::storage::Store> store;
+  tern::storage::Options options;
+  options.path = config.data_dir;
+  options.sync = config.fsync;
+  tern::storage::Status status = tern::storage::Store::open(options, &store);
+  if (!status.is_ok()) {
+    LOG_ERROR("cannot open data directory: %s", status.message().c_str());
+    return 1;
+  }
+  tern::Broker broker(config, *store);
+  if (!broker.load()) return 1;
+  return broker.run();
+}

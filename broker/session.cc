@@ -1,0 +1,178 @@
+#include "session.h"
+
+#include "broker.h"
+#include "connection.h"
+#include "log.h"
+#include "subscription.h"
+#include "topic.h"
+
+namespace tern {
+
+namespace {
+constexpr uint32_t kMaxPrefetch = 1000000;
+
+std::string str(const flatbuffers::String* s) {
+  return s ? std::string(s->data(), s->size()) : std::string();
+}
+}  // namespace
+
+Session::Session(Broker& broker, Connection& connection)
+    : broker_(broker), connection_(connection) {}
+
+void Session::on_frame(const wire::Frame& frame) {
+  wire::Body type = frame.body_type();
+  if (!greeted_) {
+    if (type != wire::Body::Hello) {
+      connection_.fail(0, wire::ErrorCode::HelloRequired,
+                       std::string("the first frame must be Hello, not ") +
+                           frame::body_name(type));
+      return;
+    }
+    on_hello(*frame.body_as_Hello());
+    return;
+  }
+  switch (type) {
+    case wire::Body::Publish:
+      return on_publish(*frame.body_as_Publish());
+    case wire::Body::Ack:
+      return on_ack(*frame.body_as_Ack());
+    case wire::Body::Subscribe:
+      return on_subscribe(*frame.body_as_Subscribe());
+    case wire::Body::Unsubscribe:
+      return on_unsubscribe(*frame.body_as_Unsubscribe());
+    case wire::Body::Ping:
+      return on_ping(*frame.body_as_Ping());
+    case wire::Body::Hello:
+      return connection_.fail(frame.body_as_Hello()->request_id(),
+                              wire::ErrorCode::HelloRequired,
+                              "Hello was already sent on this connection");
+    default:
+      return connection_.fail(0, wire::ErrorCode::NotAllowed,
+                              std::string(frame::body_name(type)) +
+                                  " is sent by the broker, not a client");
+  }
+}
+
+void Session::on_hello(const wire::Hello& hello) {
+  if (hello.protocol_version() != frame::kProtocolVersion) {
+    connection_.fail(hello.request_id(), wire::ErrorCode::UnsupportedVersion,
+                     "protocol version " +
+                         std::to_string(hello.protocol_version()) +
+                         " is not supported; this broker speaks version " +
+                         std::to_string(frame::kProtocolVersion));
+    return;
+  }
+  greeted_ = true;
+  LOG_DEBUG("connection %s: hello from '%s'", connection_.peer().c_str(),
+            str(hello.client_name()).c_str());
+  flatbuffers::FlatBufferBuilder fbb(128);
+  auto name = fbb.CreateString("tern-broker");
+  frame::finish(fbb, wire::Body::HelloOk,
+                wire::CreateHelloOk(fbb, hello.request_id(),
+                                    frame::kProtocolVersion, name,
+                                    broker_.config().max_frame_bytes)
+                    .Union());
+  connection_.send(fbb);
+}
+
+void Session::on_publish(const wire::Publish& publish) {
+  std::string error;
+  Topic* topic = broker_.topic(str(publish.topic()), &error);
+  if (topic == nullptr)
+    return reply_error(publish.request_id(), wire::ErrorCode::InvalidTopic,
+                       error);
+  broker_.publish(connection_.id(), *topic, publish);
+}
+
+void Session::on_subscribe(const wire::Subscribe& subscribe) {
+  uint64_t request_id = subscribe.request_id();
+  if (subscribe.prefetch() == 0 || subscribe.prefetch() > kMaxPrefetch)
+    return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
+                       "prefetch must be between 1 and " +
+                           std::to_string(kMaxPrefetch));
+  std::string error;
+  Topic* topic = broker_.topic(str(subscribe.topic()), &error);
+  if (topic == nullptr)
+    return reply_error(request_id, wire::ErrorCode::InvalidTopic, error);
+  std::string name = str(subscribe.subscription());
+  Subscription* subscription =
+      broker_.subscription(*topic, name, subscribe.start(),
+                           subscribe.ack_timeout_ms(), &error);
+  if (subscription == nullptr)
+    return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
+                       error);
+
+  uint64_t id = next_consumer_id_++;
+  auto consumer = std::make_unique<Consumer>(id, connection_, *subscription,
+                                             subscribe.prefetch());
+  subscription->add_consumer(*consumer);
+  consumers_[id] = std::move(consumer);
+
+  flatbuffers::FlatBufferBuilder fbb(128);
+  auto sub_name = fbb.CreateString(name);
+  frame::finish(fbb, wire::Body::SubscribeOk,
+                wire::CreateSubscribeOk(fbb, request_id, id, sub_name).Union());
+  connection_.send(fbb);
+  broker_.schedule_dispatch(*subscription);
+}
+
+void Session::on_unsubscribe(const wire::Unsubscribe& unsubscribe) {
+  auto it = consumers_.find(unsubscribe.consumer_id());
+  if (it == consumers_.end())
+    return reply_error(unsubscribe.request_id(),
+                       wire::ErrorCode::UnknownConsumer,
+                       "no consumer " +
+                           std::to_string(unsubscribe.consumer_id()) +
+                           " on this connection");
+  detach(*it->second);
+  consumers_.erase(it);
+  flatbuffers::FlatBufferBuilder fbb(64);
+  frame::finish(fbb, wire::Body::UnsubscribeOk,
+                wire::CreateUnsubscribeOk(fbb, unsubscribe.request_id())
+                    .Union());
+  connection_.send(fbb);
+}
+
+void Session::on_ack(const wire::Ack& ack) {
+  auto it = consumers_.find(ack.consumer_id());
+  if (it == consumers_.end())
+    return reply_error(0, wire::ErrorCode::UnknownConsumer,
+                       "ack for unknown consumer " +
+                           std::to_string(ack.consumer_id()));
+  Subscription& subscription = it->second->subscription;
+  bool changed = false;
+  if (ack.ranges()) {
+    for (const wire::OffsetRange* range : *ack.ranges())
+      changed |= subscription.ack(range->first(), range->last());
+  }
+  if (changed && subscription.durable()) broker_.persist_cursor(subscription);
+  // Acks return credit, so there may be more to send.
+  broker_.schedule_dispatch(subscription);
+}
+
+void Session::on_ping(const wire::Ping& ping) {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  frame::finish(fbb, wire::Body::Pong,
+                wire::CreatePong(fbb, ping.request_id()).Union());
+  connection_.send(fbb);
+}
+
+void Session::detach(Consumer& consumer) {
+  Subscription& subscription = consumer.subscription;
+  subscription.remove_consumer(consumer);
+  broker_.consumer_left(subscription);
+}
+
+void Session::end() {
+  for (auto& [id, consumer] : consumers_) detach(*consumer);
+  consumers_.clear();
+}
+
+void Session::reply_error(uint64_t request_id, wire::ErrorCode code,
+                          const std::string& message) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  frame::build_error(fbb, request_id, code, message);
+  connection_.send(fbb);
+}
+
+}  // namespace tern

@@ -1,0 +1,110 @@
+#include "topic.h"
+
+#include <algorithm>
+
+#include "log.h"
+
+namespace tern {
+
+namespace {
+// How much one read-back from the store fetches for a lagging consumer. The
+// read runs on the loop thread, so it is kept small.
+constexpr size_t kReadBackMessages = 512;
+constexpr size_t kReadBackBytes = 1u << 20;
+}  // namespace
+
+Topic::Topic(uint64_t id, std::string name, uint64_t first_offset,
+             uint64_t next_offset, size_t tail_limit_bytes)
+    : id_(id),
+      name_(std::move(name)),
+      first_offset_(first_offset),
+      committed_end_(next_offset),
+      next_offset_(next_offset),
+      tail_limit_bytes_(tail_limit_bytes) {}
+
+uint64_t Topic::append(std::string record) {
+  tail_bytes_ += record.size();
+  tail_.push_back({next_offset_, std::move(record)});
+  return next_offset_++;
+}
+
+void Topic::on_committed(uint64_t first, uint64_t end, bool ok) {
+  committed_end_ = std::max(committed_end_, end);
+  if (!ok) {
+    for (auto& entry : tail_) {
+      if (entry.offset >= first && entry.offset < end) {
+        tail_bytes_ -= entry.record.size();
+        entry.record.clear();
+      }
+    }
+  }
+  trim_tail();
+}
+
+void Topic::trim_tail() {
+  while (!tail_.empty() && tail_bytes_ > tail_limit_bytes_ &&
+         tail_.front().offset < committed_end_) {
+    tail_bytes_ -= tail_.front().record.size();
+    tail_.pop_front();
+  }
+}
+
+const std::string* Topic::record_at_or_after(uint64_t* offset) {
+  uint64_t tail_start = tail_.empty() ? next_offset_ : tail_.front().offset;
+  if (*offset >= tail_start) {
+    for (uint64_t o = *offset; o < committed_end_; ++o) {
+      const TailEntry& entry = tail_[o - tail_start];
+      if (!entry.record.empty()) {
+        *offset = o;
+        return &entry.record;
+      }
+    }
+    return nullptr;
+  }
+  // Behind the tail: serve from the last read-back if it covers the offset,
+  // else read the next stretch from the store.
+  bool covered = !read_back_.empty() && read_back_from_ <= *offset &&
+                 read_back_.back().offset >= *offset;
+  if (!covered) {
+    read_back_.clear();
+    read_back_from_ = *offset;
+    storage::Status status = store_->read(id_, *offset, kReadBackMessages,
+                                          kReadBackBytes, &read_back_);
+    if (!status.is_ok()) {
+      LOG_ERROR("reading topic %s at offset %llu: %s", name_.c_str(),
+                (unsigned long long)*offset, status.message().c_str());
+      return nullptr;
+    }
+    if (read_back_.empty()) {  // nothing stored from here: go on in the tail
+      *offset = tail_start;
+      return tail_start < committed_end_ ? record_at_or_after(offset)
+                                         : nullptr;
+    }
+  }
+  auto found = std::lower_bound(
+      read_back_.begin(), read_back_.end(), *offset,
+      [](const storage::StoredMessage& m, uint64_t o) { return m.offset < o; });
+  if (found->offset >= committed_end_) return nullptr;
+  *offset = found->offset;
+  return &found->record;
+}
+
+Subscription* Topic::find_subscription(const std::string& name) {
+  for (auto& s : subscriptions_)
+    if (s->durable() && s->name() == name) return s.get();
+  return nullptr;
+}
+
+Subscription& Topic::add_subscription(std::unique_ptr<Subscription> s) {
+  subscriptions_.push_back(std::move(s));
+  return *subscriptions_.back();
+}
+
+void Topic::remove_subscription(Subscription& subscription) {
+  subscriptions_.erase(
+      std::remove_if(subscriptions_.begin(), subscriptions_.end(),
+                     [&](const auto& s) { return s.get() == &subscription; }),
+      subscriptions_.end());
+}
+
+}  // namespace tern

@@ -1,0 +1,78 @@
+// Topic: one named, append-only log as the loop thread sees it — the offsets
+// it has handed out, how far they are durable, the subscriptions on it, and a
+// bounded in-memory tail of recent records.
+//
+// The tail is why consumers that keep up never touch RocksDB: a record stays
+// in memory from its append until the tail's byte budget pushes it out, and
+// it only leaves once it is durable. Records older than the tail are read
+// back from the store.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store.h"
+#include "subscription.h"
+
+namespace tern {
+
+class Topic {
+ public:
+  Topic(uint64_t id, std::string name, uint64_t first_offset,
+        uint64_t next_offset, size_t tail_limit_bytes);
+
+  uint64_t id() const { return id_; }
+  const std::string& name() const { return name_; }
+  uint64_t first_offset() const { return first_offset_; }
+  // Offsets below committed_end() are durable and may be delivered.
+  uint64_t committed_end() const { return committed_end_; }
+  uint64_t next_offset() const { return next_offset_; }
+
+  // Takes a record (not yet durable) and returns its offset.
+  uint64_t append(std::string record);
+  // The commit holding offsets [first, end) returned. If it failed those
+  // records are not stored and are never delivered: their offsets stay unused.
+  void on_committed(uint64_t first, uint64_t end, bool ok);
+
+  // The durable record at `offset` or the next one after it (a failed commit
+  // leaves gaps), as long as it is below committed_end(). Moves *offset to the
+  // record found. Reads the store when the tail no longer has it. Returns
+  // nullptr if there is none; the pointer is valid until the next call.
+  const std::string* record_at_or_after(uint64_t* offset);
+
+  Subscription* find_subscription(const std::string& name);
+  Subscription& add_subscription(std::unique_ptr<Subscription> subscription);
+  void remove_subscription(Subscription& subscription);
+  const std::vector<std::unique_ptr<Subscription>>& subscriptions() const {
+    return subscriptions_;
+  }
+
+  void set_store(storage::Store* store) { store_ = store; }
+
+ private:
+  struct TailEntry {
+    uint64_t offset;
+    std::string record;  // empty: the commit failed, nothing stored
+  };
+  void trim_tail();
+
+  uint64_t id_;
+  std::string name_;
+  uint64_t first_offset_;
+  uint64_t committed_end_;
+  uint64_t next_offset_;
+  std::deque<TailEntry> tail_;  // contiguous offsets ending at next_offset_
+  size_t tail_bytes_ = 0;
+  size_t tail_limit_bytes_;
+  std::vector<std::unique_ptr<Subscription>> subscriptions_;
+
+  // Records read back from the store for consumers behind the tail.
+  storage::Store* store_ = nullptr;
+  std::vector<storage::StoredMessage> read_back_;
+  uint64_t read_back_from_ = 0;  // the offset read_back_ was read from
+};
+
+}  // namespace tern
