@@ -28,6 +28,7 @@ void Committer::kick() {
   in_flight_ = true;
   if (stopped_) {  // shutting down: no thread any more, commit right here
     writing_->status = store_.commit(writing_->batch);
+    committed_ = true;
     finish();
     return;
   }
@@ -50,6 +51,10 @@ void Committer::thread_main() {
     writing_->status = writing_->batch.empty()
                            ? storage::Status::ok()
                            : store_.commit(writing_->batch);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      committed_ = true;
+    }
     uv_async_send(&async_);
   }
 }
@@ -59,11 +64,11 @@ void Committer::on_async(uv_async_t* handle) {
 }
 
 void Committer::finish() {
-  if (!in_flight_) return;  // uv_async may coalesce or fire spuriously
   {
-    // The mutex orders the storage thread's writes before our reads.
+    // The mutex also orders the storage thread's writes before our reads.
     std::lock_guard<std::mutex> lock(mu_);
-    if (has_work_) return;  // not picked up yet
+    if (!committed_) return;  // uv_async may fire more often than asked
+    committed_ = false;
   }
   in_flight_ = false;
   Group& done = *writing_;

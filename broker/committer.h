@@ -65,7 +65,8 @@ class Committer {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool has_work_ = false;  // guarded by mu_
+  bool has_work_ = false;   // guarded by mu_: writing_ handed over
+  bool committed_ = false;  // guarded by mu_: writing_ committed
   bool stop_ = false;      // guarded by mu_
   std::thread thread_;
 };
