@@ -10,10 +10,10 @@ PACKAGES := g++ make libuv1-dev librocksdb-dev flatbuffers-compiler \
 BUILD    ?= build
 CXX      ?= g++
 SANITIZE ?=
-CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -pthread $(SANITIZE) \
+OPT      ?= -O2 -g
+CXXFLAGS := $(OPT) -std=c++17 -Wall -Wextra -Werror -pthread $(SANITIZE) \
             -I$(BUILD)/gen -Iprotocol -Istorage -Ibroker -Iclient/include -Iclient
-LDFLAGS  += -pthread $(SANITIZE)
+LDFLAGS  := -pthread $(SANITIZE)
 
 LISTEN ?= 127.0.0.1:7411
 DATA   ?= ./data
@@ -76,7 +76,7 @@ run: $(BUILD)/tern-broker $(BUILD)/tern
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over the whole test suite.
 asan:
-	$(MAKE) BUILD=build-asan CXXFLAGS="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
 format:

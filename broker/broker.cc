@@ -268,7 +268,7 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
     }
   }
   // A new subscription: everything before its start counts as done.
-  uint64_t begin = !name.empty() && start == wire::StartPosition::Earliest
+  uint64_t begin = start == wire::StartPosition::Earliest
                        ? topic.first_offset()
                        : topic.committed_end();
   AckSet acks;

@@ -69,10 +69,13 @@ FrameReader::Result FrameReader::next(const wire::Frame** out) {
   }
   const wire::Frame* frame = wire::GetSizePrefixedFrame(p);
   auto type = frame->body_type();
-  if (type == wire::Body::NONE || type > wire::Body::MAX ||
-      frame->body() == nullptr) {
+  if (type > wire::Body::MAX) {
     error_ = "unknown frame type " + std::to_string(int(type));
     return Result::kUnknownType;
+  }
+  if (type == wire::Body::NONE || frame->body() == nullptr) {
+    error_ = "frame has no body";
+    return Result::kInvalid;
   }
   *out = frame;
   return Result::kFrame;

@@ -100,10 +100,11 @@ enum class StartPosition { kLatest, kEarliest };
 
 struct SubscribeOptions {
   std::string topic;
-  // Durable subscription name. Empty: an ephemeral subscription that starts at
-  // the tail and ends with this consumer.
+  // Durable subscription name. Empty: an ephemeral subscription that ends
+  // with this consumer.
   std::string subscription;
-  // Where a new subscription starts; an existing one resumes at its cursor.
+  // Where a new subscription starts (ephemeral ones too); an existing durable
+  // one resumes at its cursor.
   StartPosition start = StartPosition::kLatest;
   // Max unacked messages in flight to this consumer.
   uint32_t prefetch = 1000;

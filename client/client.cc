@@ -1,0 +1,317 @@
+// The public tern::Client and tern::Subscription: each call builds its frame
+// and hands it to the Connection (connection.h), which does the waiting.
+#include "tern/client.h"
+
+#include <limits>
+#include <utility>
+
+#include "connection.h"
+
+namespace tern {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+flatbuffers::Offset<flatbuffers::Vector<uint8_t>> bytes(
+    flatbuffers::FlatBufferBuilder& fbb, const std::string& s) {
+  return fbb.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+// Bytes a message takes in a Publish frame, roughly but never below the truth
+// by much: sizing the builder up front means payloads are copied exactly once,
+// with no regrowth of the buffer.
+size_t encoded_size(const std::string& payload, const std::string& key,
+                    const std::vector<Header>& headers) {
+  size_t n = payload.size() + key.size() + 64;
+  for (const Header& h : headers) n += h.name.size() + h.value.size() + 32;
+  return n;
+}
+
+flatbuffers::Offset<wire::Message> build_message(
+    flatbuffers::FlatBufferBuilder& fbb, const std::string& payload,
+    const std::string& key, const std::vector<Header>& headers) {
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Header>>>
+      header_vec = 0;
+  if (!headers.empty()) {
+    // Few headers per message; a small vector per message is the price of
+    // FlatBuffers wanting children built before their parent.
+    std::vector<flatbuffers::Offset<wire::Header>> offsets;
+    offsets.reserve(headers.size());
+    for (const Header& h : headers) {
+      auto name = fbb.CreateString(h.name);
+      auto value = bytes(fbb, h.value);
+      offsets.push_back(wire::CreateHeader(fbb, name, value));
+    }
+    header_vec = fbb.CreateVector(offsets);
+  }
+  auto key_vec = key.empty() ? 0 : bytes(fbb, key);
+  auto payload_vec = bytes(fbb, payload);
+  return wire::CreateMessage(fbb, key_vec, header_vec, payload_vec);
+}
+
+void finish_publish(
+    flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
+    const std::string& topic,
+    const std::vector<flatbuffers::Offset<wire::Message>>& messages) {
+  auto topic_str = fbb.CreateString(topic);
+  auto message_vec = fbb.CreateVector(messages);
+  frame::finish(
+      fbb, wire::Body::Publish,
+      wire::CreatePublish(fbb, request_id, topic_str, true, message_vec)
+          .Union());
+}
+
+// Puts what was being done in front of a broker's request error, e.g.
+// "publish to orders failed: InvalidTopic: ...". Client-side errors (lost
+// connection, timeout) already say what happened and pass through as they are.
+[[noreturn]] void rethrow_with_context(const Error& e,
+                                       const std::string& what) {
+  if (uint16_t(e.code()) < uint16_t(ErrorCode::kConnectFailed)) {
+    throw Error(e.code(), what + " failed: " + e.what());
+  }
+  throw e;
+}
+
+// Refuses a frame the broker would reject (and then close the connection).
+void check_frame_size(const flatbuffers::FlatBufferBuilder& fbb,
+                      uint32_t max_frame_bytes) {
+  size_t body = fbb.GetSize() - frame::kLengthBytes;
+  if (body > max_frame_bytes) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "publish frame of " + std::to_string(body) +
+                    " bytes exceeds the broker's limit of " +
+                    std::to_string(max_frame_bytes));
+  }
+}
+
+}  // namespace
+
+// --- Client ---
+
+std::unique_ptr<Client> Client::connect(const std::string& address,
+                                        ClientOptions options) {
+  auto deadline = Clock::now() + options.timeout;
+  std::shared_ptr<Connection> connection = Connection::open(address, options);
+
+  flatbuffers::FlatBufferBuilder fbb(128);
+  uint64_t id = connection->next_request_id();
+  auto name = fbb.CreateString(options.client_name);
+  frame::finish(
+      fbb, wire::Body::Hello,
+      wire::CreateHello(fbb, id, frame::kProtocolVersion, name).Union());
+  Reply reply;
+  try {
+    reply = connection->call(id, wire::Body::HelloOk, fbb, "Hello", deadline);
+  } catch (const Error& e) {
+    connection->close();
+    if (e.code() == ErrorCode::kTimeout) {
+      throw Error(ErrorCode::kConnectFailed,
+                  "cannot connect to " + address +
+                      ": no reply to Hello within " +
+                      std::to_string(options.timeout.count()) + " ms");
+    }
+    if (e.code() == ErrorCode::kConnectionLost) {
+      throw Error(ErrorCode::kConnectFailed,
+                  "cannot connect to " + address + ": " + e.what());
+    }
+    throw Error(e.code(), "broker at " + address +
+                              " refused the connection: " + e.what());
+  }
+  // The broker's limit applies to what we send. Zero would be a broker bug;
+  // fall back to the protocol default rather than refusing everything.
+  connection->set_max_frame_bytes(reply.max_frame_bytes != 0
+                                      ? reply.max_frame_bytes
+                                      : frame::kDefaultMaxFrameBytes);
+  return std::unique_ptr<Client>(new Client(std::move(connection)));
+}
+
+Client::Client(std::shared_ptr<Connection> connection)
+    : connection_(std::move(connection)) {}
+
+Client::~Client() { connection_->close(); }
+
+uint64_t Client::publish(const std::string& topic, std::string payload,
+                         std::vector<Header> headers) {
+  static const std::string kNoKey;
+  flatbuffers::FlatBufferBuilder fbb(encoded_size(payload, kNoKey, headers) +
+                                     topic.size() + 128);
+  uint64_t id = connection_->next_request_id();
+  std::vector<flatbuffers::Offset<wire::Message>> messages{
+      build_message(fbb, payload, kNoKey, headers)};
+  finish_publish(fbb, id, topic, messages);
+  check_frame_size(fbb, connection_->max_frame_bytes());
+
+  Reply reply;
+  try {
+    reply = connection_->call(id, wire::Body::PublishAck, fbb, "Publish",
+                              Clock::now() + connection_->options().timeout);
+  } catch (const Error& e) {
+    rethrow_with_context(e, "publish to " + topic);
+  }
+  if (reply.result.error != ErrorCode::kNone) {
+    throw Error(
+        reply.result.error,
+        "publish to " + topic + " failed: " +
+            wire::EnumNameErrorCode(wire::ErrorCode(reply.result.error)));
+  }
+  return reply.result.offset;
+}
+
+void Client::publish_async(const std::string& topic,
+                           std::vector<OutgoingMessage> messages,
+                           ConfirmCallback on_confirm) {
+  if (messages.empty()) {
+    // Nothing to send or confirm; keep the promise of one callback per call.
+    if (on_confirm) on_confirm({});
+    return;
+  }
+  size_t size = topic.size() + 128;
+  for (const OutgoingMessage& m : messages) {
+    size += encoded_size(m.payload, m.key, m.headers) + 8;
+  }
+  flatbuffers::FlatBufferBuilder fbb(size);
+  std::vector<flatbuffers::Offset<wire::Message>> offsets;
+  offsets.reserve(messages.size());
+  for (const OutgoingMessage& m : messages) {
+    offsets.push_back(build_message(fbb, m.payload, m.key, m.headers));
+  }
+  uint64_t id = connection_->next_request_id();
+  finish_publish(fbb, id, topic, offsets);
+  check_frame_size(fbb, connection_->max_frame_bytes());
+  connection_->publish_async(id, messages.size(), topic, std::move(on_confirm),
+                             fbb);
+}
+
+void Client::flush() { connection_->flush(); }
+
+size_t Client::unconfirmed() const { return connection_->unconfirmed(); }
+
+Subscription Client::subscribe(const SubscribeOptions& options) {
+  if (options.ack_timeout.count() < 0 ||
+      options.ack_timeout.count() > std::numeric_limits<uint32_t>::max()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "ack_timeout must be from 0 to 2^32-1 ms");
+  }
+  flatbuffers::FlatBufferBuilder fbb(256);
+  uint64_t id = connection_->next_request_id();
+  auto topic = fbb.CreateString(options.topic);
+  auto name = fbb.CreateString(options.subscription);
+  auto start = options.start == StartPosition::kEarliest
+                   ? wire::StartPosition::Earliest
+                   : wire::StartPosition::Latest;
+  frame::finish(
+      fbb, wire::Body::Subscribe,
+      wire::CreateSubscribe(fbb, id, topic, name, start, options.prefetch,
+                            uint32_t(options.ack_timeout.count()))
+          .Union());
+  Reply reply;
+  try {
+    reply = connection_->call(id, wire::Body::SubscribeOk, fbb, "Subscribe",
+                              Clock::now() + connection_->options().timeout);
+  } catch (const Error& e) {
+    rethrow_with_context(e, "subscribe to " + options.topic);
+  }
+  return Subscription(connection_, reply.consumer_id, options.topic,
+                      reply.subscription);
+}
+
+std::chrono::microseconds Client::ping() {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  uint64_t id = connection_->next_request_id();
+  frame::finish(fbb, wire::Body::Ping, wire::CreatePing(fbb, id).Union());
+  auto start = Clock::now();
+  connection_->call(id, wire::Body::Pong, fbb, "Ping",
+                    start + connection_->options().timeout);
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() -
+                                                               start);
+}
+
+void Client::close() { connection_->close(); }
+
+bool Client::connected() const { return connection_->connected(); }
+
+// --- Subscription ---
+
+Subscription::Subscription(std::shared_ptr<Client::Connection> connection,
+                           uint64_t consumer_id, std::string topic,
+                           std::string name)
+    : connection_(std::move(connection)),
+      consumer_id_(consumer_id),
+      topic_(std::move(topic)),
+      name_(std::move(name)) {}
+
+Subscription::Subscription(Subscription&& other) noexcept
+    : connection_(std::move(other.connection_)),
+      consumer_id_(std::exchange(other.consumer_id_, 0)),
+      topic_(std::move(other.topic_)),
+      name_(std::move(other.name_)) {}
+
+Subscription& Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    try {
+      unsubscribe();
+    } catch (...) {
+      // Best effort, as in the destructor.
+    }
+    connection_ = std::move(other.connection_);
+    consumer_id_ = std::exchange(other.consumer_id_, 0);
+    topic_ = std::move(other.topic_);
+    name_ = std::move(other.name_);
+  }
+  return *this;
+}
+
+Subscription::~Subscription() {
+  try {
+    unsubscribe();
+  } catch (...) {
+    // A destructor must not throw; the broker redelivers whatever was unacked
+    // once it notices the consumer is gone.
+  }
+}
+
+std::optional<Message> Subscription::next(std::chrono::milliseconds timeout) {
+  if (consumer_id_ == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
+  }
+  return connection_->next(consumer_id_, timeout);
+}
+
+void Subscription::ack_range(uint64_t first, uint64_t last) {
+  if (consumer_id_ == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
+  }
+  if (first > last) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "ack range " + std::to_string(first) + ".." +
+                    std::to_string(last) + " is empty");
+  }
+  flatbuffers::FlatBufferBuilder fbb(96);
+  wire::OffsetRange range(first, last);
+  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
+  frame::finish(fbb, wire::Body::Ack,
+                wire::CreateAck(fbb, consumer_id_, ranges).Union());
+  connection_->send(fbb);
+}
+
+void Subscription::unsubscribe() {
+  if (consumer_id_ == 0) return;
+  uint64_t consumer_id = std::exchange(consumer_id_, 0);
+  // Deliveries that race with the Unsubscribe are dropped here; the broker
+  // redelivers them since they are never acked.
+  connection_->forget_consumer(consumer_id);
+  if (!connection_->connected()) return;  // the consumer died with it
+
+  flatbuffers::FlatBufferBuilder fbb(64);
+  uint64_t id = connection_->next_request_id();
+  frame::finish(fbb, wire::Body::Unsubscribe,
+                wire::CreateUnsubscribe(fbb, id, consumer_id).Union());
+  try {
+    connection_->call(id, wire::Body::UnsubscribeOk, fbb, "Unsubscribe",
+                      Clock::now() + connection_->options().timeout);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kConnectionLost) throw;
+  }
+}
+
+}  // namespace tern

@@ -1,0 +1,538 @@
+#include "connection.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "socket.h"
+
+namespace tern {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+
+std::string to_string(const flatbuffers::Vector<uint8_t>* bytes) {
+  if (bytes == nullptr) return std::string();
+  return std::string(reinterpret_cast<const char*>(bytes->data()),
+                     bytes->size());
+}
+
+std::string to_string(const flatbuffers::String* s) {
+  return s == nullptr ? std::string() : s->str();
+}
+
+// Errors that concern one request and leave the connection open. Any other
+// Error frame means the broker is about to close the connection.
+bool is_request_error(wire::ErrorCode code) {
+  switch (code) {
+    case wire::ErrorCode::InvalidTopic:
+    case wire::ErrorCode::InvalidSubscription:
+    case wire::ErrorCode::UnknownConsumer:
+    case wire::ErrorCode::StorageFailure:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string error_name(wire::ErrorCode code) {
+  if (code > wire::ErrorCode::MAX) return "error " + std::to_string(int(code));
+  return wire::EnumNameErrorCode(code);
+}
+
+}  // namespace
+
+std::shared_ptr<Client::Connection> Client::Connection::open(
+    const std::string& address, const ClientOptions& options) {
+  int fd = net::connect_tcp(address, options.timeout);
+  // make_shared cannot reach the private constructor.
+  std::shared_ptr<Connection> c(new Connection(address, options, fd));
+  // The reader holds a reference until it finishes, so the connection cannot
+  // be destroyed under it; close() is what makes it finish.
+  c->reader_ = std::thread([self = c]() mutable {
+    self->read_loop();
+    self.reset();  // may run the destructor, here on the reader thread
+  });
+  return c;
+}
+
+Client::Connection::Connection(std::string address, ClientOptions options,
+                               int fd)
+    : address_(std::move(address)), options_(std::move(options)), fd_(fd) {}
+
+Client::Connection::~Connection() {
+  close();
+  // Only reached with the reader still joinable when the reader thread itself
+  // dropped the last reference, as its very last act.
+  if (reader_.joinable()) reader_.detach();
+  ::close(fd_);
+}
+
+void Client::Connection::send(const flatbuffers::FlatBufferBuilder& fbb) {
+  int err;
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    check_open();
+    err = net::send_all(fd_, fbb.GetBufferPointer(), fbb.GetSize());
+  }
+  if (err != 0) {
+    fail(std::string("write failed: ") + std::strerror(err));
+    std::lock_guard<std::mutex> lock(mu_);
+    throw lost_error();
+  }
+}
+
+Reply Client::Connection::call(uint64_t request_id, wire::Body expect,
+                               const flatbuffers::FlatBufferBuilder& fbb,
+                               const char* what,
+                               std::chrono::steady_clock::time_point deadline) {
+  Waiter waiter;
+  waiter.expect = expect;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) throw lost_error();
+    waiters_[request_id] = &waiter;
+  }
+  try {
+    send(fbb);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiters_.erase(request_id);
+    throw;
+  }
+
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!waiter.cv.wait_until(lock, deadline, [&] { return waiter.done; })) {
+    waiters_.erase(request_id);
+    throw Error(ErrorCode::kTimeout,
+                std::string("no reply to ") + what + " from " + address_ +
+                    " within " + std::to_string(options_.timeout.count()) +
+                    " ms");
+  }
+  // Whoever set done also removed the waiter from waiters_.
+  Reply& reply = waiter.reply;
+  if (reply.type == wire::Body::Error) throw Error(reply.error, reply.message);
+  if (reply.type != expect) {
+    throw Error(ErrorCode::kProtocol, std::string("broker answered ") + what +
+                                          " with " +
+                                          frame::body_name(reply.type));
+  }
+  return std::move(reply);
+}
+
+void Client::Connection::publish_async(
+    uint64_t request_id, size_t count, const std::string& topic,
+    ConfirmCallback on_confirm, const flatbuffers::FlatBufferBuilder& fbb) {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    // A batch larger than the whole window still goes out, alone.
+    window_cv_.wait(lock, [&] {
+      return closed_ || unconfirmed_ == 0 ||
+             unconfirmed_ + count <= options_.max_unconfirmed;
+    });
+    if (closed_) throw lost_error();
+    publishes_.emplace(request_id,
+                       PendingPublish{count, topic, std::move(on_confirm)});
+    unconfirmed_ += count;
+  }
+  // If this fails the publish stays recorded; the reader completes it with
+  // kConnectionLost once it sees the socket shut down.
+  send(fbb);
+}
+
+void Client::Connection::flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  // Cannot hang on a lost connection: the reader completes every publish
+  // before it exits.
+  window_cv_.wait(lock, [&] { return unconfirmed_ == 0; });
+  if (first_publish_error_) {
+    Error error = std::move(*first_publish_error_);
+    first_publish_error_.reset();
+    throw error;
+  }
+}
+
+size_t Client::Connection::unconfirmed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return unconfirmed_;
+}
+
+std::optional<Message> Client::Connection::next(
+    uint64_t consumer_id, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = consumers_.find(consumer_id);
+  if (it == consumers_.end()) {
+    throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
+  }
+  // Holding a reference keeps the condition variable alive even if another
+  // thread unsubscribes meanwhile.
+  std::shared_ptr<Consumer> consumer = it->second;
+  consumer->cv.wait_until(lock, deadline, [&] {
+    return !consumer->queue.empty() || closed_ || consumer->detached;
+  });
+  // Messages that arrived before the connection died are still handed out.
+  if (!consumer->queue.empty()) {
+    Message m = std::move(consumer->queue.front());
+    consumer->queue.pop_front();
+    return m;
+  }
+  if (closed_) throw lost_error();
+  return std::nullopt;
+}
+
+void Client::Connection::forget_consumer(uint64_t consumer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = consumers_.find(consumer_id);
+  if (it == consumers_.end()) return;
+  it->second->detached = true;
+  it->second->cv.notify_all();
+  consumers_.erase(it);
+}
+
+void Client::Connection::check_open() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) throw lost_error();
+}
+
+bool Client::Connection::connected() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !closed_;
+}
+
+void Client::Connection::close() {
+  fail("closed by the client");
+  std::lock_guard<std::mutex> lock(close_mu_);
+  if (reader_.joinable() && reader_.get_id() != std::this_thread::get_id()) {
+    reader_.join();
+  }
+}
+
+Error Client::Connection::lost_error() const {
+  return Error(ErrorCode::kConnectionLost,
+               "connection to " + address_ + " lost: " + close_reason_);
+}
+
+void Client::Connection::fail(const std::string& reason) {
+  std::vector<std::shared_ptr<Consumer>> consumers;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    close_reason_ = reason;
+    for (auto& [id, waiter] : waiters_) {
+      waiter->reply.type = wire::Body::Error;
+      waiter->reply.error = ErrorCode::kConnectionLost;
+      waiter->reply.message = lost_error().what();
+      waiter->done = true;
+      waiter->cv.notify_one();
+    }
+    waiters_.clear();
+    for (auto& [id, consumer] : consumers_) consumer->cv.notify_all();
+    window_cv_.notify_all();
+  }
+  // Wakes the reader's recv() and any writer stuck in send(). The descriptor
+  // stays open (see the destructor), so this cannot hit a reused one.
+  ::shutdown(fd_, SHUT_RDWR);
+}
+
+// --- reader thread ---
+
+void Client::Connection::read_loop() {
+  frame::FrameReader reader(options_.max_frame_bytes);
+  std::string reason;
+  for (;;) {
+    uint8_t* buf = reader.prepare(kReadChunk);
+    ssize_t n = ::recv(fd_, buf, kReadChunk, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      reason = std::strerror(errno);
+      break;
+    }
+    if (n == 0) {
+      reason = "closed by the broker";
+      break;
+    }
+    reader.commit(size_t(n));
+    const wire::Frame* frame = nullptr;
+    frame::FrameReader::Result result;
+    while ((result = reader.next(&frame)) ==
+           frame::FrameReader::Result::kFrame) {
+      dispatch(*frame);
+    }
+    if (result != frame::FrameReader::Result::kNeedMore) {
+      reason = "unreadable frame from the broker: " + reader.error();
+      break;
+    }
+  }
+  {
+    // The broker closes the connection after a fatal error; its word for why
+    // beats a bare "closed by the broker".
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!broker_error_.empty()) reason = broker_error_;
+  }
+  fail(reason);
+  complete_all_publishes();
+}
+
+void Client::Connection::dispatch(const wire::Frame& frame) {
+  switch (frame.body_type()) {
+    case wire::Body::HelloOk: {
+      auto* ok = frame.body_as_HelloOk();
+      Reply reply;
+      reply.max_frame_bytes = ok->max_frame_bytes();
+      reply.server_name = to_string(ok->server_name());
+      on_reply(ok->request_id(), wire::Body::HelloOk, reply);
+      break;
+    }
+    case wire::Body::Pong:
+      on_reply(frame.body_as_Pong()->request_id(), wire::Body::Pong, Reply());
+      break;
+    case wire::Body::SubscribeOk:
+      on_subscribe_ok(*frame.body_as_SubscribeOk());
+      break;
+    case wire::Body::UnsubscribeOk:
+      on_reply(frame.body_as_UnsubscribeOk()->request_id(),
+               wire::Body::UnsubscribeOk, Reply());
+      break;
+    case wire::Body::PublishAck:
+      on_publish_ack(*frame.body_as_PublishAck());
+      break;
+    case wire::Body::Error:
+      on_error(*frame.body_as_Error());
+      break;
+    case wire::Body::Deliver:
+      on_deliver(*frame.body_as_Deliver());
+      break;
+    default:
+      // A client-only frame type: the broker is confused, and so would we be.
+      fail(std::string("broker sent a ") + frame::body_name(frame.body_type()) +
+           " frame");
+      break;
+  }
+}
+
+void Client::Connection::on_reply(uint64_t request_id, wire::Body type,
+                                  const Reply& reply) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = waiters_.find(request_id);
+  if (it == waiters_.end()) return;  // its caller timed out and left
+  Waiter* waiter = it->second;
+  waiters_.erase(it);
+  waiter->reply = reply;
+  waiter->reply.type = type;
+  waiter->done = true;
+  waiter->cv.notify_one();
+}
+
+void Client::Connection::on_subscribe_ok(const wire::SubscribeOk& ok) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = waiters_.find(ok.request_id());
+    if (it != waiters_.end() && it->second->expect == wire::Body::SubscribeOk) {
+      Waiter* waiter = it->second;
+      waiters_.erase(it);
+      // Register the consumer here, before the next frame is read, so that
+      // deliveries right behind the SubscribeOk have somewhere to go.
+      consumers_.emplace(ok.consumer_id(), std::make_shared<Consumer>());
+      waiter->reply.type = wire::Body::SubscribeOk;
+      waiter->reply.consumer_id = ok.consumer_id();
+      waiter->reply.subscription = to_string(ok.subscription());
+      waiter->done = true;
+      waiter->cv.notify_one();
+      return;
+    }
+  }
+  // Nobody waits for this consumer any more (the subscribe timed out): detach
+  // it so its messages go to other consumers rather than pile up unacked.
+  unsubscribe_orphan(ok.consumer_id());
+}
+
+void Client::Connection::unsubscribe_orphan(uint64_t consumer_id) {
+  flatbuffers::FlatBufferBuilder fbb(64);
+  frame::finish(
+      fbb, wire::Body::Unsubscribe,
+      wire::CreateUnsubscribe(fbb, next_request_id(), consumer_id).Union());
+  try {
+    send(fbb);
+  } catch (const Error&) {
+    // The connection is gone, and the consumer with it.
+  }
+}
+
+void Client::Connection::on_publish_ack(const wire::PublishAck& ack) {
+  uint64_t request_id = ack.request_id();
+  std::optional<PendingPublish> publish;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = publishes_.find(request_id);
+    if (it == publishes_.end()) {
+      // A blocking publish() (or a stray ack, which is ignored).
+      auto w = waiters_.find(request_id);
+      if (w == waiters_.end()) return;
+      Waiter* waiter = w->second;
+      waiters_.erase(w);
+      auto* results = ack.results();
+      if (results != nullptr && results->size() == 1) {
+        waiter->reply.type = wire::Body::PublishAck;
+        waiter->reply.result.offset = results->Get(0)->offset();
+        waiter->reply.result.error = ErrorCode(results->Get(0)->error());
+      } else {
+        waiter->reply.type = wire::Body::Error;
+        waiter->reply.error = ErrorCode::kProtocol;
+        waiter->reply.message = "broker confirmed 1 message with " +
+                                std::to_string(results ? results->size() : 0) +
+                                " results";
+      }
+      waiter->done = true;
+      waiter->cv.notify_one();
+      return;
+    }
+    publish = std::move(it->second);
+    publishes_.erase(it);
+  }
+
+  std::vector<PublishResult> results(publish->count);
+  std::string error_message;
+  auto* wire_results = ack.results();
+  if (wire_results == nullptr || wire_results->size() != publish->count) {
+    for (auto& r : results) r.error = ErrorCode::kProtocol;
+    error_message = "broker confirmed " + std::to_string(publish->count) +
+                    " messages with " +
+                    std::to_string(wire_results ? wire_results->size() : 0) +
+                    " results";
+  } else {
+    for (size_t i = 0; i < results.size(); ++i) {
+      const wire::PublishResult* r =
+          wire_results->Get(flatbuffers::uoffset_t(i));
+      results[i].offset = r->offset();
+      results[i].error = ErrorCode(r->error());
+      if (results[i].error != ErrorCode::kNone && error_message.empty()) {
+        error_message = "publish to " + publish->topic +
+                        " failed: " + error_name(r->error());
+      }
+    }
+  }
+  complete_publish(std::move(*publish), results, error_message);
+}
+
+void Client::Connection::complete_publish(
+    PendingPublish publish, const std::vector<PublishResult>& results,
+    const std::string& error_message) {
+  if (publish.on_confirm) publish.on_confirm(results);
+  // Released only after the callback, so flush() returning means every
+  // callback has run.
+  std::lock_guard<std::mutex> lock(mu_);
+  unconfirmed_ -= publish.count;
+  if (!error_message.empty() && !first_publish_error_) {
+    ErrorCode code = ErrorCode::kNone;
+    for (const auto& r : results) {
+      if (r.error != ErrorCode::kNone) {
+        code = r.error;
+        break;
+      }
+    }
+    first_publish_error_.emplace(code, error_message);
+  }
+  window_cv_.notify_all();
+}
+
+void Client::Connection::complete_all_publishes() {
+  std::unordered_map<uint64_t, PendingPublish> publishes;
+  std::string message;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    publishes.swap(publishes_);  // closed_ is set: no more get added
+    message = lost_error().what();
+  }
+  for (auto& [id, publish] : publishes) {
+    std::vector<PublishResult> results(publish.count);
+    for (auto& r : results) r.error = ErrorCode::kConnectionLost;
+    complete_publish(std::move(publish), results, message);
+  }
+}
+
+void Client::Connection::on_error(const wire::Error& error) {
+  uint64_t request_id = error.request_id();
+  ErrorCode code = ErrorCode(error.code());
+  std::string text = error_name(error.code());
+  if (error.message() != nullptr && error.message()->size() > 0) {
+    text += ": " + error.message()->str();
+  }
+
+  if (!is_request_error(error.code())) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (broker_error_.empty()) broker_error_ = "broker error " + text;
+  }
+  if (request_id == 0) {
+    // Request errors without a request id can only be about an Ack (which has
+    // no reply): the broker keeps the connection and there is no caller to
+    // tell, so they are dropped. Anything else ends the connection.
+    if (!is_request_error(error.code())) fail("broker error " + text);
+    return;
+  }
+
+  std::optional<PendingPublish> publish;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto w = waiters_.find(request_id);
+    if (w != waiters_.end()) {
+      Waiter* waiter = w->second;
+      waiters_.erase(w);
+      waiter->reply.type = wire::Body::Error;
+      waiter->reply.error = code;
+      waiter->reply.message = text;
+      waiter->done = true;
+      waiter->cv.notify_one();
+      return;
+    }
+    auto p = publishes_.find(request_id);
+    if (p == publishes_.end()) return;  // its caller timed out and left
+    publish = std::move(p->second);
+    publishes_.erase(p);
+  }
+  std::vector<PublishResult> results(publish->count);
+  for (auto& r : results) r.error = code;
+  std::string message = "publish to " + publish->topic + " failed: " + text;
+  complete_publish(std::move(*publish), results, message);
+}
+
+void Client::Connection::on_deliver(const wire::Deliver& deliver) {
+  auto* deliveries = deliver.messages();
+  if (deliveries == nullptr || deliveries->size() == 0) return;
+
+  // Decode outside the lock; the strings are the one copy a Message needs.
+  std::string topic = to_string(deliver.topic());
+  std::string subscription = to_string(deliver.subscription());
+  std::vector<Message> messages(deliveries->size());
+  for (flatbuffers::uoffset_t i = 0; i < deliveries->size(); ++i) {
+    const wire::Delivery* d = deliveries->Get(i);
+    Message& m = messages[i];
+    m.topic = topic;
+    m.subscription = subscription;
+    m.offset = d->offset();
+    m.attempt = d->attempt();
+    m.timestamp_ms = d->timestamp_ms();
+    m.key = to_string(d->key());
+    if (auto* headers = d->headers()) {
+      m.headers.reserve(headers->size());
+      for (const wire::Header* h : *headers) {
+        m.headers.push_back(
+            Header{to_string(h->name()), to_string(h->value())});
+      }
+    }
+    m.payload = to_string(d->payload());
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = consumers_.find(deliver.consumer_id());
+  // Unsubscribed meanwhile: the broker redelivers what we never ack.
+  if (it == consumers_.end()) return;
+  Consumer& consumer = *it->second;
+  for (Message& m : messages) consumer.queue.push_back(std::move(m));
+  consumer.cv.notify_all();
+}
+
+}  // namespace tern

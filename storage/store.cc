@@ -1,0 +1,495 @@
+// Store: the durable log on RocksDB (contract and key layout in store.h).
+//
+// Opening is the delicate part, because the operator's data directory may hold
+// anything. The rule is: a new store is only ever created in a directory that
+// does not exist or is empty, and an existing directory is first inspected
+// read-only (its column family list, then the "F" marker) before the store is
+// opened for writing. So a foreign RocksDB database, or any other files, are
+// refused without a single byte of theirs being changed.
+//
+// Subscription record value (key "S" | topic id | name), little-endian:
+//   u32 ack_timeout_ms
+//   u64 ack_floor
+//   u32 count
+//   count x (u64 first, u64 last)      inclusive acked ranges above the floor
+// Fixed-width fields keep the decoder a few lines of bounds-checked reads; the
+// ranges are few (acks are mostly in order, so the floor absorbs them).
+#include "store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+namespace tern::storage {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const char kMarkerKey[] = "F";
+const char kMarkerValue[] = "tern-store-1";
+const char kTopicTag = 'T';
+const char kSubscriptionTag = 'S';
+const char kMessagesFamily[] = "messages";
+
+// --- key encoding ------------------------------------------------------------
+
+void put_be64(std::string* out, uint64_t v) {
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+  out->append(buf, 8);
+}
+
+uint64_t get_be64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string message_key(uint64_t topic_id, uint64_t offset) {
+  std::string key;
+  key.reserve(16);
+  put_be64(&key, topic_id);
+  put_be64(&key, offset);
+  return key;
+}
+
+std::string topic_key(uint64_t topic_id) {
+  std::string key(1, kTopicTag);
+  put_be64(&key, topic_id);
+  return key;
+}
+
+std::string subscription_key(uint64_t topic_id, const std::string& name) {
+  std::string key(1, kSubscriptionTag);
+  put_be64(&key, topic_id);
+  key += name;
+  return key;
+}
+
+// --- subscription value encoding (see the top of this file) ------------------
+
+void put_le32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+void put_le64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint64_t get_le(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i)
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string encode_subscription(const SubscriptionRecord& sub) {
+  std::string value;
+  value.reserve(16 + 16 * sub.cursor.acked.size());
+  put_le32(&value, sub.ack_timeout_ms);
+  put_le64(&value, sub.cursor.ack_floor);
+  put_le32(&value, static_cast<uint32_t>(sub.cursor.acked.size()));
+  for (const auto& range : sub.cursor.acked) {
+    put_le64(&value, range.first);
+    put_le64(&value, range.second);
+  }
+  return value;
+}
+
+// Returns false if `value` is not a well-formed subscription value.
+bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
+  const char* p = value.data();
+  size_t size = value.size();
+  if (size < 16) return false;
+  sub->ack_timeout_ms = static_cast<uint32_t>(get_le(p, 4));
+  sub->cursor.ack_floor = get_le(p + 4, 8);
+  uint64_t count = get_le(p + 12, 4);
+  // Checked before allocating anything, so a damaged count cannot ask for
+  // gigabytes.
+  if ((size - 16) / 16 != count || (size - 16) % 16 != 0) return false;
+  sub->cursor.acked.clear();
+  sub->cursor.acked.reserve(count);
+  p += 16;
+  for (uint64_t i = 0; i < count; ++i, p += 16) {
+    uint64_t first = get_le(p, 8);
+    uint64_t last = get_le(p + 8, 8);
+    if (first > last) return false;
+    if (!sub->cursor.acked.empty() && first <= sub->cursor.acked.back().second)
+      return false;  // not sorted and disjoint
+    sub->cursor.acked.emplace_back(first, last);
+  }
+  return true;
+}
+
+// --- RocksDB configuration ---------------------------------------------------
+
+rocksdb::DBOptions db_options() {
+  rocksdb::DBOptions options;
+  // RocksDB's own info LOG lives in the data directory; keep a few old ones
+  // for diagnosis rather than the default thousand.
+  options.keep_log_file_num = 5;
+  return options;
+}
+
+// The messages family is an append-only log: keys only ever grow within a
+// topic, values are written once and read back mostly in order.
+rocksdb::ColumnFamilyOptions messages_options() {
+  rocksdb::ColumnFamilyOptions options;
+  // Payloads are the publisher's bytes, often already compressed or too small
+  // to gain; compressing them would spend CPU on every flush and compaction
+  // for little. Users who want compression compress before publishing.
+  options.compression = rocksdb::kNoCompression;
+  options.bottommost_compression = rocksdb::kNoCompression;
+  // A large memtable absorbs bursts and makes fewer, bigger L0 files, so the
+  // write path flushes less often. Recent messages are also served from it.
+  options.write_buffer_size = 64 << 20;
+  // Level compaction (the default) suits this: appends arrive in key order
+  // per topic, so most compactions are trivial moves of non-overlapping files.
+  return options;
+}
+
+// Metadata (topics, subscription cursors) is small and rewritten in place;
+// the defaults are right for it.
+rocksdb::ColumnFamilyOptions meta_options() {
+  return rocksdb::ColumnFamilyOptions();
+}
+
+std::vector<rocksdb::ColumnFamilyDescriptor> family_descriptors() {
+  return {
+      rocksdb::ColumnFamilyDescriptor(rocksdb::kDefaultColumnFamilyName,
+                                      meta_options()),
+      rocksdb::ColumnFamilyDescriptor(kMessagesFamily, messages_options()),
+  };
+}
+
+std::string open_error(const std::string& path, const rocksdb::Status& s) {
+  // RocksDB reports the LOCK file it could not take as an IO error naming
+  // it, whether another process holds it or this one already does.
+  if (s.IsIOError() && s.ToString().find("/LOCK:") != std::string::npos) {
+    return path + " is in use by another broker (RocksDB: " + s.ToString() +
+           ")";
+  }
+  return "cannot open the Tern store at " + path + ": " + s.ToString();
+}
+
+Status malformed_message_key(const std::string& path) {
+  return Status::error("malformed message key in " + path);
+}
+
+std::string not_tern_store(const std::string& path, const std::string& why) {
+  return path + " is not a Tern store (" + why + "); refusing to touch it";
+}
+
+// A read-only view of an existing database, closed when it goes out of scope.
+// Handles must be released before the database is deleted.
+struct ReadOnlyDb {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+
+  ~ReadOnlyDb() {
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  }
+};
+
+bool family_is_empty(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
+                     rocksdb::Status* status) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db->NewIterator(rocksdb::ReadOptions(), family));
+  it->SeekToFirst();
+  *status = it->status();
+  return !it->Valid();
+}
+
+// Inspects the existing database at `path` without writing to it. Sets
+// *finish_creation when it is an empty store whose creation was interrupted
+// before the marker was written (it has only Tern's column families and no
+// data at all), which is safe to complete.
+Status inspect_existing(const std::string& path, bool* finish_creation) {
+  *finish_creation = false;
+  rocksdb::DBOptions options = db_options();
+
+  std::vector<std::string> families;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, path, &families);
+  if (!s.ok()) return Status::error(open_error(path, s));
+  for (const auto& name : families) {
+    if (name != rocksdb::kDefaultColumnFamilyName && name != kMessagesFamily) {
+      return Status::error(not_tern_store(
+          path, "it is a RocksDB database with a column family \"" + name +
+                    "\" Tern does not use"));
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : families) {
+    descriptors.emplace_back(
+        name, name == kMessagesFamily ? messages_options() : meta_options());
+  }
+  ReadOnlyDb view;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::OpenForReadOnly(options, path, descriptors, &view.handles,
+                                   &raw);
+  view.db.reset(raw);
+  if (!s.ok()) return Status::error(open_error(path, s));
+
+  std::string marker;
+  s = view.db->Get(rocksdb::ReadOptions(), view.db->DefaultColumnFamily(),
+                   kMarkerKey, &marker);
+  if (s.ok()) {
+    if (marker != kMarkerValue) {
+      return Status::error(not_tern_store(path, "its marker says \"" + marker +
+                                                    "\", this build reads \"" +
+                                                    kMarkerValue + "\""));
+    }
+    if (families.size() != 2) {
+      return Status::error(open_error(
+          path, rocksdb::Status::Corruption("the messages column family is "
+                                            "missing")));
+    }
+    return Status::ok();
+  }
+  if (!s.IsNotFound()) return Status::error(open_error(path, s));
+
+  // No marker: only an empty database made by an interrupted creation is ours.
+  for (auto* handle : view.handles) {
+    if (!family_is_empty(view.db.get(), handle, &s)) {
+      return Status::error(not_tern_store(
+          path, "it is a RocksDB database without Tern's marker"));
+    }
+    if (!s.ok()) return Status::error(open_error(path, s));
+  }
+  *finish_creation = true;
+  return Status::ok();
+}
+
+}  // namespace
+
+// --- Batch -------------------------------------------------------------------
+
+Batch::Batch(const Store& store)
+    : meta_(store.meta_), messages_(store.messages_) {}
+
+void Batch::put_message(uint64_t topic_id, uint64_t offset, const void* record,
+                        size_t size) {
+  batch_.Put(messages_, message_key(topic_id, offset),
+             rocksdb::Slice(static_cast<const char*>(record), size));
+}
+
+void Batch::put_topic(uint64_t topic_id, const std::string& name) {
+  batch_.Put(meta_, topic_key(topic_id), name);
+}
+
+void Batch::put_subscription(const SubscriptionRecord& subscription) {
+  batch_.Put(meta_, subscription_key(subscription.topic_id, subscription.name),
+             encode_subscription(subscription));
+}
+
+void Batch::delete_subscription(uint64_t topic_id, const std::string& name) {
+  batch_.Delete(meta_, subscription_key(topic_id, name));
+}
+
+// --- Store -------------------------------------------------------------------
+
+Status Store::open(const Options& options, std::unique_ptr<Store>* out) {
+  const std::string& path = options.path;
+  std::error_code ec;
+  bool creating = false;
+  if (!fs::exists(path, ec)) {
+    if (ec)
+      return Status::error("cannot inspect " + path + ": " + ec.message());
+    fs::create_directories(path, ec);
+    if (ec) return Status::error("cannot create " + path + ": " + ec.message());
+    creating = true;
+  } else if (!fs::is_directory(path, ec)) {
+    return Status::error(path + " is not a directory");
+  } else {
+    bool empty = fs::is_empty(path, ec);
+    if (ec) return Status::error("cannot read " + path + ": " + ec.message());
+    if (empty) {
+      creating = true;
+    } else if (!fs::exists(fs::path(path) / "CURRENT", ec)) {
+      return Status::error(path +
+                           " is not a Tern data directory (it is not empty "
+                           "and holds no Tern store); refusing to touch it");
+    }
+  }
+
+  bool write_marker = creating;
+  if (!creating) {
+    Status s = inspect_existing(path, &write_marker);
+    if (!s.is_ok()) return s;
+  }
+
+  rocksdb::DBOptions db_opts = db_options();
+  db_opts.create_if_missing = creating;
+  db_opts.error_if_exists = creating;  // someone else got there first
+  // Also completes a creation that stopped before its column family was made.
+  db_opts.create_missing_column_families = write_marker;
+
+  std::unique_ptr<Store> store(new Store());
+  store->options_ = options;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_opts, path, family_descriptors(), &handles, &raw);
+  store->db_.reset(raw);
+  if (!s.ok()) return Status::error(open_error(path, s));
+  // The default family's handle is also reachable from the DB itself, which
+  // owns that one; keep only the messages handle.
+  store->db_->DestroyColumnFamilyHandle(handles[0]);
+  store->meta_ = store->db_->DefaultColumnFamily();
+  store->messages_ = handles[1];
+
+  if (write_marker) {
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    s = store->db_->Put(sync, store->meta_, kMarkerKey, kMarkerValue);
+    if (!s.ok()) return Status::error(open_error(path, s));
+  }
+  *out = std::move(store);
+  return Status::ok();
+}
+
+Store::~Store() {
+  if (!db_) return;
+  // Without per-commit fsync the WAL is in the OS cache; a clean shutdown
+  // should still leave it on disk.
+  if (!options_.sync) db_->SyncWAL();
+  if (messages_ != nullptr) db_->DestroyColumnFamilyHandle(messages_);
+  db_->Close();
+}
+
+Status Store::load_topics(std::vector<TopicRecord>* out) {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> meta(
+      db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  std::unique_ptr<rocksdb::Iterator> messages(
+      db_->NewIterator(rocksdb::ReadOptions(), messages_));
+  for (meta->Seek(std::string(1, kTopicTag));
+       meta->Valid() && meta->key()[0] == kTopicTag; meta->Next()) {
+    rocksdb::Slice key = meta->key();
+    if (key.size() != 9) {
+      return Status::error("malformed topic key of " +
+                           std::to_string(key.size()) + " bytes in " +
+                           options_.path);
+    }
+    TopicRecord topic;
+    topic.id = get_be64(key.data() + 1);
+    topic.name = meta->value().ToString();
+
+    std::string prefix;
+    put_be64(&prefix, topic.id);
+    messages->Seek(message_key(topic.id, 0));
+    if (messages->Valid() && messages->key().starts_with(prefix)) {
+      if (messages->key().size() != 16)
+        return malformed_message_key(options_.path);
+      topic.first_offset = get_be64(messages->key().data() + 8);
+      messages->SeekForPrev(message_key(topic.id, UINT64_MAX));
+      if (!messages->Valid() || !messages->key().starts_with(prefix)) {
+        return Status::error("topic " + topic.name +
+                             " changed while loading it from " + options_.path);
+      }
+      if (messages->key().size() != 16)
+        return malformed_message_key(options_.path);
+      topic.next_offset = get_be64(messages->key().data() + 8) + 1;
+    }
+    if (!messages->status().ok()) {
+      return Status::error("cannot read topic " + topic.name + " from " +
+                           options_.path + ": " +
+                           messages->status().ToString());
+    }
+    out->push_back(std::move(topic));
+  }
+  if (!meta->status().ok()) {
+    return Status::error("cannot read topics from " + options_.path + ": " +
+                         meta->status().ToString());
+  }
+  return Status::ok();
+}
+
+Status Store::load_subscriptions(std::vector<SubscriptionRecord>* out) {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->Seek(std::string(1, kSubscriptionTag));
+       it->Valid() && it->key()[0] == kSubscriptionTag; it->Next()) {
+    rocksdb::Slice key = it->key();
+    SubscriptionRecord sub;
+    if (key.size() < 9 || !decode_subscription(it->value(), &sub)) {
+      return Status::error("malformed subscription record in " + options_.path +
+                           " (key of " + std::to_string(key.size()) +
+                           " bytes, value of " +
+                           std::to_string(it->value().size()) + " bytes)");
+    }
+    sub.topic_id = get_be64(key.data() + 1);
+    sub.name.assign(key.data() + 9, key.size() - 9);
+    out->push_back(std::move(sub));
+  }
+  if (!it->status().ok()) {
+    return Status::error("cannot read subscriptions from " + options_.path +
+                         ": " + it->status().ToString());
+  }
+  return Status::ok();
+}
+
+Status Store::commit(Batch& batch) {
+  rocksdb::WriteOptions write;
+  write.sync = options_.sync;
+  rocksdb::Status s = db_->Write(write, &batch.batch_);
+  if (!s.ok()) {
+    return Status::error("write to " + options_.path +
+                         " failed: " + s.ToString());
+  }
+  return Status::ok();
+}
+
+Status Store::read(uint64_t topic_id, uint64_t from, size_t max_messages,
+                   size_t max_bytes, std::vector<StoredMessage>* out) {
+  out->clear();
+  if (max_messages == 0) return Status::ok();
+
+  // The bound keeps the iterator inside this topic's key range, so RocksDB
+  // stops at the end of the topic instead of reading into the next one. The
+  // last possible topic id has no "next" key and relies on the prefix check.
+  std::string prefix;
+  put_be64(&prefix, topic_id);
+  std::string upper;
+  rocksdb::Slice upper_slice;
+  rocksdb::ReadOptions read_options;
+  if (topic_id != UINT64_MAX) {
+    upper = message_key(topic_id + 1, 0);
+    upper_slice = upper;
+    read_options.iterate_upper_bound = &upper_slice;
+  }
+
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, messages_));
+  size_t bytes = 0;
+  for (it->Seek(message_key(topic_id, from));
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (out->size() >= max_messages || (!out->empty() && bytes >= max_bytes))
+      break;
+    if (it->key().size() != 16) return malformed_message_key(options_.path);
+    StoredMessage message;
+    message.offset = get_be64(it->key().data() + 8);
+    message.record = it->value().ToString();
+    bytes += message.record.size();
+    out->push_back(std::move(message));
+  }
+  if (!it->status().ok()) {
+    return Status::error("cannot read topic " + std::to_string(topic_id) +
+                         " from " + options_.path + ": " +
+                         it->status().ToString());
+  }
+  return Status::ok();
+}
+
+}  // namespace tern::storage

@@ -1,0 +1,113 @@
+// CLI tests: the `tern` command-line tool against a real broker.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "broker_process.h"
+#include "tern/client.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+RunResult tern_cli(const std::vector<std::string>& args,
+                   const std::string& input = "") {
+  std::vector<std::string> argv = {cli_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv, input, 10s);
+}
+
+// Payloads joined by '|': readable when a check fails.
+std::string payloads_in(const std::string& address, const std::string& topic) {
+  std::string payloads;
+  for (const auto& m : read_topic(address, topic)) {
+    if (!payloads.empty()) payloads += '|';
+    payloads += m.payload;
+  }
+  return payloads;
+}
+
+// The non-empty lines of `text`, joined by '|'.
+std::string lines(const std::string& text) {
+  std::string out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    if (!out.empty()) out += '|';
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("cli: pub publishes its arguments") {
+  BrokerProcess broker;
+  auto result = tern_cli({"--server", broker.address(), "pub", "greetings", "a",
+                          "b", "c"});
+  INFO("stdout: " << result.out << "\nstderr: " << result.err);
+  CHECK_FALSE(result.timed_out);
+  CHECK(result.exit_code == 0);
+  CHECK(payloads_in(broker.address(), "greetings") == "a|b|c");
+}
+
+TEST_CASE("cli: pub without payloads publishes stdin lines") {
+  BrokerProcess broker;
+  auto result = tern_cli({"--server", broker.address(), "pub", "lines"},
+                         "x\ny\n");
+  INFO("stdout: " << result.out << "\nstderr: " << result.err);
+  CHECK_FALSE(result.timed_out);
+  CHECK(result.exit_code == 0);
+  CHECK(payloads_in(broker.address(), "lines") == "x|y");
+}
+
+namespace {
+
+// Runs `tern sub feed <extra...> --from earliest --count 5` on a topic holding
+// 8 messages and checks that exactly the first 5 payloads are printed.
+void check_sub_prints_first_five(const std::vector<std::string>& extra) {
+  BrokerProcess broker;
+  {
+    auto client = Client::connect(broker.address());
+    for (int i = 0; i < 8; ++i) {
+      client->publish("feed", "payload-" + std::to_string(i));
+    }
+  }
+  std::vector<std::string> args = {"--server", broker.address(), "sub", "feed"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  // --timeout only bounds a failing run; a passing one stops at --count.
+  for (const char* arg : {"--from", "earliest", "--count", "5", "--timeout", "3"}) {
+    args.push_back(arg);
+  }
+  auto result = tern_cli(args);
+  INFO("stdout: " << result.out << "\nstderr: " << result.err);
+  CHECK_FALSE(result.timed_out);
+  CHECK(result.exit_code == 0);
+  CHECK(lines(result.out) ==
+        "payload-0|payload-1|payload-2|payload-3|payload-4");
+}
+
+}  // namespace
+
+TEST_CASE("cli: sub --from earliest prints the requested number of payloads in order") {
+  check_sub_prints_first_five({});
+}
+
+TEST_CASE("cli: sub with a named subscription prints payloads from the earliest") {
+  check_sub_prints_first_five({"--subscription", "cli-reader"});
+}
+
+TEST_CASE("cli: an unreachable broker is a clear failure") {
+  std::string address = "127.0.0.1:" + std::to_string(free_port());
+  auto result = tern_cli({"--server", address, "pub", "t", "x"});
+  INFO("stderr: " << result.err);
+  CHECK_FALSE(result.timed_out);
+  CHECK(result.exit_code != 0);
+  CHECK(result.err.find("cannot connect") != std::string::npos);
+}
+
+}  // namespace tern::test
