@@ -139,11 +139,12 @@ void Session::on_ack(const wire::Ack& ack) {
     return reply_error(0, wire::ErrorCode::UnknownConsumer,
                        "ack for unknown consumer " +
                            std::to_string(ack.consumer_id()));
-  Subscription& subscription = it->second->subscription;
+  Consumer& consumer = *it->second;
+  Subscription& subscription = consumer.subscription;
   bool changed = false;
   if (ack.ranges()) {
     for (const wire::OffsetRange* range : *ack.ranges())
-      changed |= subscription.ack(range->first(), range->last());
+      changed |= subscription.ack(consumer, range->first(), range->last());
   }
   if (changed && subscription.durable()) broker_.persist_cursor(subscription);
   // Acks return credit, so there may be more to send.

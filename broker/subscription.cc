@@ -42,34 +42,39 @@ void Subscription::remove_consumer(Consumer& consumer) {
   next_consumer_ = 0;
 }
 
-bool Subscription::ack(uint64_t first, uint64_t last) {
-  // Only offsets already handed out can be acked; anything beyond is ignored
-  // so that a wild range cannot mark future messages done.
-  if (next_offset_ == 0 || first >= next_offset_) return false;
-  last = std::min(last, next_offset_ - 1);
+bool Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
   if (last < first) return false;
-
-  auto settle = [this](std::unordered_map<uint64_t, Pending>::iterator it) {
-    --it->second.consumer->unacked;
-    return pending_.erase(it);
+  bool changed = false;
+  // Settles what this consumer holds, and what was taken back from it but not
+  // yet handed out again. A message now held by another consumer stays
+  // theirs: an ack range must never settle work someone else is doing.
+  auto settle = [&](uint64_t offset) {
+    auto it = pending_.find(offset);
+    if (it != pending_.end()) {
+      if (it->second.consumer != &consumer) return;
+      --consumer.unacked;
+      pending_.erase(it);
+    } else if (redeliver_.erase(offset) == 0) {
+      return;
+    }
+    changed |= acks_.add(offset, offset);
   };
-  if (last - first < pending_.size()) {
+  if (last - first < pending_.size() + redeliver_.size()) {
     for (uint64_t o = first;; ++o) {
-      auto it = pending_.find(o);
-      if (it != pending_.end()) settle(it);
+      settle(o);
       if (o == last) break;
     }
   } else {
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (it->first >= first && it->first <= last)
-        it = settle(it);
-      else
-        ++it;
-    }
+    std::vector<uint64_t> offsets;
+    for (const auto& [offset, pending] : pending_)
+      if (offset >= first && offset <= last && pending.consumer == &consumer)
+        offsets.push_back(offset);
+    for (auto it = redeliver_.lower_bound(first);
+         it != redeliver_.end() && it->first <= last; ++it)
+      offsets.push_back(it->first);
+    for (uint64_t o : offsets) settle(o);
   }
-  redeliver_.erase(redeliver_.lower_bound(first),
-                   redeliver_.upper_bound(last));
-  return acks_.add(first, last);
+  return changed;
 }
 
 Consumer* Subscription::next_consumer_with_credit() {

@@ -41,8 +41,9 @@ class Subscription {
   // Takes back everything the consumer had not acked, for redelivery.
   void remove_consumer(Consumer& consumer);
 
-  // Applies an ack of [first, last]. Returns true if the ack state changed.
-  bool ack(uint64_t first, uint64_t last);
+  // Applies `consumer`'s ack of [first, last]. Returns true if the ack state
+  // changed.
+  bool ack(Consumer& consumer, uint64_t first, uint64_t last);
 
   // Hands out what it can; the Deliver frames are queued on the consumers'
   // connections. `now_ms` is loop time, for ack deadlines.

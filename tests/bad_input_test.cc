@@ -99,9 +99,9 @@ class RawConnection {
   // Says Hello and expects HelloOk.
   Reply hello(uint32_t version = frame::kProtocolVersion) {
     flatbuffers::FlatBufferBuilder fbb;
-    frame::finish(fbb, wire::Body::Hello,
-                  wire::CreateHelloDirect(fbb, 1, version, "raw-test", "")
-                      .Union());
+    frame::finish(
+        fbb, wire::Body::Hello,
+        wire::CreateHelloDirect(fbb, 1, version, "raw-test", "").Union());
     if (!send_frame(fbb)) return Reply{};
     return next(3s);
   }
@@ -153,7 +153,8 @@ void expect_error_and_close(RawConnection& conn, wire::ErrorCode code) {
   INFO("reply message: " << reply.message);
   REQUIRE(reply.frame);
   REQUIRE(reply.type == wire::Body::Error);
-  CHECK(wire::EnumNameErrorCode(reply.code) == std::string(wire::EnumNameErrorCode(code)));
+  CHECK(wire::EnumNameErrorCode(reply.code) ==
+        std::string(wire::EnumNameErrorCode(code)));
   CHECK_MESSAGE(conn.wait_closed(3s), "broker left the connection open");
 }
 
@@ -208,7 +209,9 @@ class Fixture {
 
 }  // namespace
 
-TEST_CASE("bad input: garbage bytes get an Error and a close; other clients carry on") {
+TEST_CASE(
+    "bad input: garbage bytes get an Error and a close; other clients carry "
+    "on") {
   Fixture f;
   std::mt19937 rng(12345);
 
@@ -218,7 +221,8 @@ TEST_CASE("bad input: garbage bytes get an Error and a close; other clients carr
   options.subscription = "watcher";
   options.start = StartPosition::kEarliest;
   auto sub = good->subscribe(options);
-  for (int i = 0; i < 10; ++i) good->publish("live", "before-" + std::to_string(i));
+  for (int i = 0; i < 10; ++i)
+    good->publish("live", "before-" + std::to_string(i));
 
   // Noise as the very first frame.
   RawConnection early(f.broker.address());
@@ -231,10 +235,12 @@ TEST_CASE("bad input: garbage bytes get an Error and a close; other clients carr
   REQUIRE(late.hello().type == wire::Body::HelloOk);
   REQUIRE(late.send_bytes(garbage_frame(rng, 333)));
 
-  for (int i = 0; i < 10; ++i) good->publish("live", "during-" + std::to_string(i));
+  for (int i = 0; i < 10; ++i)
+    good->publish("live", "during-" + std::to_string(i));
   expect_error_and_close(early, wire::ErrorCode::BadFrame);
   expect_error_and_close(late, wire::ErrorCode::BadFrame);
-  for (int i = 0; i < 10; ++i) good->publish("live", "after-" + std::to_string(i));
+  for (int i = 0; i < 10; ++i)
+    good->publish("live", "after-" + std::to_string(i));
 
   auto got = receive(sub, 100, 1s, 5s);
   REQUIRE(got.size() == 30);
@@ -253,8 +259,8 @@ TEST_CASE("bad input: truncated frames followed by a close") {
   std::string whole(reinterpret_cast<const char*>(hello.GetBufferPointer()),
                     hello.GetSize());
 
-  for (size_t cut : {size_t(1), size_t(3), size_t(4), whole.size() / 2,
-                     whole.size() - 1}) {
+  for (size_t cut :
+       {size_t(1), size_t(3), size_t(4), whole.size() / 2, whole.size() - 1}) {
     CAPTURE(cut);
     RawConnection conn(f.broker.address());
     REQUIRE(conn.ok());
@@ -273,7 +279,9 @@ TEST_CASE("bad input: truncated frames followed by a close") {
   f.check_intact();
 }
 
-TEST_CASE("bad input: an oversized length prefix is refused without waiting for the body") {
+TEST_CASE(
+    "bad input: an oversized length prefix is refused without waiting for the "
+    "body") {
   Fixture f;
   {
     RawConnection conn(f.broker.address());
@@ -312,9 +320,9 @@ TEST_CASE("bad input: the session must start with exactly one Hello") {
     std::vector<uint8_t> payload = {'s', 'n', 'e', 'a', 'k'};
     std::vector<flatbuffers::Offset<wire::Message>> messages = {
         wire::CreateMessageDirect(fbb, nullptr, nullptr, &payload)};
-    frame::finish(fbb, wire::Body::Publish,
-                  wire::CreatePublishDirect(fbb, 3, kTopic, true, &messages)
-                      .Union());
+    frame::finish(
+        fbb, wire::Body::Publish,
+        wire::CreatePublishDirect(fbb, 3, kTopic, true, &messages).Union());
     REQUIRE(conn.send_frame(fbb));
     expect_error_and_close(conn, wire::ErrorCode::HelloRequired);
   }
@@ -358,15 +366,15 @@ TEST_CASE("bad input: frames only a broker may send are refused") {
       {"Deliver",
        [](flatbuffers::FlatBufferBuilder& fbb) {
          std::vector<flatbuffers::Offset<wire::Delivery>> none;
-         frame::finish(fbb, wire::Body::Deliver,
-                       wire::CreateDeliverDirect(fbb, 1, kTopic, "s", &none)
-                           .Union());
+         frame::finish(
+             fbb, wire::Body::Deliver,
+             wire::CreateDeliverDirect(fbb, 1, kTopic, "s", &none).Union());
        }},
       {"HelloOk",
        [](flatbuffers::FlatBufferBuilder& fbb) {
-         frame::finish(fbb, wire::Body::HelloOk,
-                       wire::CreateHelloOkDirect(fbb, 1, 1, "fake", 1024)
-                           .Union());
+         frame::finish(
+             fbb, wire::Body::HelloOk,
+             wire::CreateHelloOkDirect(fbb, 1, 1, "fake", 1024).Union());
        }},
       {"PublishAck",
        [](flatbuffers::FlatBufferBuilder& fbb) {
@@ -398,7 +406,8 @@ TEST_CASE("bad input: frames only a broker may send are refused") {
   f.check_intact();
 }
 
-TEST_CASE("bad input: a barrage of random connections leaves the broker intact") {
+TEST_CASE(
+    "bad input: a barrage of random connections leaves the broker intact") {
   Fixture f;
   std::mt19937 rng(777);
   for (int i = 0; i < 40; ++i) {

@@ -1,6 +1,7 @@
 #include "broker_process.h"
 
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -57,7 +58,8 @@ pid_t spawn(const std::vector<std::string>& argv, int in_fd, int out_fd,
   args.push_back(nullptr);
 
   pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork: ") + strerror(errno));
+  if (pid < 0)
+    throw std::runtime_error(std::string("fork: ") + strerror(errno));
   if (pid == 0) {
     dup2(in_fd, 0);
     dup2(out_fd, 1);
@@ -102,7 +104,9 @@ int open_or_throw(const std::string& path, int flags) {
 
 }  // namespace
 
-std::string broker_binary() { return env_or("TERN_BROKER", "build/tern-broker"); }
+std::string broker_binary() {
+  return env_or("TERN_BROKER", "build/tern-broker");
+}
 std::string cli_binary() { return env_or("TERN_CLI", "build/tern"); }
 
 uint16_t free_port() {
@@ -249,7 +253,8 @@ std::vector<Message> read_topic(const std::string& address,
 BrokerProcess::BrokerProcess(BrokerOptions options)
     : options_(std::move(options)) {
   work_dir_ = make_temp_dir("tern-itest");
-  data_dir_ = options_.data_dir.empty() ? work_dir_ + "/data" : options_.data_dir;
+  data_dir_ =
+      options_.data_dir.empty() ? work_dir_ + "/data" : options_.data_dir;
   log_path_ = work_dir_ + "/broker.stderr";
   try {
     port_ = free_port();
@@ -261,11 +266,21 @@ BrokerProcess::BrokerProcess(BrokerOptions options)
 }
 
 BrokerProcess::~BrokerProcess() {
+  // A clean shutdown at the end of every test is one more check: a broker
+  // that crashed, hangs on SIGTERM or (in a sanitizer build) leaks or hit
+  // undefined behaviour fails the test that was using it.
   if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    int status;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
+    int code = stop(std::chrono::seconds(5));
+    if (code != 0) {
+      FAIL_CHECK("broker did not exit cleanly at the end of the test (exit "
+                 << code << "); stderr:\n"
+                 << tail(log()));
+    }
+  }
+  std::string text = log();
+  if (text.find("Sanitizer") != std::string::npos ||
+      text.find("runtime error:") != std::string::npos) {
+    FAIL_CHECK("sanitizer report in the broker's stderr:\n" << tail(text));
   }
   remove_tree(work_dir_);
 }
@@ -283,7 +298,7 @@ void BrokerProcess::reap(int* status) {
 
 bool BrokerProcess::try_start() {
   std::vector<std::string> argv = {broker_binary(), "--listen", address(),
-                                   "--data", data_dir_, "--fsync",
+                                   "--data",        data_dir_,  "--fsync",
                                    options_.fsync};
   if (access(argv[0].c_str(), X_OK) != 0) {
     throw std::runtime_error("broker binary not found: " + argv[0] +
@@ -310,8 +325,8 @@ bool BrokerProcess::try_start() {
     std::this_thread::sleep_for(kPollInterval);
   }
   kill9();
-  throw std::runtime_error("broker did not accept connections on " +
-                           address() + " within 10 s; stderr:\n" + tail(log()));
+  throw std::runtime_error("broker did not accept connections on " + address() +
+                           " within 10 s; stderr:\n" + tail(log()));
 }
 
 void BrokerProcess::restart() {
@@ -322,8 +337,8 @@ void BrokerProcess::restart() {
     if (attempt > 0) port_ = free_port();
     if (try_start()) return;
   }
-  throw std::runtime_error("broker exited during startup (3 attempts); stderr:\n" +
-                           tail(log()));
+  throw std::runtime_error(
+      "broker exited during startup (3 attempts); stderr:\n" + tail(log()));
 }
 
 int BrokerProcess::stop(std::chrono::milliseconds grace) {

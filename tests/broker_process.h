@@ -6,8 +6,10 @@
 // once a TCP connect to its port succeeds; every wait is bounded, and a broker
 // that does not come up fails the test with its stderr attached.
 //
-// The process is only ever signalled by its own PID, and the destructor kills
-// it if it is still running and removes the work directory.
+// The process is only ever signalled by its own PID. The destructor stops a
+// broker that is still running (SIGTERM, SIGKILL after 5 s), fails the current
+// test if it did not exit 0 or its stderr holds a sanitizer report, and removes
+// the work directory.
 //
 // The binaries come from the environment, as `make test` sets them:
 // TERN_BROKER (default build/tern-broker) and TERN_CLI (default build/tern),
@@ -103,17 +105,15 @@ int connect_tcp(const std::string& address);
 
 // Receives from `sub` until `max` messages arrived, none arrived for `idle`,
 // or `total` elapsed, acking each one if `ack`.
-std::vector<Message> receive(Subscription& sub, size_t max,
-                             std::chrono::milliseconds idle,
-                             std::chrono::milliseconds total =
-                                 std::chrono::seconds(20),
-                             bool ack = true);
+std::vector<Message> receive(
+    Subscription& sub, size_t max, std::chrono::milliseconds idle,
+    std::chrono::milliseconds total = std::chrono::seconds(20),
+    bool ack = true);
 
 // Everything in `topic`, read from the earliest offset through a new durable
 // subscription (acked as read), until nothing more arrives for `idle`.
-std::vector<Message> read_topic(const std::string& address,
-                                const std::string& topic,
-                                std::chrono::milliseconds idle =
-                                    std::chrono::milliseconds(500));
+std::vector<Message> read_topic(
+    const std::string& address, const std::string& topic,
+    std::chrono::milliseconds idle = std::chrono::milliseconds(500));
 
 }  // namespace tern::test

@@ -47,8 +47,8 @@ std::string lines(const std::string& text) {
 
 TEST_CASE("cli: pub publishes its arguments") {
   BrokerProcess broker;
-  auto result = tern_cli({"--server", broker.address(), "pub", "greetings", "a",
-                          "b", "c"});
+  auto result = tern_cli(
+      {"--server", broker.address(), "pub", "greetings", "a", "b", "c"});
   INFO("stdout: " << result.out << "\nstderr: " << result.err);
   CHECK_FALSE(result.timed_out);
   CHECK(result.exit_code == 0);
@@ -57,8 +57,8 @@ TEST_CASE("cli: pub publishes its arguments") {
 
 TEST_CASE("cli: pub without payloads publishes stdin lines") {
   BrokerProcess broker;
-  auto result = tern_cli({"--server", broker.address(), "pub", "lines"},
-                         "x\ny\n");
+  auto result =
+      tern_cli({"--server", broker.address(), "pub", "lines"}, "x\ny\n");
   INFO("stdout: " << result.out << "\nstderr: " << result.err);
   CHECK_FALSE(result.timed_out);
   CHECK(result.exit_code == 0);
@@ -80,7 +80,8 @@ void check_sub_prints_first_five(const std::vector<std::string>& extra) {
   std::vector<std::string> args = {"--server", broker.address(), "sub", "feed"};
   args.insert(args.end(), extra.begin(), extra.end());
   // --timeout only bounds a failing run; a passing one stops at --count.
-  for (const char* arg : {"--from", "earliest", "--count", "5", "--timeout", "3"}) {
+  for (const char* arg :
+       {"--from", "earliest", "--count", "5", "--timeout", "3"}) {
     args.push_back(arg);
   }
   auto result = tern_cli(args);
@@ -93,11 +94,14 @@ void check_sub_prints_first_five(const std::vector<std::string>& extra) {
 
 }  // namespace
 
-TEST_CASE("cli: sub --from earliest prints the requested number of payloads in order") {
+TEST_CASE(
+    "cli: sub --from earliest prints the requested number of payloads in "
+    "order") {
   check_sub_prints_first_five({});
 }
 
-TEST_CASE("cli: sub with a named subscription prints payloads from the earliest") {
+TEST_CASE(
+    "cli: sub with a named subscription prints payloads from the earliest") {
   check_sub_prints_first_five({"--subscription", "cli-reader"});
 }
 

@@ -44,8 +44,8 @@ struct Producer {
   std::atomic<size_t> confirmed_count{0};
   std::atomic<bool> callback_mismatch{false};
 
-  std::vector<std::string> sent;      // written by the producer thread only
-  std::atomic<bool> killed{false};    // set just before the broker is killed
+  std::vector<std::string> sent;    // written by the producer thread only
+  std::atomic<bool> killed{false};  // set just before the broker is killed
   std::atomic<bool> early_error{false};
   std::string early_error_text;
   std::atomic<bool> done{false};

@@ -1,8 +1,8 @@
 // Integration tests: the real tern-broker process driven through the real
 // tern::Client. Each test starts its own broker on a fresh data directory and
 // a free loopback port (see broker_process.h).
-#include <doctest/doctest.h>
 #include <dirent.h>
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,7 +76,9 @@ std::set<std::string> list_dir(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("integration: confirmed publishes are delivered in order to a durable subscription") {
+TEST_CASE(
+    "integration: confirmed publishes are delivered in order to a durable "
+    "subscription") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
 
@@ -203,7 +205,8 @@ TEST_CASE("integration: consumers of one subscription share its messages") {
   CHECK(from_a + from_b == kCount);
 }
 
-TEST_CASE("integration: prefetch bounds the unacked messages out to a consumer") {
+TEST_CASE(
+    "integration: prefetch bounds the unacked messages out to a consumer") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
   auto published = publish_confirmed(*client, "prefetch", 20, "p");
@@ -226,7 +229,9 @@ TEST_CASE("integration: prefetch bounds the unacked messages out to a consumer")
   CHECK(offsets_of(third) == "10,11");
 }
 
-TEST_CASE("integration: unacked messages are redelivered when the consumer disconnects") {
+TEST_CASE(
+    "integration: unacked messages are redelivered when the consumer "
+    "disconnects") {
   BrokerProcess broker;
   auto producer = Client::connect(broker.address());
   auto published = publish_confirmed(*producer, "tasks", 10, "t");
@@ -251,7 +256,38 @@ TEST_CASE("integration: unacked messages are redelivered when the consumer disco
   CHECK_FALSE(sub_b.next(300ms).has_value());
 }
 
-TEST_CASE("integration: unacked messages are redelivered after the ack timeout") {
+TEST_CASE(
+    "integration: an ack range settles only the acking consumer's messages") {
+  BrokerProcess broker;
+  auto producer = Client::connect(broker.address());
+  publish_confirmed(*producer, "jobs", 10, "j");
+
+  // A takes 5 and holds them; B takes the other 5.
+  auto client_a = Client::connect(broker.address());
+  auto sub_a = client_a->subscribe(durable("jobs", "crew", 5));
+  auto held_by_a = receive(sub_a, 5, 2s, 5s, /*ack=*/false);
+  REQUIRE(held_by_a.size() == 5);
+  auto client_b = Client::connect(broker.address());
+  auto sub_b = client_b->subscribe(durable("jobs", "crew", 5));
+  auto held_by_b = receive(sub_b, 5, 2s, 5s, /*ack=*/false);
+  REQUIRE(held_by_b.size() == 5);
+
+  // B acks a range covering every offset, then leaves. A's messages must not
+  // count as done: they come back to B's successor when A leaves too.
+  sub_b.ack_range(0, 1000);
+  CHECK(client_b->ping().count() >= 0);  // the ack has been processed
+  client_b->close();
+  client_a->close();
+
+  auto client_c = Client::connect(broker.address());
+  auto sub_c = client_c->subscribe(durable("jobs", "crew", 100));
+  auto again = receive(sub_c, 10, 1s, 5s);
+  CHECK(offsets_of(again) == offsets_of(held_by_a));
+  for (const auto& m : again) CHECK(m.attempt == 2);
+}
+
+TEST_CASE(
+    "integration: unacked messages are redelivered after the ack timeout") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
   auto published = publish_confirmed(*client, "slow", 5, "s");
@@ -277,7 +313,8 @@ TEST_CASE("integration: unacked messages are redelivered after the ack timeout")
   }
 }
 
-TEST_CASE("integration: a durable subscription resumes after a broker restart") {
+TEST_CASE(
+    "integration: a durable subscription resumes after a broker restart") {
   BrokerProcess broker;
   {
     auto client = Client::connect(broker.address());
@@ -297,7 +334,8 @@ TEST_CASE("integration: a durable subscription resumes after a broker restart") 
   auto sub = client->subscribe(durable("ledger", "books", 100));
   auto resumed = receive(sub, 100, 1s, 5s);
   CHECK(offsets_of(resumed) == "5,6,7,8,9");
-  for (const auto& m : resumed) CHECK(m.payload == "l" + std::to_string(m.offset));
+  for (const auto& m : resumed)
+    CHECK(m.payload == "l" + std::to_string(m.offset));
 
   auto fresh = publish_confirmed(*client, "ledger", 3, "new-");
   auto after = receive(sub, 100, 1s, 5s);
@@ -311,8 +349,7 @@ TEST_CASE("integration: an ephemeral subscription starts at the tail") {
   publish_confirmed(*client, "news", 5, "old-");
 
   SubscribeOptions options;
-  options.topic = "news";
-  options.start = StartPosition::kEarliest;  // ignored for ephemeral ones
+  options.topic = "news";  // no name, default start: plain pub/sub
   auto sub = client->subscribe(options);
   auto fresh = publish_confirmed(*client, "news", 5, "new-");
 
@@ -326,7 +363,8 @@ TEST_CASE("integration: an ephemeral subscription starts at the tail") {
   }
 }
 
-TEST_CASE("integration: an invalid topic is a request error, not a dead connection") {
+TEST_CASE(
+    "integration: an invalid topic is a request error, not a dead connection") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
   for (std::string topic : {std::string("has space"), std::string("slash/no"),
@@ -374,7 +412,9 @@ TEST_CASE("integration: SIGTERM exits 0 and a locked data dir is refused") {
   CHECK(code == 0);
 }
 
-TEST_CASE("integration: a directory that is not a Tern store is refused and left alone") {
+TEST_CASE(
+    "integration: a directory that is not a Tern store is refused and left "
+    "alone") {
   std::string dir = make_temp_dir("tern-foreign");
   {
     std::ofstream(dir + "/notes.txt") << "precious";
