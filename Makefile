@@ -7,6 +7,8 @@
 PACKAGES := g++ make libuv1-dev librocksdb-dev flatbuffers-compiler \
             libflatbuffers-dev doctest-dev
 
+MAKEFLAGS += -j$(shell nproc)
+
 BUILD    ?= build
 CXX      ?= g++
 SANITIZE ?=
@@ -29,8 +31,9 @@ TEST_SRC     := $(wildcard tests/*.cc)
 obj = $(patsubst %.cc,$(BUILD)/obj/%.o,$(1))
 GENERATED := $(BUILD)/gen/tern_generated.h
 
-.PHONY: all deps test run asan clean format
-all: $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/libternclient.a $(BUILD)/tern-tests
+.PHONY: all deps test run asan clean format bench
+all: $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/libternclient.a $(BUILD)/tern-tests \
+     $(BUILD)/tern-bench
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -65,6 +68,9 @@ $(BUILD)/tern-broker: $(call obj,broker/main.cc $(BROKER_SRC)) $(BUILD)/libterns
 $(BUILD)/tern: $(call obj,client/tern_cli.cc) $(BUILD)/libternclient.a
 	$(CXX) $(LDFLAGS) -o $@ $^
 
+$(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a
+	$(CXX) $(LDFLAGS) -o $@ $^
+
 $(BUILD)/tern-tests: $(call obj,$(TEST_SRC)) $(BUILD)/libternclient.a $(BUILD)/libternstorage.a $(BUILD)/libternproto.a
 	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb
 
@@ -73,6 +79,10 @@ test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern
 
 run: $(BUILD)/tern-broker $(BUILD)/tern
 	$(BUILD)/tern-broker --listen $(LISTEN) --data $(DATA) --fsync $(FSYNC)
+
+# The standard scenarios against a broker of its own (see bench/run.sh).
+bench: $(BUILD)/tern-bench $(BUILD)/tern-broker
+	bench/run.sh $(BUILD)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over the whole test suite.
 asan:

@@ -52,13 +52,35 @@ flatbuffers::Offset<wire::Message> build_message(
 void finish_publish(
     flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
     const std::string& topic,
-    const std::vector<flatbuffers::Offset<wire::Message>>& messages) {
+    const std::vector<flatbuffers::Offset<wire::Message>>& messages,
+    bool confirm = true) {
   auto topic_str = fbb.CreateString(topic);
   auto message_vec = fbb.CreateVector(messages);
   frame::finish(
       fbb, wire::Body::Publish,
-      wire::CreatePublish(fbb, request_id, topic_str, true, message_vec)
+      wire::CreatePublish(fbb, request_id, topic_str, confirm, message_vec)
           .Union());
+}
+
+size_t publish_frame_size(const std::string& topic,
+                          const std::vector<OutgoingMessage>& messages) {
+  size_t size = topic.size() + 128;
+  for (const OutgoingMessage& m : messages) {
+    size += encoded_size(m.payload, m.key, m.headers) + 8;
+  }
+  return size;
+}
+
+void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
+                   const std::string& topic,
+                   const std::vector<OutgoingMessage>& messages,
+                   bool confirm) {
+  std::vector<flatbuffers::Offset<wire::Message>> offsets;
+  offsets.reserve(messages.size());
+  for (const OutgoingMessage& m : messages) {
+    offsets.push_back(build_message(fbb, m.payload, m.key, m.headers));
+  }
+  finish_publish(fbb, request_id, topic, offsets, confirm);
 }
 
 // Puts what was being done in front of a broker's request error, e.g.
@@ -165,21 +187,22 @@ void Client::publish_async(const std::string& topic,
     if (on_confirm) on_confirm({});
     return;
   }
-  size_t size = topic.size() + 128;
-  for (const OutgoingMessage& m : messages) {
-    size += encoded_size(m.payload, m.key, m.headers) + 8;
-  }
-  flatbuffers::FlatBufferBuilder fbb(size);
-  std::vector<flatbuffers::Offset<wire::Message>> offsets;
-  offsets.reserve(messages.size());
-  for (const OutgoingMessage& m : messages) {
-    offsets.push_back(build_message(fbb, m.payload, m.key, m.headers));
-  }
+  flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, messages));
   uint64_t id = connection_->next_request_id();
-  finish_publish(fbb, id, topic, offsets);
+  build_publish(fbb, id, topic, messages, /*confirm=*/true);
   check_frame_size(fbb, connection_->max_frame_bytes());
   connection_->publish_async(id, messages.size(), topic, std::move(on_confirm),
                              fbb);
+}
+
+void Client::publish_unconfirmed(const std::string& topic,
+                                 std::vector<OutgoingMessage> messages) {
+  if (messages.empty()) return;
+  flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, messages));
+  build_publish(fbb, connection_->next_request_id(), topic, messages,
+                /*confirm=*/false);
+  check_frame_size(fbb, connection_->max_frame_bytes());
+  connection_->send(fbb);
 }
 
 void Client::flush() { connection_->flush(); }

@@ -258,8 +258,9 @@ int run_pub(const std::string& server, const PubArgs& args) {
     for (const std::string& m : args.messages) publisher.add(m);
   }
   uint64_t n = publisher.finish();
-  std::fprintf(stderr, "published %llu messages to %s\n",
-               static_cast<unsigned long long>(n), args.topic.c_str());
+  std::fprintf(stderr, "published %llu message%s to %s\n",
+               static_cast<unsigned long long>(n), n == 1 ? "" : "s",
+               args.topic.c_str());
   return 0;
 }
 

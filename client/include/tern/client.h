@@ -149,6 +149,13 @@ class Client {
                      std::vector<OutgoingMessage> messages,
                      ConfirmCallback on_confirm = nullptr);
 
+  // Sends `messages` (one frame) without asking for a confirm and returns.
+  // Nothing says whether they were stored: an error the broker reports about
+  // the frame is dropped, and the window does not apply. For load generation
+  // and fire-and-forget data.
+  void publish_unconfirmed(const std::string& topic,
+                           std::vector<OutgoingMessage> messages);
+
   // Waits until every publish_async() so far is confirmed. Throws the first
   // error any of them got since the last flush().
   void flush();
