@@ -1,0 +1,110 @@
+#include "consumer.h"
+
+#include <chrono>
+#include <string>
+
+#include "payload.h"
+
+namespace tern::bench {
+namespace {
+
+// Acks go out at least every kAckEvery messages, and whenever the consumer
+// finds nothing to read for kIdleWait: few Ack frames under load, and no
+// unacked stragglers holding up the prefetch window when it is quiet.
+constexpr uint64_t kAckEvery = 64;
+constexpr std::chrono::milliseconds kIdleWait{5};
+
+}  // namespace
+
+Consumer::Consumer(uint32_t id, const Options& options, RunControl& control,
+                   DeliveryCheck& check, std::unique_ptr<Client> client,
+                   Subscription subscription)
+    : id_(id),
+      options_(options),
+      control_(control),
+      check_(check),
+      client_(std::move(client)),
+      subscription_(std::move(subscription)) {}
+
+Consumer::~Consumer() { join(); }
+
+void Consumer::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Consumer::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Consumer::run() {
+  try {
+    while (!control_.stop_consumers()) {
+      std::optional<Message> message = subscription_.next(kIdleWait);
+      if (!message) {
+        ack_pending();
+        continue;
+      }
+      handle(*message);
+    }
+    if (!control_.failed()) {
+      ack_pending();
+      // Waits for the broker's reply, so every Ack before it has arrived.
+      subscription_.unsubscribe();
+    }
+  } catch (const Error& e) {
+    // Errors after a failure elsewhere are only its echo.
+    if (!control_.failed()) {
+      control_.fail("consumer " + std::to_string(id_) + " on " + check_.name() +
+                    ": " + e.what());
+    }
+  }
+}
+
+void Consumer::handle(const Message& message) {
+  int64_t now = now_ns();
+  PayloadHeader header;
+  DeliveryCheck::Outcome outcome = DeliveryCheck::Outcome::kForeign;
+  if (read_header(message.payload, &header)) {
+    outcome = check_.record(header.producer, header.sequence, message.attempt);
+  }
+  if (outcome == DeliveryCheck::Outcome::kForeign) {
+    control_.fail("consumer " + std::to_string(id_) + " on " + check_.name() +
+                  ": message at offset " + std::to_string(message.offset) +
+                  " of " + message.topic + " is not one this run sent");
+    return;
+  }
+  // Latency of first receipts only: a redelivery's age is the ack timeout's.
+  if (header.send_ns >= control_.measure_from_ns) {
+    if (outcome == DeliveryCheck::Outcome::kFirst) {
+      e2e_latency_.record(uint64_t(now - header.send_ns));
+    }
+    ++measured_deliveries_;
+    last_delivery_ns_ = now;
+  }
+  delivered_.fetch_add(1, std::memory_order_relaxed);
+
+  if (!options_.ack) return;
+  // One range covers everything since the last ack: the broker settles only
+  // the offsets in it that it delivered to this consumer and ignores the
+  // others (those of other consumers on the subscription). Deliveries to one
+  // consumer come in offset order, so an offset lower than the range's end
+  // (a redelivery) starts a new range instead.
+  if (pending_ && message.offset > pending_last_) {
+    pending_last_ = message.offset;
+  } else {
+    ack_pending();
+    pending_ = true;
+    pending_first_ = pending_last_ = message.offset;
+  }
+  if (++pending_count_ >= kAckEvery) ack_pending();
+}
+
+void Consumer::ack_pending() {
+  if (!pending_) return;
+  subscription_.ack_range(pending_first_, pending_last_);
+  acked_.fetch_add(pending_count_, std::memory_order_relaxed);
+  pending_ = false;
+  pending_count_ = 0;
+}
+
+}  // namespace tern::bench
