@@ -18,7 +18,8 @@
 # S1, S2 and S4 publish frames of $BATCH messages.
 #
 # Environment: BENCH_QUICK=1 shortens S3 to 3 s; BENCH_FSYNC="never" runs one
-# policy only; BENCH_OUT=DIR keeps each run's JSON there.
+# policy only; BENCH_ONLY=PREFIX runs the scenarios whose name starts with it
+# (e.g. "S3"); BENCH_OUT=DIR keeps each run's JSON there.
 # Exit status 0 if every run passed its loss/duplicate check.
 set -u
 
@@ -140,6 +141,7 @@ for fsync in $FSYNCS; do
   for scenario in "${SCENARIOS[@]}"; do
     name=${scenario%%|*}
     args=${scenario#*|}
+    case "$name" in "${BENCH_ONLY:-}"*) ;; *) continue ;; esac
     n=$((n + 1))
     dir="$WORK/$n"
     mkdir -p "$dir"

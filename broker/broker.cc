@@ -221,12 +221,13 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
   storage::Batch& batch = committer_->batch();
   if (publish.messages()) {
     for (const wire::Message* message : *publish.messages()) {
-      record_builder_.Clear();
-      storage::encode_record(record_builder_, *message, now);
-      const uint8_t* data = record_builder_.GetBufferPointer();
-      size_t size = record_builder_.GetSize();
-      batch.put_message(topic.id(), topic.next_offset(), data, size);
-      topic.append(std::string(reinterpret_cast<const char*>(data), size));
+      // One builder per record, sized to fit, so the tail can keep its
+      // buffer as it is.
+      flatbuffers::FlatBufferBuilder fbb(storage::record_size_hint(*message));
+      storage::encode_record(fbb, *message, now);
+      batch.put_message(topic.id(), topic.next_offset(),
+                        fbb.GetBufferPointer(), fbb.GetSize());
+      topic.append(fbb.Release());
     }
   }
   uint64_t end = topic.next_offset();

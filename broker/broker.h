@@ -97,7 +97,6 @@ class Broker {
   uint64_t next_connection_id_ = 1;
   std::unordered_set<Subscription*> to_dispatch_;
   std::unordered_set<Subscription*> to_persist_;
-  flatbuffers::FlatBufferBuilder record_builder_{4096};
   bool stopping_ = false;
 };
 

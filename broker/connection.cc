@@ -90,15 +90,16 @@ void Connection::read_frames() {
   }
 }
 
-void Connection::send(const uint8_t* data, size_t size) {
+void Connection::send(flatbuffers::DetachedBuffer frame) {
   if (closing_ || overflowed_) return;
-  if (queued_.size() + writing_.size() + size > max_output_bytes_) {
+  if (queued_bytes_ + writing_bytes_ + frame.size() > max_output_bytes_) {
     // The client is not reading. Closing it is the broker's only way to keep
     // its memory bounded; its unacked messages go back to other consumers.
     overflowed_ = true;
     return;
   }
-  queued_.append(reinterpret_cast<const char*>(data), size);
+  queued_bytes_ += frame.size();
+  queued_.push_back(std::move(frame));
 }
 
 void Connection::flush() {
@@ -106,6 +107,7 @@ void Connection::flush() {
   if (overflowed_) {
     overflowed_ = false;
     queued_.clear();
+    queued_bytes_ = 0;
     LOG_WARN("connection %s: over %zu bytes waiting to be written; closing",
              peer_.c_str(), max_output_bytes_);
     fail(0, wire::ErrorCode::LimitExceeded,
@@ -114,9 +116,14 @@ void Connection::flush() {
   }
   if (write_in_flight_ || queued_.empty()) return;
   writing_.swap(queued_);
-  queued_.clear();
-  uv_buf_t buf = uv_buf_init(writing_.data(), unsigned(writing_.size()));
-  int rc = uv_write(&write_req_, stream(), &buf, 1, on_write);
+  writing_bytes_ = queued_bytes_;
+  queued_bytes_ = 0;
+  bufs_.clear();
+  for (auto& frame : writing_)
+    bufs_.push_back(uv_buf_init(reinterpret_cast<char*>(frame.data()),
+                                unsigned(frame.size())));
+  int rc = uv_write(&write_req_, stream(), bufs_.data(),
+                    unsigned(bufs_.size()), on_write);
   if (rc != 0) {
     LOG_INFO("connection %s: write failed: %s", peer_.c_str(),
              uv_strerror(rc));
@@ -130,6 +137,7 @@ void Connection::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->data);
   self->write_in_flight_ = false;
   self->writing_.clear();
+  self->writing_bytes_ = 0;
   if (status < 0) {
     if (status != UV_ECANCELED)
       LOG_INFO("connection %s: write failed: %s", self->peer_.c_str(),

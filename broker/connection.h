@@ -1,7 +1,8 @@
 // Connection: one client socket. Reads bytes into a FrameReader and hands each
 // verified frame to its Session; queues outgoing frames and writes them with
 // one uv_write per loop iteration (the broker calls flush() from its check
-// phase), so a burst of confirms and deliveries costs one syscall.
+// phase), so a burst of confirms and deliveries costs one syscall. Frames are
+// queued as the builders' own buffers and written from there: no copy.
 //
 // Lifetime: the Broker owns every Connection. close() starts uv_close; the
 // Broker destroys the object in the close callback, never earlier, so libuv
@@ -10,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <uv.h>
 
@@ -35,10 +37,8 @@ class Connection {
   void start();  // begins reading; the socket is accepted already
 
   // Queues one whole frame for the next flush().
-  void send(const uint8_t* data, size_t size);
-  void send(const flatbuffers::FlatBufferBuilder& fbb) {
-    send(fbb.GetBufferPointer(), fbb.GetSize());
-  }
+  void send(flatbuffers::DetachedBuffer frame);
+  void send(flatbuffers::FlatBufferBuilder& fbb) { send(fbb.Release()); }
   // Writes what is queued. Called once per loop iteration.
   void flush();
 
@@ -62,8 +62,11 @@ class Connection {
   frame::FrameReader reader_;
   Session session_;
 
-  std::string queued_;   // frames waiting for the next flush()
-  std::string writing_;  // bytes handed to libuv, until on_write
+  std::vector<flatbuffers::DetachedBuffer> queued_;   // for the next flush()
+  std::vector<flatbuffers::DetachedBuffer> writing_;  // libuv's, until on_write
+  size_t queued_bytes_ = 0;
+  size_t writing_bytes_ = 0;
+  std::vector<uv_buf_t> bufs_;
   uv_write_t write_req_;
   bool write_in_flight_ = false;
   bool overflowed_ = false;   // queued_ passed max_output_bytes_

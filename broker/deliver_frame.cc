@@ -1,13 +1,10 @@
 #include "deliver_frame.h"
 
-#include "record.h"
-
 namespace tern {
 
-bool DeliverFrame::add(uint64_t offset, uint32_t attempt,
-                       const std::string& record) {
-  const wire::StoredMessage* m = storage::decode_record(record);
-  if (m == nullptr) return false;
+void DeliverFrame::add(uint64_t offset, uint32_t attempt,
+                       const wire::StoredMessage& message) {
+  const wire::StoredMessage* m = &message;
   auto bytes = [this](const flatbuffers::Vector<uint8_t>* v) {
     return v ? fbb_.CreateVector(v->data(), v->size())
              : flatbuffers::Offset<flatbuffers::Vector<uint8_t>>();
@@ -29,10 +26,9 @@ bool DeliverFrame::add(uint64_t offset, uint32_t attempt,
   deliveries_.push_back(wire::CreateDelivery(fbb_, offset, attempt,
                                              m->timestamp_ms(), key, headers,
                                              payload));
-  return true;
 }
 
-std::pair<const uint8_t*, size_t> DeliverFrame::finish(
+flatbuffers::DetachedBuffer DeliverFrame::finish(
     uint64_t consumer_id, const std::string& topic,
     const std::string& subscription) {
   auto messages = fbb_.CreateVector(deliveries_);
@@ -42,12 +38,8 @@ std::pair<const uint8_t*, size_t> DeliverFrame::finish(
                 wire::CreateDeliver(fbb_, consumer_id, topic_name, sub_name,
                                     messages)
                     .Union());
-  return {fbb_.GetBufferPointer(), fbb_.GetSize()};
-}
-
-void DeliverFrame::reset() {
-  fbb_.Clear();
   deliveries_.clear();
+  return fbb_.Release();
 }
 
 }  // namespace tern

@@ -91,7 +91,7 @@ Consumer* Subscription::next_consumer_with_credit() {
 // Finds the next message to hand out: a redelivery if one waits, else the
 // next committed offset nobody has acked.
 bool Subscription::next_message(uint64_t* offset, uint32_t* attempt,
-                                const std::string** record) {
+                                const wire::StoredMessage** record) {
   while (!redeliver_.empty()) {
     auto it = redeliver_.begin();
     uint64_t wanted = it->first, o = wanted;
@@ -128,14 +128,9 @@ void Subscription::dispatch(uint64_t now_ms) {
   while (Consumer* consumer = next_consumer_with_credit()) {
     uint64_t offset;
     uint32_t attempt;
-    const std::string* record;
-    if (!next_message(&offset, &attempt, &record)) break;
-    if (!consumer->outgoing.add(offset, attempt, *record)) {
-      LOG_ERROR("topic %s offset %llu: stored record is damaged; skipped",
-                topic_.name().c_str(), (unsigned long long)offset);
-      acks_.add(offset, offset);
-      continue;
-    }
+    const wire::StoredMessage* message;
+    if (!next_message(&offset, &attempt, &message)) break;
+    consumer->outgoing.add(offset, attempt, *message);
     pending_[offset] = {consumer, attempt};
     deadlines_.push_back({now_ms + ack_timeout_ms_, offset, attempt});
     ++consumer->unacked;
@@ -147,10 +142,8 @@ void Subscription::dispatch(uint64_t now_ms) {
 
 void Subscription::flush(Consumer& consumer) {
   if (consumer.outgoing.count() == 0) return;
-  auto [data, size] = consumer.outgoing.finish(consumer.id, topic_.name(),
-                                               name_);
-  consumer.connection.send(data, size);
-  consumer.outgoing.reset();
+  consumer.connection.send(
+      consumer.outgoing.finish(consumer.id, topic_.name(), name_));
 }
 
 bool Subscription::expire(uint64_t now_ms) {

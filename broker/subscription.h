@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ack_set.h"
+#include "tern_generated.h"
 
 namespace tern {
 
@@ -64,7 +65,7 @@ class Subscription {
   };
   Consumer* next_consumer_with_credit();
   bool next_message(uint64_t* offset, uint32_t* attempt,
-                    const std::string** record);
+                    const wire::StoredMessage** message);
   void flush(Consumer& consumer);
 
   Topic& topic_;

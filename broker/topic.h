@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "store.h"
+#include "tern_generated.h"
 #include "subscription.h"
 
 namespace tern {
@@ -31,17 +32,19 @@ class Topic {
   uint64_t committed_end() const { return committed_end_; }
   uint64_t next_offset() const { return next_offset_; }
 
-  // Takes a record (not yet durable) and returns its offset.
-  uint64_t append(std::string record);
+  // Takes a record (not yet durable) and returns its offset. The tail keeps
+  // the builder's buffer itself: the record is not copied again.
+  uint64_t append(flatbuffers::DetachedBuffer record);
   // The commit holding offsets [first, end) returned. If it failed those
   // records are not stored and are never delivered: their offsets stay unused.
   void on_committed(uint64_t first, uint64_t end, bool ok);
 
-  // The durable record at `offset` or the next one after it (a failed commit
-  // leaves gaps), as long as it is below committed_end(). Moves *offset to the
-  // record found. Reads the store when the tail no longer has it. Returns
-  // nullptr if there is none; the pointer is valid until the next call.
-  const std::string* record_at_or_after(uint64_t* offset);
+  // The durable message at `offset` or the next one after it (a failed
+  // commit or a damaged record leaves gaps), as long as it is below
+  // committed_end(). Moves *offset to the message found. Reads the store when
+  // the tail no longer has it. Returns nullptr if there is none; the pointer
+  // is valid until the next call.
+  const wire::StoredMessage* record_at_or_after(uint64_t* offset);
 
   Subscription* find_subscription(const std::string& name);
   Subscription& add_subscription(std::unique_ptr<Subscription> subscription);
@@ -55,7 +58,7 @@ class Topic {
  private:
   struct TailEntry {
     uint64_t offset;
-    std::string record;  // empty: the commit failed, nothing stored
+    flatbuffers::DetachedBuffer record;  // empty: the commit failed
   };
   void trim_tail();
 

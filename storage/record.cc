@@ -44,9 +44,22 @@ void encode_record(flatbuffers::FlatBufferBuilder& fbb,
       wire::CreateStoredMessage(fbb, timestamp_ms, key, headers, payload));
 }
 
-const wire::StoredMessage* decode_record(const std::string& bytes) {
-  const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-  flatbuffers::Verifier verifier(data, bytes.size());
+size_t record_size_hint(const wire::Message& message) {
+  size_t size = 128;  // tables, vtables, alignment
+  if (message.key()) size += message.key()->size();
+  if (message.payload()) size += message.payload()->size();
+  if (const auto* headers = message.headers()) {
+    for (const wire::Header* h : *headers) {
+      size += 32;
+      if (h->name()) size += h->name()->size();
+      if (h->value()) size += h->value()->size();
+    }
+  }
+  return size;
+}
+
+const wire::StoredMessage* decode_record(const uint8_t* data, size_t size) {
+  flatbuffers::Verifier verifier(data, size);
   // StoredMessage is not the schema's root type, so verify it by name.
   if (!verifier.VerifyBuffer<wire::StoredMessage>(nullptr)) return nullptr;
   return flatbuffers::GetRoot<wire::StoredMessage>(data);

@@ -6,6 +6,7 @@
 // back, so a damaged value is reported instead of being delivered.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -18,8 +19,16 @@ namespace tern::storage {
 void encode_record(flatbuffers::FlatBufferBuilder& fbb,
                    const wire::Message& message, int64_t timestamp_ms);
 
+// About how many bytes the record of `message` takes: a builder this size
+// holds it without growing.
+size_t record_size_hint(const wire::Message& message);
+
 // Returns the record in `bytes`, or nullptr if it is not a valid record.
 // The result points into `bytes`.
-const wire::StoredMessage* decode_record(const std::string& bytes);
+const wire::StoredMessage* decode_record(const uint8_t* data, size_t size);
+inline const wire::StoredMessage* decode_record(const std::string& bytes) {
+  return decode_record(reinterpret_cast<const uint8_t*>(bytes.data()),
+                       bytes.size());
+}
 
 }  // namespace tern::storage
