@@ -45,7 +45,7 @@ int64_t unix_ms() {
 Broker::Broker(const Config& config, storage::Store& store)
     : config_(config), store_(store) {
   uv_loop_init(&loop_);
-  committer_ = std::make_unique<Committer>(&loop_, store_);
+  committer_ = std::make_unique<Committer>(&loop_, store_, config_.fsync);
 }
 
 Broker::~Broker() {
@@ -308,11 +308,6 @@ void Broker::on_check(uv_check_t* handle) {
 }
 
 void Broker::after_io() {
-  uint64_t now = uv_now(&loop_);
-  auto dispatching = std::move(to_dispatch_);
-  to_dispatch_.clear();
-  for (Subscription* s : dispatching) s->dispatch(now);
-
   for (Subscription* s : to_persist_) {
     storage::SubscriptionRecord record;
     record.topic_id = s->topic().id();
@@ -322,7 +317,14 @@ void Broker::after_io() {
     committer_->batch().put_subscription(record);
   }
   to_persist_.clear();
+  // Before dispatching: a commit that completes right away (--fsync never)
+  // schedules deliveries that can go out in this same iteration.
   committer_->kick();
+
+  uint64_t now = uv_now(&loop_);
+  auto dispatching = std::move(to_dispatch_);
+  to_dispatch_.clear();
+  for (Subscription* s : dispatching) s->dispatch(now);
 
   for (auto& [id, connection] : connections_) connection->flush();
   if (stopping_) return;

@@ -4,8 +4,14 @@
 
 namespace tern {
 
-Committer::Committer(uv_loop_t* loop, storage::Store& store)
+namespace {
+// Unsynced batches up to this size are written on the loop thread.
+constexpr size_t kInlineCommitBytes = 64 * 1024;
+}  // namespace
+
+Committer::Committer(uv_loop_t* loop, storage::Store& store, bool sync)
     : store_(store),
+      sync_(sync),
       filling_(std::make_unique<Group>(store)),
       writing_(std::make_unique<Group>(store)) {
   uv_async_init(loop, &async_, on_async);
@@ -26,7 +32,8 @@ void Committer::kick() {
   if (in_flight_ || filling_->empty()) return;
   std::swap(filling_, writing_);
   in_flight_ = true;
-  if (stopped_) {  // shutting down: no thread any more, commit right here
+  bool inline_commit = !sync_ && writing_->batch.bytes() <= kInlineCommitBytes;
+  if (stopped_ || inline_commit) {  // commit right here
     writing_->status = store_.commit(writing_->batch);
     committed_ = true;
     finish();
