@@ -17,21 +17,31 @@ namespace {
 constexpr uint64_t kTickMs = 50;
 constexpr size_t kMaxNameBytes = 200;
 
-bool valid_name(const std::string& name, std::string* error,
-                const char* what) {
+bool valid_name(const std::string& name, const char* what,
+                wire::ErrorCode code, Refusal* refusal) {
+  refusal->code = code;
   if (name.empty() || name.size() > kMaxNameBytes) {
-    *error = std::string(what) + " name must be 1 to " +
-             std::to_string(kMaxNameBytes) + " bytes";
+    refusal->message = std::string(what) + " name must be 1 to " +
+                       std::to_string(kMaxNameBytes) + " bytes";
     return false;
   }
   for (unsigned char c : name) {
     if (!(std::isalnum(c) || c == '.' || c == '_' || c == '-')) {
-      *error = std::string(what) + " name '" + name +
-               "' may only hold letters, digits, '.', '_' and '-'";
+      refusal->message = std::string(what) + " name '" + name +
+                         "' may only hold letters, digits, '.', '_' and '-'";
       return false;
     }
   }
   return true;
+}
+
+bool within_limit(size_t count, size_t limit, const char* what,
+                  Refusal* refusal) {
+  if (count < limit) return true;
+  refusal->code = wire::ErrorCode::LimitExceeded;
+  refusal->message = "the broker's limit of " + std::to_string(limit) + " " +
+                     what + " is reached";
+  return false;
 }
 
 int64_t unix_ms() {
@@ -90,6 +100,7 @@ bool Broker::load() {
         s.ack_timeout_ms ? s.ack_timeout_ms : config_.default_ack_timeout_ms;
     topic.add_subscription(std::make_unique<Subscription>(
         topic, s.name, timeout, std::move(acks), start));
+    ++subscription_count_;
   }
   LOG_INFO("loaded %zu topics and %zu subscriptions from %s", topics.size(),
            subscriptions.size(), config_.data_dir.c_str());
@@ -180,15 +191,22 @@ void Broker::on_connection(uv_stream_t* server, int status) {
   auto connection = std::make_unique<Connection>(
       *self, id, self->config_.max_frame_bytes, self->config_.max_output_bytes);
   uv_tcp_init(&self->loop_, connection->tcp());
-  if (uv_accept(server, connection->stream()) != 0) {
-    // The handle is initialised, so it must be closed through the normal path.
-    self->connections_[id] = std::move(connection);
-    self->connections_[id]->close();
+  Connection& c = *connection;
+  // From here the handle is initialised: it is closed through the normal path.
+  self->connections_[id] = std::move(connection);
+  if (uv_accept(server, c.stream()) != 0) {
+    c.close();
     return;
   }
-  Connection& c = *connection;
-  self->connections_[id] = std::move(connection);
   c.start();
+  Refusal refusal;
+  if (!within_limit(self->connections_.size() - 1,
+                    self->config_.max_connections, "connections", &refusal)) {
+    LOG_WARN("connection %s refused: %s", c.peer().c_str(),
+             refusal.message.c_str());
+    c.fail(0, refusal.code, refusal.message);
+    return;
+  }
   LOG_DEBUG("connection %s accepted", c.peer().c_str());
 }
 
@@ -201,17 +219,27 @@ Connection* Broker::find_connection(uint64_t id) {
   return it == connections_.end() ? nullptr : it->second.get();
 }
 
-Topic* Broker::topic(const std::string& name, std::string* error) {
+Topic* Broker::topic(const std::string& name, Refusal* refusal) {
   auto it = topics_.find(name);
   if (it != topics_.end()) return it->second.get();
-  if (!valid_name(name, error, "topic")) return nullptr;
+  if (!valid_name(name, "topic", wire::ErrorCode::InvalidTopic, refusal) ||
+      !within_limit(topics_.size(), config_.max_topics, "topics", refusal))
+    return nullptr;
   uint64_t id = next_topic_id_++;
   auto topic = std::make_unique<Topic>(id, name, 0, 0,
                                        config_.tail_bytes_per_topic);
   topic->set_store(&store_);
-  committer_->batch().put_topic(id, name);
   LOG_INFO("topic %s created", name.c_str());
-  return (topics_[name] = std::move(topic)).get();
+  Topic& created = *(topics_[name] = std::move(topic));
+  persist_topic(created);
+  return &created;
+}
+
+void Broker::persist_topic(Topic& topic) {
+  committer_->batch().put_topic(topic.id(), topic.name());
+  committer_->on_commit([this, &topic](const storage::Status& status) {
+    if (!status.is_ok()) retry_topics_.push_back(&topic);
+  });
 }
 
 void Broker::publish(uint64_t connection_id, Topic& topic,
@@ -257,9 +285,11 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
 Subscription* Broker::subscription(Topic& topic, const std::string& name,
                                    wire::StartPosition start,
                                    uint32_t ack_timeout_ms,
-                                   std::string* error) {
+                                   Refusal* refusal) {
   if (!name.empty()) {
-    if (!valid_name(name, error, "subscription")) return nullptr;
+    if (!valid_name(name, "subscription",
+                    wire::ErrorCode::InvalidSubscription, refusal))
+      return nullptr;
     if (Subscription* existing = topic.find_subscription(name)) {
       if (ack_timeout_ms != 0 && ack_timeout_ms != existing->ack_timeout_ms()) {
         existing->set_ack_timeout_ms(ack_timeout_ms);
@@ -268,6 +298,9 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
       return existing;
     }
   }
+  if (!within_limit(subscription_count_, config_.max_subscriptions,
+                    "subscriptions", refusal))
+    return nullptr;
   // A new subscription: everything before its start counts as done.
   uint64_t begin = start == wire::StartPosition::Earliest
                        ? topic.first_offset()
@@ -278,6 +311,7 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
       ack_timeout_ms ? ack_timeout_ms : config_.default_ack_timeout_ms;
   Subscription& s = topic.add_subscription(std::make_unique<Subscription>(
       topic, name, timeout, std::move(acks), begin));
+  ++subscription_count_;
   if (s.durable()) {
     persist_cursor(s);
     LOG_INFO("subscription %s on topic %s created at offset %llu",
@@ -290,6 +324,7 @@ void Broker::consumer_left(Subscription& subscription) {
   if (!subscription.durable() && !subscription.has_consumers()) {
     to_dispatch_.erase(&subscription);
     subscription.topic().remove_subscription(subscription);
+    --subscription_count_;
     return;
   }
   schedule_dispatch(subscription);
@@ -308,15 +343,22 @@ void Broker::on_check(uv_check_t* handle) {
 }
 
 void Broker::after_io() {
-  for (Subscription* s : to_persist_) {
-    storage::SubscriptionRecord record;
-    record.topic_id = s->topic().id();
-    record.name = s->name();
-    record.ack_timeout_ms = s->ack_timeout_ms();
-    record.cursor = s->acks().to_cursor();
-    committer_->batch().put_subscription(record);
+  if (!to_persist_.empty()) {
+    for (Subscription* s : to_persist_) {
+      storage::SubscriptionRecord record;
+      record.topic_id = s->topic().id();
+      record.name = s->name();
+      record.ack_timeout_ms = s->ack_timeout_ms();
+      record.cursor = s->acks().to_cursor();
+      committer_->batch().put_subscription(record);
+    }
+    committer_->on_commit([this, persisted = std::move(to_persist_)](
+                              const storage::Status& status) {
+      if (!status.is_ok())
+        retry_persist_.insert(persisted.begin(), persisted.end());
+    });
+    to_persist_.clear();
   }
-  to_persist_.clear();
   // Before dispatching: a commit that completes right away (--fsync never)
   // schedules deliveries that can go out in this same iteration.
   committer_->kick();
@@ -339,6 +381,11 @@ void Broker::on_tick(uv_timer_t* handle) {
 }
 
 void Broker::expire_acks() {
+  for (Topic* topic : retry_topics_) persist_topic(*topic);
+  retry_topics_.clear();
+  to_persist_.insert(retry_persist_.begin(), retry_persist_.end());
+  retry_persist_.clear();
+
   uint64_t now = uv_now(&loop_);
   for (auto& [name, topic] : topics_)
     for (auto& s : topic->subscriptions())

@@ -35,6 +35,12 @@ class Connection;
 class Subscription;
 class Topic;
 
+// Why an operation was refused: what the Error frame says.
+struct Refusal {
+  wire::ErrorCode code = wire::ErrorCode::None;
+  std::string message;
+};
+
 class Broker {
  public:
   Broker(const Config& config, storage::Store& store);
@@ -50,9 +56,9 @@ class Broker {
 
   // --- operations, called by sessions ---
 
-  // The topic named `name`, created if new; nullptr and *error if the name
-  // is not valid.
-  Topic* topic(const std::string& name, std::string* error);
+  // The topic named `name`, created if new; nullptr and *refusal if the name
+  // is not valid or the topic limit is reached.
+  Topic* topic(const std::string& name, Refusal* refusal);
   // Appends the frame's messages and confirms them once committed.
   void publish(uint64_t connection_id, Topic& topic,
                const wire::Publish& publish);
@@ -60,7 +66,7 @@ class Broker {
   // (created at `start` if new) or, for an empty name, a new ephemeral one.
   Subscription* subscription(Topic& topic, const std::string& name,
                              wire::StartPosition start,
-                             uint32_t ack_timeout_ms, std::string* error);
+                             uint32_t ack_timeout_ms, Refusal* refusal);
   // A consumer left `subscription`; an ephemeral one ends with its consumer.
   void consumer_left(Subscription& subscription);
 
@@ -78,6 +84,7 @@ class Broker {
   bool listen();
   void after_io();
   void expire_acks();
+  void persist_topic(Topic& topic);
   void shutdown();
   Connection* find_connection(uint64_t id);
 
@@ -93,10 +100,15 @@ class Broker {
 
   std::map<std::string, std::unique_ptr<Topic>> topics_;
   uint64_t next_topic_id_ = 1;
+  size_t subscription_count_ = 0;  // over all topics
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   uint64_t next_connection_id_ = 1;
   std::unordered_set<Subscription*> to_dispatch_;
   std::unordered_set<Subscription*> to_persist_;
+  // Metadata whose commit failed (e.g. disk full), written again on the next
+  // tick: it must not be lost, and retrying at once would spin.
+  std::vector<Topic*> retry_topics_;
+  std::unordered_set<Subscription*> retry_persist_;
   bool stopping_ = false;
 };
 

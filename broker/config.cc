@@ -19,11 +19,19 @@ const char kUsage[] =
     "  --data DIR             data directory (default ./data)\n"
     "  --fsync always|never   fsync before confirming publishes (default "
     "always)\n"
-    "  --max-frame BYTES      largest frame accepted (default 16777216)\n"
+    "  --max-frame BYTES      largest frame accepted (default 16MiB)\n"
+    "  --max-output BYTES     output queued for one client before it is\n"
+    "                         disconnected (default 64MiB)\n"
+    "  --max-connections N    (default 4096)\n"
+    "  --max-topics N         (default 10000)\n"
+    "  --max-subscriptions N  durable and ephemeral (default 100000)\n"
+    "  --min-free BYTES       publishes fail while the data directory's disk\n"
+    "                         has less free space (default 128MiB; 0: off)\n"
     "  --ack-timeout MS       default ack timeout of subscriptions (default "
     "30000)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
-    "  --help                 show this help\n";
+    "  --help                 show this help\n"
+    "BYTES may end in KiB, MiB or GiB.\n";
 
 bool parse_number(const char* text, uint64_t max, uint64_t* out) {
   if (*text == '\0') return false;
@@ -32,6 +40,25 @@ bool parse_number(const char* text, uint64_t max, uint64_t* out) {
   unsigned long long v = std::strtoull(text, &end, 10);
   if (errno != 0 || *end != '\0' || v > max || text[0] == '-') return false;
   *out = v;
+  return true;
+}
+
+// A byte count with an optional binary suffix: 512, 64KiB, 16MiB, 1GiB.
+bool parse_bytes(const char* text, uint64_t max, uint64_t* out) {
+  std::string digits(text);
+  uint64_t unit = 1;
+  for (auto [suffix, size] : {std::pair<const char*, uint64_t>{"KiB", 1ull << 10},
+                              {"MiB", 1ull << 20},
+                              {"GiB", 1ull << 30}}) {
+    size_t n = std::strlen(suffix);
+    if (digits.size() > n && digits.compare(digits.size() - n, n, suffix) == 0) {
+      digits.resize(digits.size() - n);
+      unit = size;
+    }
+  }
+  uint64_t v;
+  if (!parse_number(digits.c_str(), max / unit, &v)) return false;
+  *out = v * unit;
   return true;
 }
 
@@ -81,9 +108,29 @@ int parse_config(int argc, char** argv, Config* config) {
         return usage_error(std::string("bad --fsync '") + value +
                            "' (want always or never)");
     } else if (flag == "--max-frame") {
-      if (!parse_number(value, 1u << 30, &n) || n < 1024)
-        return usage_error("bad --max-frame (want 1024..1073741824)");
+      if (!parse_bytes(value, 1u << 30, &n) || n < 1024)
+        return usage_error("bad --max-frame (want 1KiB..1GiB)");
       config->max_frame_bytes = uint32_t(n);
+    } else if (flag == "--max-output") {
+      if (!parse_bytes(value, 1ull << 40, &n) || n < (1u << 20))
+        return usage_error("bad --max-output (want at least 1MiB)");
+      config->max_output_bytes = n;
+    } else if (flag == "--max-connections") {
+      if (!parse_number(value, 1000000, &n) || n == 0)
+        return usage_error("bad --max-connections (want 1..1000000)");
+      config->max_connections = n;
+    } else if (flag == "--max-topics") {
+      if (!parse_number(value, 100000000, &n) || n == 0)
+        return usage_error("bad --max-topics (want 1..100000000)");
+      config->max_topics = n;
+    } else if (flag == "--max-subscriptions") {
+      if (!parse_number(value, 100000000, &n) || n == 0)
+        return usage_error("bad --max-subscriptions (want 1..100000000)");
+      config->max_subscriptions = n;
+    } else if (flag == "--min-free") {
+      if (!parse_bytes(value, 1ull << 50, &n))
+        return usage_error("bad --min-free (want a byte count)");
+      config->min_free_bytes = n;
     } else if (flag == "--ack-timeout") {
       if (!parse_number(value, 86400000, &n) || n == 0)
         return usage_error("bad --ack-timeout (want 1..86400000 ms)");

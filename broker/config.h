@@ -14,7 +14,12 @@ struct Config {
   uint32_t max_frame_bytes = 16u << 20;   // larger frames close the connection
   uint32_t default_ack_timeout_ms = 30000;
   size_t tail_bytes_per_topic = 32u << 20;  // recent messages kept in memory
-  size_t max_output_bytes = 64u << 20;    // per connection, then disconnect
+  // Limits that keep one client, or many, from taking the broker down.
+  size_t max_output_bytes = 64u << 20;    // queued for one client, then close
+  size_t max_connections = 4096;
+  size_t max_topics = 10000;
+  size_t max_subscriptions = 100000;      // durable and ephemeral, all topics
+  uint64_t min_free_bytes = 128ull << 20; // publishes fail below this
 };
 
 // Parses argv into *config. On --help prints usage and returns 0;

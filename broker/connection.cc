@@ -93,8 +93,10 @@ void Connection::read_frames() {
 void Connection::send(flatbuffers::DetachedBuffer frame) {
   if (closing_ || overflowed_) return;
   if (queued_bytes_ + writing_bytes_ + frame.size() > max_output_bytes_) {
-    // The client is not reading. Closing it is the broker's only way to keep
-    // its memory bounded; its unacked messages go back to other consumers.
+    // The client is not reading, and what piles up is not deliveries (those
+    // pause, see congested()) but replies to what it keeps sending. Closing
+    // it is the only way to keep memory bounded; its unacked messages go back
+    // to other consumers.
     overflowed_ = true;
     return;
   }
@@ -138,6 +140,7 @@ void Connection::on_write(uv_write_t* req, int status) {
   self->write_in_flight_ = false;
   self->writing_.clear();
   self->writing_bytes_ = 0;
+  self->session_.on_drained();
   if (status < 0) {
     if (status != UV_ECANCELED)
       LOG_INFO("connection %s: write failed: %s", self->peer_.c_str(),

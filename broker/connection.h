@@ -36,6 +36,14 @@ class Connection {
 
   void start();  // begins reading; the socket is accepted already
 
+  // True while the socket is not draining: more than a quarter of the output
+  // limit is waiting, counting `extra` bytes about to be queued. Deliveries
+  // pause for a congested connection and resume when its writes complete,
+  // so a consumer that stops reading costs the broker a bounded buffer.
+  bool congested(size_t extra = 0) const {
+    return queued_bytes_ + writing_bytes_ + extra >= max_output_bytes_ / 4;
+  }
+
   // Queues one whole frame for the next flush().
   void send(flatbuffers::DetachedBuffer frame);
   void send(flatbuffers::FlatBufferBuilder& fbb) { send(fbb.Release()); }

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   tern::storage::Options options;
   options.path = config.data_dir;
   options.sync = config.fsync;
+  options.min_free_bytes = config.min_free_bytes;
   tern::storage::Status status = tern::storage::Store::open(options, &store);
   if (!status.is_ok()) {
     LOG_ERROR("cannot open data directory: %s", status.message().c_str());

@@ -76,11 +76,10 @@ void Session::on_hello(const wire::Hello& hello) {
 }
 
 void Session::on_publish(const wire::Publish& publish) {
-  std::string error;
-  Topic* topic = broker_.topic(str(publish.topic()), &error);
+  Refusal refusal;
+  Topic* topic = broker_.topic(str(publish.topic()), &refusal);
   if (topic == nullptr)
-    return reply_error(publish.request_id(), wire::ErrorCode::InvalidTopic,
-                       error);
+    return reply_error(publish.request_id(), refusal.code, refusal.message);
   broker_.publish(connection_.id(), *topic, publish);
 }
 
@@ -90,17 +89,16 @@ void Session::on_subscribe(const wire::Subscribe& subscribe) {
     return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
                        "prefetch must be between 1 and " +
                            std::to_string(kMaxPrefetch));
-  std::string error;
-  Topic* topic = broker_.topic(str(subscribe.topic()), &error);
+  Refusal refusal;
+  Topic* topic = broker_.topic(str(subscribe.topic()), &refusal);
   if (topic == nullptr)
-    return reply_error(request_id, wire::ErrorCode::InvalidTopic, error);
+    return reply_error(request_id, refusal.code, refusal.message);
   std::string name = str(subscribe.subscription());
   Subscription* subscription =
       broker_.subscription(*topic, name, subscribe.start(),
-                           subscribe.ack_timeout_ms(), &error);
+                           subscribe.ack_timeout_ms(), &refusal);
   if (subscription == nullptr)
-    return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
-                       error);
+    return reply_error(request_id, refusal.code, refusal.message);
 
   uint64_t id = next_consumer_id_++;
   auto consumer = std::make_unique<Consumer>(id, connection_, *subscription,
@@ -162,6 +160,11 @@ void Session::detach(Consumer& consumer) {
   Subscription& subscription = consumer.subscription;
   subscription.remove_consumer(consumer);
   broker_.consumer_left(subscription);
+}
+
+void Session::on_drained() {
+  for (auto& [id, consumer] : consumers_)
+    broker_.schedule_dispatch(consumer->subscription);
 }
 
 void Session::end() {

@@ -25,6 +25,8 @@ class Session {
   // The connection is closing: detach every consumer, so that what they had
   // not acked goes to the subscription's other consumers.
   void end();
+  // A write completed: deliveries paused for congestion may go on.
+  void on_drained();
 
  private:
   void on_hello(const wire::Hello& hello);

@@ -80,7 +80,7 @@ bool Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
 Consumer* Subscription::next_consumer_with_credit() {
   for (size_t i = 0; i < consumers_.size(); ++i) {
     Consumer* c = consumers_[(next_consumer_ + i) % consumers_.size()];
-    if (c->credit() > 0) {
+    if (c->credit() > 0 && !c->connection.congested(c->outgoing.bytes())) {
       next_consumer_ = (next_consumer_ + i + 1) % consumers_.size();
       return c;
     }

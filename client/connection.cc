@@ -215,7 +215,7 @@ Error Client::Connection::lost_error() const {
                "connection to " + address_ + " lost: " + close_reason_);
 }
 
-void Client::Connection::fail(const std::string& reason) {
+void Client::Connection::fail(const std::string& reason, ErrorCode code) {
   std::vector<std::shared_ptr<Consumer>> consumers;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -224,7 +224,7 @@ void Client::Connection::fail(const std::string& reason) {
     close_reason_ = reason;
     for (auto& [id, waiter] : waiters_) {
       waiter->reply.type = wire::Body::Error;
-      waiter->reply.error = ErrorCode::kConnectionLost;
+      waiter->reply.error = code;
       waiter->reply.message = lost_error().what();
       waiter->done = true;
       waiter->cv.notify_one();
@@ -470,7 +470,8 @@ void Client::Connection::on_error(const wire::Error& error) {
     // Request errors without a request id can only be about an Ack (which has
     // no reply): the broker keeps the connection and there is no caller to
     // tell, so they are dropped. Anything else ends the connection.
-    if (!is_request_error(error.code())) fail("broker error " + text);
+    if (!is_request_error(error.code()))
+      fail("broker error " + text, ErrorCode(uint16_t(error.code())));
     return;
   }
 

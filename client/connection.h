@@ -153,8 +153,10 @@ struct Client::Connection {
   void unsubscribe_orphan(uint64_t consumer_id);
 
   // Marks the connection closed with `reason` (the first reason wins), wakes
-  // every waiter and shuts the socket down. Any thread.
-  void fail(const std::string& reason);
+  // every waiter (with `code`: the broker's, when it said why) and shuts the
+  // socket down. Any thread.
+  void fail(const std::string& reason,
+            ErrorCode code = ErrorCode::kConnectionLost);
   Error lost_error() const;  // requires mu_
 
   const std::string address_;

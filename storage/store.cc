@@ -25,6 +25,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include <sys/statvfs.h>
+
 namespace tern::storage {
 
 namespace {
@@ -441,6 +443,19 @@ Status Store::load_subscriptions(std::vector<SubscriptionRecord>* out) {
 }
 
 Status Store::commit(Batch& batch) {
+  if (options_.min_free_bytes > 0) {
+    struct statvfs fs;
+    if (statvfs(options_.path.c_str(), &fs) == 0) {
+      uint64_t free_bytes = uint64_t(fs.f_bavail) * fs.f_frsize;
+      if (free_bytes < options_.min_free_bytes) {
+        return Status::error(
+            "disk full: " + std::to_string(free_bytes >> 20) +
+            " MiB free in " + options_.path + ", below the limit of " +
+            std::to_string(options_.min_free_bytes >> 20) +
+            " MiB; nothing was written");
+      }
+    }
+  }
   rocksdb::WriteOptions write;
   write.sync = options_.sync;
   rocksdb::Status s = db_->Write(write, &batch.batch_);

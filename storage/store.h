@@ -37,6 +37,11 @@ namespace tern::storage {
 struct Options {
   std::string path;   // data directory
   bool sync = true;   // fsync the WAL before commit() returns
+  // commit() refuses to write while the data directory's file system has
+  // less free space than this. RocksDB must never meet a full disk itself:
+  // it needs room to flush and compact, and the Debian build aborts on some
+  // write errors. 0 disables the check.
+  uint64_t min_free_bytes = 0;
 };
 
 struct TopicRecord {
@@ -107,7 +112,8 @@ class Store {
   Status load_subscriptions(std::vector<SubscriptionRecord>* out);
 
   // Commits the whole batch atomically (and durably when options.sync).
-  // Leaves the batch unchanged; the caller clears it.
+  // Fails without writing anything if free space is below
+  // options.min_free_bytes. Leaves the batch unchanged; the caller clears it.
   Status commit(Batch& batch);
 
   // Reads messages of `topic_id` with offset >= from, in order, stopping after

@@ -300,6 +300,8 @@ bool BrokerProcess::try_start() {
   std::vector<std::string> argv = {broker_binary(), "--listen", address(),
                                    "--data",        data_dir_,  "--fsync",
                                    options_.fsync};
+  argv.insert(argv.end(), options_.extra_args.begin(),
+              options_.extra_args.end());
   if (access(argv[0].c_str(), X_OK) != 0) {
     throw std::runtime_error("broker binary not found: " + argv[0] +
                              " (set TERN_BROKER)");

@@ -31,6 +31,7 @@ struct BrokerOptions {
   // Empty: "data" inside the work directory, created by the broker.
   std::string data_dir;
   std::string fsync = "always";  // "always" or "never"
+  std::vector<std::string> extra_args;  // more tern-broker flags
 };
 
 class BrokerProcess {
