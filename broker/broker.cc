@@ -1,5 +1,6 @@
 #include "broker.h"
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 
@@ -102,8 +103,26 @@ bool Broker::load() {
         topic, s.name, timeout, std::move(acks), start));
     ++subscription_count_;
   }
-  LOG_INFO("loaded %zu topics and %zu subscriptions from %s", topics.size(),
-           subscriptions.size(), config_.data_dir.c_str());
+  std::vector<storage::DedupeRecord> ids;
+  status = store_.load_dedupe(&ids);
+  if (!status.is_ok()) {
+    LOG_ERROR("cannot load de-duplication ids: %s", status.message().c_str());
+    return false;
+  }
+  std::sort(ids.begin(), ids.end(), [](const auto& a, const auto& b) {
+    return a.expires_ms < b.expires_ms;
+  });
+  int64_t now = unix_ms();
+  for (auto& d : ids) {
+    auto it = by_id.find(d.topic_id);
+    if (it != by_id.end() && d.expires_ms > now)
+      it->second->remember_id(d.id, d.offset, d.expires_ms);
+    else
+      committer_->batch().delete_dedupe(d.topic_id, d.id);
+  }
+  LOG_INFO("loaded %zu topics, %zu subscriptions and %zu message ids from %s",
+           topics.size(), subscriptions.size(), ids.size(),
+           config_.data_dir.c_str());
   return true;
 }
 
@@ -247,35 +266,56 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
   int64_t now = unix_ms();
   uint64_t first = topic.next_offset();
   storage::Batch& batch = committer_->batch();
+  // What each message got: a new offset, or (a repeated producer message
+  // id) the offset of the original.
+  std::vector<wire::PublishResult> results;
+  std::vector<std::string> new_ids;
   if (publish.messages()) {
+    results.reserve(publish.messages()->size());
     for (const wire::Message* message : *publish.messages()) {
+      std::string id = message->id() ? message->id()->str() : std::string();
+      uint64_t original;
+      if (!id.empty() && topic.find_id(id, now, &original)) {
+        results.emplace_back(original, wire::ErrorCode::None, true);
+        continue;
+      }
       // One builder per record, sized to fit, so the tail can keep its
       // buffer as it is.
       flatbuffers::FlatBufferBuilder fbb(storage::record_size_hint(*message));
       storage::encode_record(fbb, *message, now);
-      batch.put_message(topic.id(), topic.next_offset(),
-                        fbb.GetBufferPointer(), fbb.GetSize());
+      uint64_t offset = topic.next_offset();
+      batch.put_message(topic.id(), offset, fbb.GetBufferPointer(),
+                        fbb.GetSize());
       topic.append(fbb.Release());
+      results.emplace_back(offset, wire::ErrorCode::None, false);
+      if (!id.empty()) {
+        int64_t expires = now + int64_t(config_.dedupe_window_ms);
+        topic.remember_id(id, offset, expires);
+        batch.put_dedupe({topic.id(), id, offset, expires});
+        new_ids.push_back(std::move(id));
+      }
     }
   }
   uint64_t end = topic.next_offset();
   bool confirm = publish.confirm();
   uint64_t request_id = publish.request_id();
   committer_->on_commit([this, &topic, first, end, confirm, request_id,
-                         connection_id](const storage::Status& status) {
+                         connection_id, results = std::move(results),
+                         new_ids = std::move(new_ids)](
+                            const storage::Status& status) mutable {
     topic.on_committed(first, end, status.is_ok());
     for (auto& s : topic.subscriptions()) schedule_dispatch(*s);
+    if (!status.is_ok()) {
+      // Nothing of it was stored, the ids included: a retry must append.
+      for (const auto& id : new_ids) topic.forget_id(id);
+      for (auto& r : results)
+        if (!r.duplicate())
+          r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
+    }
     Connection* connection = find_connection(connection_id);
     if (!confirm || connection == nullptr) return;
-    flatbuffers::FlatBufferBuilder fbb(64 + 16 * (end - first));
-    wire::PublishResult* results;
-    auto vector = fbb.CreateUninitializedVectorOfStructs(end - first, &results);
-    for (uint64_t o = first; o < end; ++o) {
-      results[o - first] = status.is_ok()
-                               ? wire::PublishResult(o, wire::ErrorCode::None)
-                               : wire::PublishResult(
-                                     0, wire::ErrorCode::StorageFailure);
-    }
+    flatbuffers::FlatBufferBuilder fbb(64 + 16 * results.size());
+    auto vector = fbb.CreateVectorOfStructs(results);
     frame::finish(fbb, wire::Body::PublishAck,
                   wire::CreatePublishAck(fbb, request_id, vector).Union());
     connection->send(fbb);
@@ -377,19 +417,23 @@ void Broker::after_io() {
 }
 
 void Broker::on_tick(uv_timer_t* handle) {
-  static_cast<Broker*>(handle->data)->expire_acks();
+  static_cast<Broker*>(handle->data)->expire();
 }
 
-void Broker::expire_acks() {
+void Broker::expire() {
   for (Topic* topic : retry_topics_) persist_topic(*topic);
   retry_topics_.clear();
   to_persist_.insert(retry_persist_.begin(), retry_persist_.end());
   retry_persist_.clear();
 
   uint64_t now = uv_now(&loop_);
-  for (auto& [name, topic] : topics_)
+  int64_t wall_now = unix_ms();
+  for (auto& [name, topic] : topics_) {
     for (auto& s : topic->subscriptions())
       if (s->expire(now)) schedule_dispatch(*s);
+    for (const std::string& id : topic->expire_ids(wall_now))
+      committer_->batch().delete_dedupe(topic->id(), id);
+  }
 }
 
 }  // namespace tern

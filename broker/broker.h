@@ -83,7 +83,8 @@ class Broker {
   static void on_check(uv_check_t* handle);
   bool listen();
   void after_io();
-  void expire_acks();
+  // Every tick: ack deadlines, expired message ids, retries of metadata.
+  void expire();
   void persist_topic(Topic& topic);
   void shutdown();
   Connection* find_connection(uint64_t id);

@@ -29,6 +29,8 @@ const char kUsage[] =
     "                         has less free space (default 128MiB; 0: off)\n"
     "  --ack-timeout MS       default ack timeout of subscriptions (default "
     "30000)\n"
+    "  --dedupe-window MS     how long a producer message id is remembered\n"
+    "                         per topic (default 120000)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
     "  --help                 show this help\n"
     "BYTES may end in KiB, MiB or GiB.\n";
@@ -135,6 +137,10 @@ int parse_config(int argc, char** argv, Config* config) {
       if (!parse_number(value, 86400000, &n) || n == 0)
         return usage_error("bad --ack-timeout (want 1..86400000 ms)");
       config->default_ack_timeout_ms = uint32_t(n);
+    } else if (flag == "--dedupe-window") {
+      if (!parse_number(value, 7ull * 86400000, &n) || n == 0)
+        return usage_error("bad --dedupe-window (want 1..604800000 ms)");
+      config->dedupe_window_ms = n;
     } else if (flag == "--log-level") {
       LogLevel level;
       if (!parse_log_level(value, &level))

@@ -99,6 +99,36 @@ const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset) {
   return record_at_or_after(offset);
 }
 
+bool Topic::find_id(const std::string& id, int64_t now_ms,
+                    uint64_t* offset) const {
+  auto it = ids_.find(id);
+  if (it == ids_.end() || it->second.expires_ms <= now_ms) return false;
+  *offset = it->second.offset;
+  return true;
+}
+
+void Topic::remember_id(const std::string& id, uint64_t offset,
+                        int64_t expires_ms) {
+  ids_[id] = {offset, expires_ms};
+  id_expiry_.emplace_back(expires_ms, id);
+}
+
+void Topic::forget_id(const std::string& id) { ids_.erase(id); }
+
+std::vector<std::string> Topic::expire_ids(int64_t now_ms) {
+  std::vector<std::string> expired;
+  while (!id_expiry_.empty() && id_expiry_.front().first <= now_ms) {
+    auto& [expires_ms, id] = id_expiry_.front();
+    auto it = ids_.find(id);
+    if (it != ids_.end() && it->second.expires_ms == expires_ms) {
+      ids_.erase(it);
+      expired.push_back(std::move(id));
+    }
+    id_expiry_.pop_front();
+  }
+  return expired;
+}
+
 Subscription* Topic::find_subscription(const std::string& name) {
   for (auto& s : subscriptions_)
     if (s->durable() && s->name() == name) return s.get();

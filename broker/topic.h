@@ -12,6 +12,8 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "store.h"
@@ -46,6 +48,14 @@ class Topic {
   // is valid until the next call.
   const wire::StoredMessage* record_at_or_after(uint64_t* offset);
 
+  // --- de-duplication of producer message ids ---
+  // The offset `id` was appended at, if that was within its window.
+  bool find_id(const std::string& id, int64_t now_ms, uint64_t* offset) const;
+  void remember_id(const std::string& id, uint64_t offset, int64_t expires_ms);
+  void forget_id(const std::string& id);
+  // Forgets the ids whose window ended by `now_ms` and returns them.
+  std::vector<std::string> expire_ids(int64_t now_ms);
+
   Subscription* find_subscription(const std::string& name);
   Subscription& add_subscription(std::unique_ptr<Subscription> subscription);
   void remove_subscription(Subscription& subscription);
@@ -71,6 +81,16 @@ class Topic {
   size_t tail_bytes_ = 0;
   size_t tail_limit_bytes_;
   std::vector<std::unique_ptr<Subscription>> subscriptions_;
+
+  struct SeenId {
+    uint64_t offset;
+    int64_t expires_ms;
+  };
+  std::unordered_map<std::string, SeenId> ids_;
+  // (expiry, id) in the order remembered. The window is one setting, so this
+  // is in expiry order; an entry whose id was remembered again since is
+  // skipped when it reaches the front.
+  std::deque<std::pair<int64_t, std::string>> id_expiry_;
 
   // Records read back from the store for consumers behind the tail.
   storage::Store* store_ = nullptr;

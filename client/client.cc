@@ -29,7 +29,8 @@ size_t encoded_size(const std::string& payload, const std::string& key,
 
 flatbuffers::Offset<wire::Message> build_message(
     flatbuffers::FlatBufferBuilder& fbb, const std::string& payload,
-    const std::string& key, const std::vector<Header>& headers) {
+    const std::string& key, const std::vector<Header>& headers,
+    const std::string& id) {
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Header>>>
       header_vec = 0;
   if (!headers.empty()) {
@@ -46,7 +47,8 @@ flatbuffers::Offset<wire::Message> build_message(
   }
   auto key_vec = key.empty() ? 0 : bytes(fbb, key);
   auto payload_vec = bytes(fbb, payload);
-  return wire::CreateMessage(fbb, key_vec, header_vec, payload_vec);
+  auto id_str = id.empty() ? 0 : fbb.CreateString(id);
+  return wire::CreateMessage(fbb, key_vec, header_vec, payload_vec, id_str);
 }
 
 void finish_publish(
@@ -66,7 +68,7 @@ size_t publish_frame_size(const std::string& topic,
                           const std::vector<OutgoingMessage>& messages) {
   size_t size = topic.size() + 128;
   for (const OutgoingMessage& m : messages) {
-    size += encoded_size(m.payload, m.key, m.headers) + 8;
+    size += encoded_size(m.payload, m.key, m.headers) + m.id.size() + 8;
   }
   return size;
 }
@@ -78,7 +80,7 @@ void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
   std::vector<flatbuffers::Offset<wire::Message>> offsets;
   offsets.reserve(messages.size());
   for (const OutgoingMessage& m : messages) {
-    offsets.push_back(build_message(fbb, m.payload, m.key, m.headers));
+    offsets.push_back(build_message(fbb, m.payload, m.key, m.headers, m.id));
   }
   finish_publish(fbb, request_id, topic, offsets, confirm);
 }
@@ -159,7 +161,7 @@ uint64_t Client::publish(const std::string& topic, std::string payload,
                                      topic.size() + 128);
   uint64_t id = connection_->next_request_id();
   std::vector<flatbuffers::Offset<wire::Message>> messages{
-      build_message(fbb, payload, kNoKey, headers)};
+      build_message(fbb, payload, kNoKey, headers, kNoKey)};
   finish_publish(fbb, id, topic, messages);
   check_frame_size(fbb, connection_->max_frame_bytes());
 

@@ -409,6 +409,7 @@ void Client::Connection::on_publish_ack(const wire::PublishAck& ack) {
           wire_results->Get(flatbuffers::uoffset_t(i));
       results[i].offset = r->offset();
       results[i].error = ErrorCode(r->error());
+      results[i].duplicate = r->duplicate();
       if (results[i].error != ErrorCode::kNone && error_message.empty()) {
         error_message = "publish to " + publish->topic +
                         " failed: " + error_name(r->error());

@@ -179,7 +179,7 @@ class Publisher {
   }
 
   void add(std::string payload) {
-    batch_.push_back(tern::OutgoingMessage{std::move(payload), {}, {}});
+    batch_.push_back(tern::OutgoingMessage{std::move(payload), {}, {}, {}});
     if (batch_.size() == kPubBatch) send();
   }
 

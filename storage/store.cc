@@ -37,6 +37,7 @@ const char kMarkerKey[] = "F";
 const char kMarkerValue[] = "tern-store-1";
 const char kTopicTag = 'T';
 const char kSubscriptionTag = 'S';
+const char kDedupeTag = 'D';
 const char kMessagesFamily[] = "messages";
 
 // --- key encoding ------------------------------------------------------------
@@ -74,6 +75,13 @@ std::string subscription_key(uint64_t topic_id, const std::string& name) {
   std::string key(1, kSubscriptionTag);
   put_be64(&key, topic_id);
   key += name;
+  return key;
+}
+
+std::string dedupe_key(uint64_t topic_id, const std::string& id) {
+  std::string key(1, kDedupeTag);
+  put_be64(&key, topic_id);
+  key += id;
   return key;
 }
 
@@ -298,6 +306,18 @@ void Batch::delete_subscription(uint64_t topic_id, const std::string& name) {
   batch_.Delete(meta_, subscription_key(topic_id, name));
 }
 
+void Batch::put_dedupe(const DedupeRecord& dedupe) {
+  std::string value;
+  value.reserve(16);
+  put_le64(&value, dedupe.offset);
+  put_le64(&value, uint64_t(dedupe.expires_ms));
+  batch_.Put(meta_, dedupe_key(dedupe.topic_id, dedupe.id), value);
+}
+
+void Batch::delete_dedupe(uint64_t topic_id, const std::string& id) {
+  batch_.Delete(meta_, dedupe_key(topic_id, id));
+}
+
 // --- Store -------------------------------------------------------------------
 
 Status Store::open(const Options& options, std::unique_ptr<Store>* out) {
@@ -438,6 +458,32 @@ Status Store::load_subscriptions(std::vector<SubscriptionRecord>* out) {
   if (!it->status().ok()) {
     return Status::error("cannot read subscriptions from " + options_.path +
                          ": " + it->status().ToString());
+  }
+  return Status::ok();
+}
+
+Status Store::load_dedupe(std::vector<DedupeRecord>* out) {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->Seek(std::string(1, kDedupeTag));
+       it->Valid() && it->key()[0] == kDedupeTag; it->Next()) {
+    rocksdb::Slice key = it->key();
+    rocksdb::Slice value = it->value();
+    if (key.size() < 10 || value.size() != 16) {
+      return Status::error("malformed de-duplication record in " +
+                           options_.path);
+    }
+    DedupeRecord dedupe;
+    dedupe.topic_id = get_be64(key.data() + 1);
+    dedupe.id.assign(key.data() + 9, key.size() - 9);
+    dedupe.offset = get_le(value.data(), 8);
+    dedupe.expires_ms = int64_t(get_le(value.data() + 8, 8));
+    out->push_back(std::move(dedupe));
+  }
+  if (!it->status().ok()) {
+    return Status::error("cannot read de-duplication records from " +
+                         options_.path + ": " + it->status().ToString());
   }
   return Status::ok();
 }

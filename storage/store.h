@@ -7,6 +7,8 @@
 //     "F"                         -> "tern-store-1"   (marks a Tern store)
 //     "T" | topic id (8 BE)       -> topic name
 //     "S" | topic id (8 BE) | name -> subscription record (settings + cursor)
+//     "D" | topic id (8 BE) | producer message id
+//                                 -> offset (8 LE) | expires, Unix ms (8 LE)
 // Big-endian keys make each topic one contiguous, ordered key range, so reads
 // are a single iterator and retention can be a single DeleteRange.
 //
@@ -65,6 +67,16 @@ struct SubscriptionRecord {
   Cursor cursor;
 };
 
+// A producer message id seen on a topic, for de-duplication: a publish
+// carrying it again before `expires_ms` gets `offset` back instead of a new
+// append.
+struct DedupeRecord {
+  uint64_t topic_id = 0;
+  std::string id;
+  uint64_t offset = 0;
+  int64_t expires_ms = 0;
+};
+
 // A message as read back: its offset and its record bytes (record.h decodes).
 struct StoredMessage {
   uint64_t offset = 0;
@@ -84,6 +96,8 @@ class Batch {
   void put_topic(uint64_t topic_id, const std::string& name);
   void put_subscription(const SubscriptionRecord& subscription);
   void delete_subscription(uint64_t topic_id, const std::string& name);
+  void put_dedupe(const DedupeRecord& dedupe);
+  void delete_dedupe(uint64_t topic_id, const std::string& id);
 
   bool empty() const { return batch_.Count() == 0; }
   uint32_t count() const { return batch_.Count(); }
@@ -110,6 +124,7 @@ class Store {
   // Everything known at open time, for the broker to rebuild its state.
   Status load_topics(std::vector<TopicRecord>* out);
   Status load_subscriptions(std::vector<SubscriptionRecord>* out);
+  Status load_dedupe(std::vector<DedupeRecord>* out);
 
   // Commits the whole batch atomically (and durably when options.sync).
   // Fails without writing anything if free space is below

@@ -199,7 +199,7 @@ TEST_CASE(
   CHECK(publish_error(*client, "disk", "refused") ==
         ErrorCode::kStorageFailure);
   std::vector<PublishResult> results;
-  client->publish_async("disk", {{"refused too", {}, {}}},
+  client->publish_async("disk", {{"refused too", {}, {}, {}}},
                         [&](const std::vector<PublishResult>& r) { results = r; });
   CHECK_THROWS_AS(client->flush(), Error);
   REQUIRE(results.size() == 1);

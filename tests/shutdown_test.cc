@@ -44,7 +44,7 @@ TEST_CASE("shutdown: SIGTERM under load loses no confirmed message") {
       for (int i = 0; i < 1000000 && !stop; ++i) {
         std::string payload = "m" + std::to_string(i);
         producer->publish_async(
-            "busy", {{payload, {}, {}}},
+            "busy", {{payload, {}, {}, {}}},
             [&, payload](const std::vector<PublishResult>& results) {
               if (results[0].error != ErrorCode::kNone) return;
               std::lock_guard<std::mutex> lock(mu);

@@ -76,6 +76,12 @@ struct OutgoingMessage {
   std::string payload;
   std::vector<Header> headers;
   std::string key;
+  // Producer message id. If the topic saw this id within the broker's
+  // de-duplication window (2 minutes by default, kept across restarts), the
+  // message is not appended again: its result has the original offset and
+  // duplicate = true. This makes it safe to publish again what was sent but
+  // not confirmed before a connection was lost. Empty: no de-duplication.
+  std::string id;
 };
 
 // A delivered message.
@@ -94,6 +100,7 @@ struct Message {
 struct PublishResult {
   uint64_t offset = 0;
   ErrorCode error = ErrorCode::kNone;
+  bool duplicate = false;  // an earlier message had the same id
 };
 
 enum class StartPosition { kLatest, kEarliest };
