@@ -96,3 +96,60 @@ clean:
 	rm -rf build build-asan
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------------------
+# Crash safety and hostile input: the crash loop, fuzzing, ThreadSanitizer.
+# ---------------------------------------------------------------------------
+
+.PHONY: crash-test fuzz fuzz-targets fuzz-seeds tsan
+
+# The long crash loop (tests/crash_loop.h): kill -9 under load, CRASH_ITERATIONS
+# times. CRASH_SEED reproduces a run's kill times; CRASH_SECONDS bounds it
+# (no new iteration starts after that). `make test` runs a short one.
+CRASH_ITERATIONS ?= 50
+CRASH_SECONDS    ?= 900
+CRASH_SRC := tests/crash/main.cc tests/crash_loop.cc tests/broker_process.cc
+
+$(BUILD)/tern-crash-loop: $(call obj,$(CRASH_SRC)) $(BUILD)/libternclient.a
+	$(CXX) $(LDFLAGS) -o $@ $^
+
+crash-test: $(BUILD)/tern-crash-loop $(BUILD)/tern-broker
+	CRASH_ITERATIONS=$(CRASH_ITERATIONS) CRASH_SECONDS=$(CRASH_SECONDS) \
+	  TERN_BROKER=$(BUILD)/tern-broker $(BUILD)/tern-crash-loop
+
+# libFuzzer targets (tests/fuzz/*_fuzz.cc), built with clang++ into build-fuzz
+# with ASan and UBSan. The library objects are compiled with coverage
+# instrumentation too (fuzzer-no-link), and session_fuzz drives a tern-broker
+# from the same build. `make fuzz` runs each target for FUZZ_SECONDS (see
+# tests/fuzz/run.sh); `make fuzz-seeds` rewrites tests/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/*_fuzz.cc)))
+FUZZ_MAKE := $(MAKE) BUILD=build-fuzz CXX=clang++ \
+  OPT="-O1 -g -fno-omit-frame-pointer" \
+  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-no-link"
+
+fuzz:
+	$(FUZZ_MAKE) fuzz-targets
+	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-targets: $(BUILD)/tern-broker $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+
+# Keep the targets' objects: make would delete them as intermediates.
+.PRECIOUS: $(BUILD)/obj/tests/fuzz/%.o
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libternstorage.a $(BUILD)/libternproto.a
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ -lrocksdb
+
+fuzz-seeds:
+	$(FUZZ_MAKE) build-fuzz/make-seeds
+	build-fuzz/make-seeds tests/fuzz/corpus
+
+$(BUILD)/make-seeds: $(BUILD)/obj/tests/fuzz/make_seeds.o $(BUILD)/libternstorage.a $(BUILD)/libternproto.a
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb
+
+# ThreadSanitizer over the whole test suite, broker included. RocksDB and
+# libuv are not instrumented; tests/tsan.supp says what that costs.
+tsan:
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
+	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SANITIZE="-fsanitize=thread" test

@@ -17,6 +17,9 @@ bool AckSet::contains(uint64_t offset) const {
 }
 
 bool AckSet::add(uint64_t first, uint64_t last) {
+  // No offset reaches the top of the range; capping keeps `last + 1` from
+  // wrapping (a damaged stored cursor could hold such a range).
+  last = std::min(last, UINT64_MAX - 1);
   if (last < first) return false;
   first = std::max(first, floor_);
   if (last < first) return false;

@@ -136,7 +136,9 @@ TEST_CASE(
   INFO("broker RSS before " << rss_before / 1024 << " MiB, peak " << peak_mib
                             << " MiB for 128 MiB published");
   CHECK(peak_mib > 0);
-  CHECK(peak_mib < 256);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  CHECK(peak_mib < 256);  // sanitizer builds keep freed memory in quarantine
+#endif
   CHECK(broker.running());
 
   // Once it is gone, everything it held comes back to the subscription.

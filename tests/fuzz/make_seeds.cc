@@ -1,0 +1,329 @@
+// make_seeds: writes the seed corpora of the fuzz targets from real frames,
+// records and scripts, into DIR/<target>/ (`make fuzz-seeds` runs it with
+// DIR = tests/fuzz/corpus). The files are small and checked in; this program
+// is how they were made, and how to make them again after a schema change.
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "frame.h"
+#include "record.h"
+#include "session_script.h"
+
+namespace {
+
+namespace wire = tern::wire;
+namespace frame = tern::frame;
+namespace session = tern::fuzz::session;
+
+std::string g_root;
+
+void write_seed(const std::string& target, const std::string& name,
+                const std::string& bytes) {
+  std::string dir = g_root + "/" + target;
+  mkdir(g_root.c_str(), 0755);
+  mkdir(dir.c_str(), 0755);
+  std::string path = dir + "/" + name;
+  FILE* f = fopen(path.c_str(), "wb");
+  if (f == nullptr ||
+      fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) {
+    perror(path.c_str());
+    exit(1);
+  }
+  fclose(f);
+}
+
+std::string bytes_of(const flatbuffers::FlatBufferBuilder& fbb) {
+  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()),
+                     fbb.GetSize());
+}
+
+template <typename Build>
+std::string make_frame(wire::Body type, Build build) {
+  flatbuffers::FlatBufferBuilder fbb;
+  auto body = build(fbb);
+  frame::finish(fbb, type, body.Union());
+  return bytes_of(fbb);
+}
+
+flatbuffers::Offset<flatbuffers::Vector<uint8_t>> vec(
+    flatbuffers::FlatBufferBuilder& fbb, const std::string& s) {
+  return fbb.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Header>>>
+some_headers(flatbuffers::FlatBufferBuilder& fbb) {
+  std::vector<flatbuffers::Offset<wire::Header>> headers = {
+      wire::CreateHeader(fbb, fbb.CreateString("content-type"),
+                         vec(fbb, "text/plain")),
+      wire::CreateHeader(fbb, fbb.CreateString("trace"), vec(fbb, "\x01\x02"))};
+  return fbb.CreateVector(headers);
+}
+
+// One real frame of every type, as both sides send them.
+std::vector<std::pair<std::string, std::string>> all_frames() {
+  using FBB = flatbuffers::FlatBufferBuilder;
+  std::vector<std::pair<std::string, std::string>> frames;
+  frames.emplace_back("hello", make_frame(wire::Body::Hello, [](FBB& fbb) {
+                        return wire::CreateHelloDirect(fbb, 1, 1, "seed",
+                                                       "token");
+                      }));
+  frames.emplace_back("hello_ok", make_frame(wire::Body::HelloOk, [](FBB& fbb) {
+                        return wire::CreateHelloOkDirect(
+                            fbb, 1, 1, "tern-broker", 16u << 20);
+                      }));
+  frames.emplace_back("ping", make_frame(wire::Body::Ping, [](FBB& fbb) {
+                        return wire::CreatePing(fbb, 7);
+                      }));
+  frames.emplace_back("pong", make_frame(wire::Body::Pong, [](FBB& fbb) {
+                        return wire::CreatePong(fbb, 7);
+                      }));
+  frames.emplace_back("error", make_frame(wire::Body::Error, [](FBB& fbb) {
+                        return wire::CreateErrorDirect(
+                            fbb, 3, wire::ErrorCode::InvalidTopic,
+                            "topic name must be 1 to 200 bytes");
+                      }));
+  frames.emplace_back(
+      "publish", make_frame(wire::Body::Publish, [](FBB& fbb) {
+        auto headers = some_headers(fbb);
+        std::vector<flatbuffers::Offset<wire::Message>> messages = {
+            wire::CreateMessage(fbb, vec(fbb, "key-1"), headers,
+                                vec(fbb, "hello"), fbb.CreateString("id-1")),
+            wire::CreateMessage(fbb, 0, 0, vec(fbb, "")),
+            wire::CreateMessage(fbb, 0, 0, vec(fbb, std::string(40, 'p')))};
+        return wire::CreatePublishDirect(fbb, 2, "orders", true, &messages);
+      }));
+  frames.emplace_back(
+      "publish_ack", make_frame(wire::Body::PublishAck, [](FBB& fbb) {
+        std::vector<wire::PublishResult> results = {
+            wire::PublishResult(0, wire::ErrorCode::None, false),
+            wire::PublishResult(0, wire::ErrorCode::None, true),
+            wire::PublishResult(0, wire::ErrorCode::StorageFailure, false)};
+        return wire::CreatePublishAckDirect(fbb, 2, &results);
+      }));
+  frames.emplace_back(
+      "subscribe", make_frame(wire::Body::Subscribe, [](FBB& fbb) {
+        return wire::CreateSubscribeDirect(fbb, 4, "orders", "billing",
+                                           wire::StartPosition::Earliest, 100,
+                                           5000);
+      }));
+  frames.emplace_back(
+      "subscribe_ok", make_frame(wire::Body::SubscribeOk, [](FBB& fbb) {
+        return wire::CreateSubscribeOkDirect(fbb, 4, 1, "billing");
+      }));
+  frames.emplace_back("unsubscribe",
+                      make_frame(wire::Body::Unsubscribe, [](FBB& fbb) {
+                        return wire::CreateUnsubscribe(fbb, 5, 1);
+                      }));
+  frames.emplace_back("unsubscribe_ok",
+                      make_frame(wire::Body::UnsubscribeOk, [](FBB& fbb) {
+                        return wire::CreateUnsubscribeOk(fbb, 5);
+                      }));
+  frames.emplace_back(
+      "deliver", make_frame(wire::Body::Deliver, [](FBB& fbb) {
+        auto headers = some_headers(fbb);
+        std::vector<flatbuffers::Offset<wire::Delivery>> messages = {
+            wire::CreateDelivery(fbb, 0, 1, 1700000000000, vec(fbb, "key-1"),
+                                 headers, vec(fbb, "hello")),
+            wire::CreateDelivery(fbb, 1, 2, 1700000000001, 0, 0,
+                                 vec(fbb, "x"))};
+        return wire::CreateDeliverDirect(fbb, 1, "orders", "billing",
+                                         &messages);
+      }));
+  frames.emplace_back("ack", make_frame(wire::Body::Ack, [](FBB& fbb) {
+                        std::vector<wire::OffsetRange> ranges = {
+                            wire::OffsetRange(0, 1), wire::OffsetRange(5, 9)};
+                        return wire::CreateAckDirect(fbb, 1, &ranges);
+                      }));
+  return frames;
+}
+
+void frame_seeds() {
+  auto frames = all_frames();
+  std::string stream;
+  for (const auto& [name, bytes] : frames) {
+    write_seed("frame_fuzz", name, std::string(1, '\0') + bytes);
+    stream += bytes;
+  }
+  write_seed("frame_fuzz", "all_types", std::string(1, '\0') + stream);
+  // A 1024-byte limit, and a stream whose second frame starts misaligned:
+  // the first carries 3 bytes of trailing padding (its length says so),
+  // which the Verifier allows.
+  write_seed("frame_fuzz", "limit_1024", std::string(1, '\2') + stream);
+  std::string padded = frames[0].second + std::string(3, '\0');
+  uint32_t length = static_cast<uint32_t>(padded.size() - 4);
+  for (int i = 0; i < 4; ++i) padded[i] = static_cast<char>(length >> (8 * i));
+  write_seed("frame_fuzz", "misaligned",
+             std::string(1, '\0') + padded + frames[2].second);
+}
+
+void record_seeds() {
+  struct Sample {
+    const char* name;
+    std::string key, payload;
+    bool headers;
+  };
+  const Sample samples[] = {{"plain", "", "hello", false},
+                            {"keyed", "key-1", "hello", true},
+                            {"empty", "", "", false}};
+  for (const auto& s : samples) {
+    flatbuffers::FlatBufferBuilder message;
+    auto headers = s.headers ? some_headers(message) : 0;
+    message.Finish(wire::CreateMessage(message,
+                                       s.key.empty() ? 0 : vec(message, s.key),
+                                       headers, vec(message, s.payload)));
+    flatbuffers::FlatBufferBuilder record;
+    tern::storage::encode_record(
+        record,
+        *flatbuffers::GetRoot<wire::Message>(message.GetBufferPointer()),
+        1700000000000);
+    write_seed("record_fuzz", s.name, bytes_of(record));
+  }
+}
+
+void put_le(std::string* out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i)
+    out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// Subscription records as store.cc writes them, behind cursor_fuzz's name.
+void cursor_seeds() {
+  auto record = [](const std::string& name, uint32_t timeout, uint64_t floor,
+                   std::vector<std::pair<uint64_t, uint64_t>> ranges) {
+    std::string out(1, static_cast<char>(name.size()));
+    out += name;
+    put_le(&out, timeout, 4);
+    put_le(&out, floor, 8);
+    put_le(&out, ranges.size(), 4);
+    for (auto [first, last] : ranges) {
+      put_le(&out, first, 8);
+      put_le(&out, last, 8);
+    }
+    return out;
+  };
+  write_seed("cursor_fuzz", "floor_only", record("billing", 30000, 42, {}));
+  write_seed("cursor_fuzz", "ranges",
+             record("s1", 0, 10, {{12, 12}, {15, 20}, {100, 1000}}));
+}
+
+// Scripts in session_script.h's language.
+class Script {
+ public:
+  Script(bool hello, session::Ending ending) {
+    bytes_.push_back(static_cast<char>(session::header(hello, ending)));
+  }
+  Script& op(session::Op op) { return u8(op); }
+  Script& u8(uint8_t v) {
+    bytes_.push_back(static_cast<char>(v));
+    return *this;
+  }
+  Script& u32(uint32_t v) {
+    put_le(&bytes_, v, 4);
+    return *this;
+  }
+  Script& blob(const std::string& s) {  // s.size() < 64
+    u8(static_cast<uint8_t>(s.size()));
+    bytes_ += s;
+    return *this;
+  }
+  Script& raw(const std::string& s) {
+    bytes_ += s;
+    return *this;
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+// The scripts are written one operation per line, as they read.
+// clang-format off
+void session_seeds() {
+  using S = Script;
+  const auto ping = session::kPingAndWait;
+  write_seed("session_fuzz", "hello_ping",
+             S(true, ping).op(session::kPing).u8(9).bytes());
+  // Publish 3 messages to "fz" (pool 0) with confirm, subscribe "s1" (pool 1)
+  // from the earliest, let deliveries come, ack them, unsubscribe consumer 1.
+  write_seed("session_fuzz", "publish_subscribe_ack",
+             S(true, ping)
+                 .op(session::kPublish).u8(1).u8(0).u8(0x01 | 3 << 2)
+                 .u8(7).blob("k").u8(1).u8(1).blob("h").blob("v").blob("one")
+                 .u8(4).blob("").u8(0).blob("two")
+                 .u8(0).blob("").u8(0).blob("")
+                 .op(session::kSubscribe).u8(2).u8(0).u8(1).u8(1).u8(2).u8(3)
+                 .u8(0)
+                 .op(session::kPause).u8(10)
+                 .op(session::kAck).u8(1).u8(1).u8(0).u8(5)
+                 .op(session::kUnsubscribe).u8(3).u8(1)
+                 .bytes());
+  // Messages with producer ids, one repeated within the frame and again in
+  // a second frame: the broker confirms the repeats as duplicates.
+  write_seed("session_fuzz", "duplicate_ids",
+             S(true, ping)
+                 .op(session::kPublish).u8(1).u8(0).u8(0x01 | 2 << 2)
+                 .u8(0x0C).blob("").u8(0).blob("a").u8(1)
+                 .u8(0x0C).blob("").u8(0).blob("b").u8(1)
+                 .op(session::kPublish).u8(2).u8(0).u8(0x01 | 1 << 2)
+                 .u8(0x0C).blob("").u8(0).blob("c").u8(1)
+                 .bytes());
+  // An ephemeral consumer with prefetch 1 and a 5 ms ack timeout: the
+  // message is redelivered while the script pauses.
+  write_seed("session_fuzz", "redeliver",
+             S(true, ping)
+                 .op(session::kSubscribe).u8(1).u8(1).u8(0).u8(0).u8(2).u8(0)
+                 .u8(1).u8(4)
+                 .op(session::kPublish).u8(2).u8(1).u8(0x01 | 1 << 2)
+                 .u8(4).blob("").u8(0).blob("again")
+                 .op(session::kPause).u8(19)
+                 .op(session::kAck).u8(1).u8(1).u8(0).u8(0xFF)
+                 .bytes());
+  write_seed("session_fuzz", "no_hello",
+             S(false, ping).op(session::kPing).u8(1).bytes());
+  write_seed("session_fuzz", "hello_twice",
+             S(true, session::kHalfClose)
+                 .op(session::kHello).u8(0).blob("again")
+                 .bytes());
+  write_seed("session_fuzz", "wrong_version",
+             S(false, ping).op(session::kHello).u8(0xF0).u32(2).blob("v2")
+                 .bytes());
+  write_seed("session_fuzz", "broker_only_deliver",
+             S(true, ping).op(session::kBrokerOnly).u8(6).bytes());
+  write_seed("session_fuzz", "garbage",
+             S(true, ping).op(session::kGarbage).u8(8)
+                 .raw(std::string("\x10\0\0\0\0\0\0\0", 8)).bytes());
+  write_seed("session_fuzz", "too_large",
+             S(true, session::kReset).op(session::kRawBytes).u8(4)
+                 .raw("\xff\xff\xff\x7f").bytes());
+  write_seed("session_fuzz", "unknown_type",
+             S(true, ping).op(session::kBadUnion).u8(99).bytes());
+  write_seed("session_fuzz", "long_topic",
+             S(true, ping)
+                 .op(session::kPublish).u8(1).u8(0xFF).u8(0x01 | 1 << 2)
+                 .u8(4).blob("").u8(0).blob("x").bytes());
+  write_seed("session_fuzz", "unknown_consumer",
+             S(true, ping).op(session::kAck).u8(5).u8(1).u8(0).u8(0)
+                 .op(session::kUnsubscribe).u8(2).u8(4).bytes());
+  write_seed("session_fuzz", "prefetch_zero",
+             S(true, ping).op(session::kSubscribe).u8(1).u8(0).u8(1).u8(0)
+                 .u8(1).u8(0).bytes());
+}
+// clang-format on
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+    return 2;
+  }
+  g_root = argv[1];
+  frame_seeds();
+  record_seeds();
+  cursor_seeds();
+  session_seeds();
+  return 0;
+}
