@@ -93,7 +93,7 @@ format:
 	clang-format -i $(wildcard */*.h */*.cc client/include/tern/*.h)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -129,6 +129,7 @@ FUZZ_MAKE := $(MAKE) BUILD=build-fuzz CXX=clang++ \
   SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all -fsanitize=fuzzer-no-link"
 
 fuzz:
+	$(MAKE) deps PACKAGES="clang libclang-rt-14-dev"
 	$(FUZZ_MAKE) fuzz-targets
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 

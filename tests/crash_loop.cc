@@ -81,6 +81,10 @@ struct ProducerRun {
   std::vector<std::pair<uint64_t, std::string>> confirmed;  // guarded by mu
   size_t bad_callbacks = 0;                                 // guarded by mu
 
+  // Confirmed retries that the broker recognised as already stored.
+  std::vector<std::pair<uint64_t, std::string>> duplicates;  // guarded by mu
+
+  std::vector<std::string> retry;  // published first, with their old ids
   std::vector<std::string> sent;  // producer thread only until done
   std::string error;              // an error that was not the kill
   std::atomic<bool> done{false};
@@ -114,13 +118,18 @@ void produce(const std::shared_ptr<ProducerRun>& p) {
     std::mt19937_64 rng(p->seed);
     auto deadline = Clock::now() + kThreadRunLimit;
     size_t seq = 0;
+    size_t retried = 0;
     while (Clock::now() < deadline) {
       size_t count = 1 + rng() % 16;
       std::vector<OutgoingMessage> messages(count);
       std::vector<std::string> payloads;
       payloads.reserve(count);
       for (auto& m : messages) {
-        m.payload = p->prefix + std::to_string(seq++);
+        // What the previous run left unconfirmed goes first, as it was.
+        m.payload = retried < p->retry.size()
+                        ? p->retry[retried++]
+                        : p->prefix + std::to_string(seq++);
+        m.id = m.payload;  // unique, so it can serve as the id
         payloads.push_back(m.payload);
         p->sent.push_back(m.payload);
       }
@@ -139,7 +148,8 @@ void produce(const std::shared_ptr<ProducerRun>& p) {
             bool any = false;
             for (size_t i = 0; i < results.size(); ++i) {
               if (results[i].error != ErrorCode::kNone) continue;
-              self->confirmed.emplace_back(results[i].offset, payloads[i]);
+              (results[i].duplicate ? self->duplicates : self->confirmed)
+                  .emplace_back(results[i].offset, payloads[i]);
               any = true;
             }
             if (any) self->run->note_confirmed_send(sent_ns);
@@ -153,6 +163,18 @@ void produce(const std::shared_ptr<ProducerRun>& p) {
     p->error = e.what();
   }
   p->done = true;
+}
+
+// What `p` sent and never saw confirmed, in the order sent.
+std::vector<std::string> unconfirmed(ProducerRun& p) {
+  std::lock_guard<std::mutex> lock(p.mu);
+  std::unordered_set<std::string> done;
+  for (const auto& [offset, payload] : p.confirmed) done.insert(payload);
+  for (const auto& [offset, payload] : p.duplicates) done.insert(payload);
+  std::vector<std::string> left;
+  for (const auto& payload : p.sent)
+    if (done.count(payload) == 0) left.push_back(payload);
+  return left;
 }
 
 void consume(const std::shared_ptr<ConsumerRun>& c) {
@@ -263,6 +285,17 @@ class Ledger {
         violation("offset " + std::to_string(offset) + " was delivered as '" +
                   delivered->second + "' but confirmed as '" + payload + "'");
       confirmed_end_ = std::max(confirmed_end_, offset + 1);
+    }
+    // A retry the broker knew: stored before the kill, never confirmed, so
+    // its offset lies anywhere below; it must not be confirmed otherwise.
+    report_.retried += p.retry.size();
+    report_.retried_stored += p.duplicates.size();
+    for (const auto& [offset, payload] : p.duplicates) {
+      if (!confirmed_.emplace(offset, payload).second)
+        violation("run " + std::to_string(run) + ": retry of '" + payload +
+                  "' confirmed as a duplicate of offset " +
+                  std::to_string(offset) + ", which holds '" +
+                  confirmed_[offset] + "'");
     }
   }
 
@@ -438,7 +471,9 @@ std::string CrashLoopReport::summary() const {
   std::ostringstream out;
   out << "crash loop: seed " << seed << ", " << iterations << " iterations"
       << (stopped_by_time_budget ? " (stopped by the time budget)" : "")
-      << ", messages confirmed " << confirmed << ", lost " << lost
+      << ", messages confirmed " << confirmed << " (" << retried
+      << " unconfirmed at a kill were published again, " << retried_stored
+      << " of them found already stored), lost " << lost
       << ", undelivered " << undelivered << ", duplicates delivered "
       << duplicates << " (" << duplicates_after_ack
       << " of them acked before the crash), acks " << acks_sent << " ("
@@ -469,6 +504,9 @@ CrashLoopReport run_crash_loop(const CrashLoopOptions& options) {
       options.min_kill_delay.count(), options.max_kill_delay.count());
   Ledger ledger(report);
   BrokerProcess broker;
+  // The producers of the latest run, whose unconfirmed messages the next
+  // run's producers publish again.
+  std::vector<std::shared_ptr<ProducerRun>> producers(kProducers);
 
   for (int run = 0; run < options.iterations; ++run) {
     if (Clock::now() - start >= options.time_budget) {
@@ -479,7 +517,6 @@ CrashLoopReport run_crash_loop(const CrashLoopOptions& options) {
     auto shared = std::make_shared<Run>();
     shared->address = broker.address();
 
-    std::vector<std::shared_ptr<ProducerRun>> producers;
     std::vector<std::shared_ptr<ConsumerRun>> consumers;
     std::vector<std::thread> threads;
     for (int i = 0; i < kProducers; ++i) {
@@ -487,7 +524,8 @@ CrashLoopReport run_crash_loop(const CrashLoopOptions& options) {
       p->run = shared;
       p->prefix = "r" + std::to_string(run) + "p" + std::to_string(i) + "-";
       p->seed = rng();
-      producers.push_back(p);
+      if (run > 0) p->retry = unconfirmed(*producers[i]);
+      producers[i] = p;
       threads.emplace_back([p] { produce(p); });
     }
     for (int i = 0; i < kConsumers; ++i) {

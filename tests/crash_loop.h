@@ -22,6 +22,12 @@
 // message exactly once at its confirmed offset, offsets strictly increasing,
 // nothing that no producer sent, and every message ever delivered.
 //
+// Retries. Every message carries its payload as producer message id. After a
+// restart each producer first publishes again what its predecessor sent but
+// never saw confirmed, with the same ids; the broker's de-duplication must
+// answer "duplicate" (with the original offset) for those that were stored
+// before the kill, so that the final audit finds no payload stored twice.
+//
 // Duplicates. An Ack has no reply, and the broker persists cursors in the
 // group commit after it processed them, so an ack in flight at the kill is
 // legitimately forgotten: redelivering a message acked shortly before a crash
@@ -57,6 +63,8 @@ struct CrashLoopReport {
   int iterations = 0;  // kills done
   bool stopped_by_time_budget = false;
   size_t confirmed = 0;    // messages confirmed over all iterations
+  size_t retried = 0;      // unconfirmed at a kill, published again after it
+  size_t retried_stored = 0;  // of those: already stored (confirmed duplicate)
   size_t lost = 0;         // confirmed, but not at their offset in the log
   size_t undelivered = 0;  // (subscription, confirmed message) never delivered
   size_t delivered = 0;    // deliveries to the two subscriptions, all of them
