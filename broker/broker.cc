@@ -1,8 +1,10 @@
 #include "broker.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 
 #include "connection.h"
 #include "log.h"
@@ -73,10 +75,9 @@ bool Broker::load() {
   }
   std::unordered_map<uint64_t, Topic*> by_id;
   for (auto& t : topics) {
-    auto topic = std::make_unique<Topic>(t.id, t.name, t.first_offset,
+    auto topic = std::make_unique<Topic>(store_, t.id, t.name, t.first_offset,
                                          t.next_offset,
                                          config_.tail_bytes_per_topic);
-    topic->set_store(&store_);
     by_id[t.id] = topic.get();
     next_topic_id_ = std::max(next_topic_id_, t.id + 1);
     topics_[t.name] = std::move(topic);
@@ -245,9 +246,8 @@ Topic* Broker::topic(const std::string& name, Refusal* refusal) {
       !within_limit(topics_.size(), config_.max_topics, "topics", refusal))
     return nullptr;
   uint64_t id = next_topic_id_++;
-  auto topic = std::make_unique<Topic>(id, name, 0, 0,
+  auto topic = std::make_unique<Topic>(store_, id, name, 0, 0,
                                        config_.tail_bytes_per_topic);
-  topic->set_store(&store_);
   LOG_INFO("topic %s created", name.c_str());
   Topic& created = *(topics_[name] = std::move(topic));
   persist_topic(created);

@@ -14,14 +14,16 @@ constexpr size_t kReadBackMessages = 512;
 constexpr size_t kReadBackBytes = 1u << 20;
 }  // namespace
 
-Topic::Topic(uint64_t id, std::string name, uint64_t first_offset,
-             uint64_t next_offset, size_t tail_limit_bytes)
+Topic::Topic(storage::Store& store, uint64_t id, std::string name,
+             uint64_t first_offset, uint64_t next_offset,
+             size_t tail_limit_bytes)
     : id_(id),
       name_(std::move(name)),
       first_offset_(first_offset),
       committed_end_(next_offset),
       next_offset_(next_offset),
-      tail_limit_bytes_(tail_limit_bytes) {}
+      tail_limit_bytes_(tail_limit_bytes),
+      store_(store) {}
 
 uint64_t Topic::append(flatbuffers::DetachedBuffer record) {
   tail_bytes_ += record.size();
@@ -70,7 +72,7 @@ const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset) {
   if (!covered) {
     read_back_.clear();
     read_back_from_ = *offset;
-    storage::Status status = store_->read(id_, *offset, kReadBackMessages,
+    storage::Status status = store_.read(id_, *offset, kReadBackMessages,
                                           kReadBackBytes, &read_back_);
     if (!status.is_ok()) {
       LOG_ERROR("reading topic %s at offset %llu: %s", name_.c_str(),

@@ -24,8 +24,9 @@ namespace tern {
 
 class Topic {
  public:
-  Topic(uint64_t id, std::string name, uint64_t first_offset,
-        uint64_t next_offset, size_t tail_limit_bytes);
+  // `store` is where records behind the tail are read back from.
+  Topic(storage::Store& store, uint64_t id, std::string name,
+        uint64_t first_offset, uint64_t next_offset, size_t tail_limit_bytes);
 
   uint64_t id() const { return id_; }
   const std::string& name() const { return name_; }
@@ -63,8 +64,6 @@ class Topic {
     return subscriptions_;
   }
 
-  void set_store(storage::Store* store) { store_ = store; }
-
  private:
   struct TailEntry {
     uint64_t offset;
@@ -93,7 +92,7 @@ class Topic {
   std::deque<std::pair<int64_t, std::string>> id_expiry_;
 
   // Records read back from the store for consumers behind the tail.
-  storage::Store* store_ = nullptr;
+  storage::Store& store_;
   std::vector<storage::StoredMessage> read_back_;
   uint64_t read_back_from_ = 0;  // the offset read_back_ was read from
 };

@@ -12,8 +12,11 @@
 //   auto client = tern::Client::connect("127.0.0.1:7411");
 //   uint64_t offset = client->publish("orders", "hello");      // confirmed
 //
-//   auto sub = client->subscribe({.topic = "orders", .subscription = "billing",
-//                                 .start = tern::StartPosition::kEarliest});
+//   tern::SubscribeOptions options;
+//   options.topic = "orders";
+//   options.subscription = "billing";
+//   options.start = tern::StartPosition::kEarliest;
+//   auto sub = client->subscribe(options);
 //   while (auto m = sub.next(std::chrono::seconds(5))) {
 //     handle(m->payload);
 //     sub.ack(*m);
