@@ -325,9 +325,9 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
 }
 
 Subscription* Broker::subscription(Topic& topic, const std::string& name,
-                                   wire::StartPosition start,
-                                   uint32_t ack_timeout_ms,
+                                   const wire::Subscribe& request,
                                    Refusal* refusal) {
+  uint32_t ack_timeout_ms = request.ack_timeout_ms();
   if (!name.empty()) {
     if (!valid_name(name, "subscription",
                     wire::ErrorCode::InvalidSubscription, refusal))
@@ -344,9 +344,27 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
                     "subscriptions", refusal))
     return nullptr;
   // A new subscription: everything before its start counts as done.
-  uint64_t begin = start == wire::StartPosition::Earliest
-                       ? topic.first_offset()
-                       : topic.committed_end();
+  uint64_t begin;
+  switch (request.start()) {
+    case wire::StartPosition::Latest:
+      begin = topic.committed_end();
+      break;
+    case wire::StartPosition::Earliest:
+      begin = topic.first_offset();
+      break;
+    case wire::StartPosition::Offset:
+      begin = std::clamp(request.start_offset(), topic.first_offset(),
+                         topic.committed_end());
+      break;
+    case wire::StartPosition::Time:
+      begin = topic.offset_at_time(request.start_time_ms());
+      break;
+    default:
+      refusal->code = wire::ErrorCode::InvalidSubscription;
+      refusal->message = "unknown start position " +
+                         std::to_string(int(request.start()));
+      return nullptr;
+  }
   AckSet acks;
   acks.raise_floor(begin);
   uint32_t timeout =

@@ -62,11 +62,12 @@ class Broker {
   // Appends the frame's messages and confirms them once committed.
   void publish(uint64_t connection_id, Topic& topic,
                const wire::Publish& publish);
-  // The subscription to attach a consumer to: the durable one named `name`
-  // (created at `start` if new) or, for an empty name, a new ephemeral one.
+  // The subscription `request` attaches a consumer to: the durable one it
+  // names (created at its start position if new) or, for an empty name, a
+  // new ephemeral one.
   Subscription* subscription(Topic& topic, const std::string& name,
-                             wire::StartPosition start,
-                             uint32_t ack_timeout_ms, Refusal* refusal);
+                             const wire::Subscribe& request,
+                             Refusal* refusal);
   // A consumer left `subscription`; an ephemeral one ends with its consumer.
   void consumer_left(Subscription& subscription);
 

@@ -95,8 +95,7 @@ void Session::on_subscribe(const wire::Subscribe& subscribe) {
     return reply_error(request_id, refusal.code, refusal.message);
   std::string name = str(subscribe.subscription());
   Subscription* subscription =
-      broker_.subscription(*topic, name, subscribe.start(),
-                           subscribe.ack_timeout_ms(), &refusal);
+      broker_.subscription(*topic, name, subscribe, &refusal);
   if (subscription == nullptr)
     return reply_error(request_id, refusal.code, refusal.message);
 

@@ -49,6 +49,12 @@ class Topic {
   // is valid until the next call.
   const wire::StoredMessage* record_at_or_after(uint64_t* offset);
 
+  // The first durable offset whose message was appended at or after
+  // `time_ms` (committed_end() if none). Binary search over the broker's
+  // append timestamps, reading one record per step from the store when it is
+  // behind the tail: for creating a subscription, not for the hot path.
+  uint64_t offset_at_time(int64_t time_ms);
+
   // --- de-duplication of producer message ids ---
   // The offset `id` was appended at, if that was within its window.
   bool find_id(const std::string& id, int64_t now_ms, uint64_t* offset) const;

@@ -221,13 +221,17 @@ Subscription Client::subscribe(const SubscribeOptions& options) {
   uint64_t id = connection_->next_request_id();
   auto topic = fbb.CreateString(options.topic);
   auto name = fbb.CreateString(options.subscription);
-  auto start = options.start == StartPosition::kEarliest
-                   ? wire::StartPosition::Earliest
-                   : wire::StartPosition::Latest;
+  // The enums match value for value.
+  auto start = wire::StartPosition(uint8_t(options.start));
+  int64_t start_time_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          options.start_time.time_since_epoch())
+          .count();
   frame::finish(
       fbb, wire::Body::Subscribe,
       wire::CreateSubscribe(fbb, id, topic, name, start, options.prefetch,
-                            uint32_t(options.ack_timeout.count()))
+                            uint32_t(options.ack_timeout.count()),
+                            options.start_offset, start_time_ms)
           .Union());
   Reply reply;
   try {

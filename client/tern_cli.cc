@@ -67,8 +67,9 @@ const char kSubUsage[] =
     "Options:\n"
     "  --subscription NAME     durable subscription to attach to (created if\n"
     "                          new); without it the subscription is ephemeral\n"
-    "  --from earliest|latest  where a new subscription starts (default: "
-    "latest)\n"
+    "  --from POSITION         where a new subscription starts: latest\n"
+    "                          (default), earliest, offset:N, or time:T with\n"
+    "                          T in Unix milliseconds\n"
     "  --count N               stop after N messages\n"
     "  --timeout SECONDS       stop after SECONDS with no new message\n"
     "  --prefetch N            max unacknowledged messages in flight "
@@ -92,7 +93,8 @@ struct SubArgs {
   std::string topic;
   std::string subscription;
   tern::StartPosition start = tern::StartPosition::kLatest;
-  uint64_t count = 0;  // 0: no limit
+  uint64_t start_at = 0;  // the offset or time (Unix ms) of offset:/time:
+  uint64_t count = 0;     // 0: no limit
   std::optional<std::chrono::milliseconds> timeout;
   uint32_t prefetch = 1000;
 };
@@ -139,13 +141,14 @@ bool is_option(const std::string& arg) {
 }
 
 uint64_t parse_count(const std::string& name, const std::string& value,
-                     uint64_t max, const char* usage) {
+                     uint64_t max, const char* usage, uint64_t min = 1) {
   errno = 0;
   char* end = nullptr;
   unsigned long long n = std::strtoull(value.c_str(), &end, 10);
   if (value.empty() || value[0] == '-' || *end != '\0' || errno != 0 ||
-      n == 0 || n > max) {
-    throw UsageError{name + " must be a whole number from 1 to " +
+      n < min || n > max) {
+    throw UsageError{name + " must be a whole number from " +
+                         std::to_string(min) + " to " +
                          std::to_string(max) + ", not '" + value + "'",
                      usage};
   }
@@ -274,6 +277,9 @@ int run_sub(const std::string& server, const SubArgs& args) {
   so.topic = args.topic;
   so.subscription = args.subscription;
   so.start = args.start;
+  so.start_offset = args.start_at;
+  so.start_time = std::chrono::system_clock::time_point(
+      std::chrono::milliseconds(args.start_at));
   so.prefetch = args.prefetch;
   tern::Subscription sub = client->subscribe(so);
 
@@ -382,10 +388,21 @@ bool parse(int argc, char** argv, std::string* server, Command* command) {
           sub.start = tern::StartPosition::kEarliest;
         } else if (value == "latest") {
           sub.start = tern::StartPosition::kLatest;
+        } else if (value.rfind("offset:", 0) == 0) {
+          sub.start = tern::StartPosition::kOffset;
+          sub.start_at = parse_count("--from offset:", value.substr(7),
+                                     std::numeric_limits<uint64_t>::max(),
+                                     usage, 0);
+        } else if (value.rfind("time:", 0) == 0) {
+          sub.start = tern::StartPosition::kTime;
+          sub.start_at = parse_count("--from time:", value.substr(5),
+                                     std::numeric_limits<int64_t>::max(),
+                                     usage, 0);
         } else {
-          throw UsageError{
-              "--from must be 'earliest' or 'latest', not '" + value + "'",
-              usage};
+          throw UsageError{"--from must be earliest, latest, offset:N or "
+                           "time:UNIX_MS, not '" +
+                               value + "'",
+                           usage};
         }
         continue;
       }

@@ -106,7 +106,12 @@ struct PublishResult {
   bool duplicate = false;  // an earlier message had the same id
 };
 
-enum class StartPosition { kLatest, kEarliest };
+enum class StartPosition {
+  kLatest,    // messages committed from now on
+  kEarliest,  // the oldest stored message
+  kOffset,    // SubscribeOptions::start_offset
+  kTime,      // the first message appended at or after start_time
+};
 
 struct SubscribeOptions {
   std::string topic;
@@ -116,6 +121,8 @@ struct SubscribeOptions {
   // Where a new subscription starts (ephemeral ones too); an existing durable
   // one resumes at its cursor.
   StartPosition start = StartPosition::kLatest;
+  uint64_t start_offset = 0;                        // with kOffset
+  std::chrono::system_clock::time_point start_time;  // with kTime
   // Max unacked messages in flight to this consumer.
   uint32_t prefetch = 1000;
   // Unacked messages are redelivered after this long. 0: broker default (30 s).

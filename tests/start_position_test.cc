@@ -1,0 +1,102 @@
+// Start positions: a new subscription can start at an offset or at a time,
+// besides the earliest and the latest message.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker_process.h"
+#include "tern/client.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+void publish_n(Client& client, const std::string& topic, int n,
+               const std::string& prefix) {
+  for (int i = 0; i < n; ++i) client.publish(topic, prefix + std::to_string(i));
+}
+
+std::vector<std::string> payloads_from(const std::string& address,
+                                       SubscribeOptions options) {
+  auto client = Client::connect(address);
+  auto sub = client->subscribe(options);
+  std::vector<std::string> out;
+  for (const auto& m : receive(sub, 1000, 500ms, 10s)) out.push_back(m.payload);
+  return out;
+}
+
+TEST_CASE("start position: a new subscription can start at an offset") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  publish_n(*client, "log", 6, "m");
+
+  SubscribeOptions options;
+  options.topic = "log";
+  options.subscription = "from-4";
+  options.start = StartPosition::kOffset;
+  options.start_offset = 4;
+  CHECK(payloads_from(broker.address(), options) ==
+        std::vector<std::string>{"m4", "m5"});
+
+  // Past the end: it starts with the next message published.
+  options.subscription = "from-future";
+  options.start_offset = 1000;
+  auto late = Client::connect(broker.address());
+  auto sub = late->subscribe(options);
+  client->publish("log", "next");
+  auto got = receive(sub, 10, 500ms, 5s);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].payload == "next");
+  CHECK(got[0].offset == 6);
+}
+
+TEST_CASE("start position: a new subscription can start at a time") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  publish_n(*client, "events", 5, "early");
+  std::this_thread::sleep_for(30ms);
+  auto cut = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(30ms);
+  publish_n(*client, "events", 3, "late");
+
+  SubscribeOptions options;
+  options.topic = "events";
+  options.subscription = "since-cut";
+  options.start = StartPosition::kTime;
+  options.start_time = cut;
+  std::vector<std::string> late = {"late0", "late1", "late2"};
+  CHECK(payloads_from(broker.address(), options) == late);
+
+  // After a restart the tail is empty and the search reads the store.
+  client.reset();
+  CHECK(broker.stop() == 0);
+  broker.restart();
+  options.subscription = "since-cut-after-restart";
+  CHECK(payloads_from(broker.address(), options) == late);
+  options.subscription = "since-the-start";
+  options.start_time = cut - std::chrono::hours(1);
+  CHECK(payloads_from(broker.address(), options).size() == 8);
+}
+
+TEST_CASE("start position: tern sub --from offset:N") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  publish_n(*client, "cli-log", 5, "c");
+  auto result = run_program({cli_binary(), "--server", broker.address(), "sub",
+                             "cli-log", "--from", "offset:3", "--count", "2",
+                             "--timeout", "3"},
+                            "", 10s);
+  CHECK(result.exit_code == 0);
+  CHECK(result.out == "c3\nc4\n");
+  auto bad = run_program({cli_binary(), "--server", broker.address(), "sub",
+                          "cli-log", "--from", "offset:x"},
+                         "", 10s);
+  CHECK(bad.exit_code == 2);
+}
+
+}  // namespace
+}  // namespace tern::test
