@@ -98,10 +98,14 @@ bool Broker::load() {
     Topic& topic = *it->second;
     AckSet acks(s.cursor);
     uint64_t start = acks.floor();
-    uint32_t timeout =
+    // Only the ack timeout is stored; the other settings come with the next
+    // Subscribe, which every consumer sends before it gets anything.
+    SubscriptionSettings settings;
+    settings.ack_timeout_ms =
         s.ack_timeout_ms ? s.ack_timeout_ms : config_.default_ack_timeout_ms;
+    settings.dead_letter_topic = topic.name() + ".dlq";
     topic.add_subscription(std::make_unique<Subscription>(
-        topic, s.name, timeout, std::move(acks), start));
+        topic, s.name, std::move(settings), std::move(acks), start, *this));
     ++subscription_count_;
   }
   std::vector<storage::DedupeRecord> ids;
@@ -265,7 +269,6 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
                      const wire::Publish& publish) {
   int64_t now = unix_ms();
   uint64_t first = topic.next_offset();
-  storage::Batch& batch = committer_->batch();
   // What each message got: a new offset, or (a repeated producer message
   // id) the offset of the original.
   std::vector<wire::PublishResult> results;
@@ -279,19 +282,12 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
         results.emplace_back(original, wire::ErrorCode::None, true);
         continue;
       }
-      // One builder per record, sized to fit, so the tail can keep its
-      // buffer as it is.
-      flatbuffers::FlatBufferBuilder fbb(storage::record_size_hint(*message));
-      storage::encode_record(fbb, *message, now);
-      uint64_t offset = topic.next_offset();
-      batch.put_message(topic.id(), offset, fbb.GetBufferPointer(),
-                        fbb.GetSize());
-      topic.append(fbb.Release());
+      uint64_t offset = append(topic, *message, now);
       results.emplace_back(offset, wire::ErrorCode::None, false);
       if (!id.empty()) {
         int64_t expires = now + int64_t(config_.dedupe_window_ms);
         topic.remember_id(id, offset, expires);
-        batch.put_dedupe({topic.id(), id, offset, expires});
+        committer_->batch().put_dedupe({topic.id(), id, offset, expires});
         new_ids.push_back(std::move(id));
       }
     }
@@ -324,21 +320,113 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
   });
 }
 
+uint64_t Broker::append(Topic& topic, const wire::Message& message,
+                        int64_t timestamp_ms) {
+  // One builder per record, sized to fit, so the tail can keep its buffer as
+  // it is.
+  flatbuffers::FlatBufferBuilder fbb(storage::record_size_hint(message));
+  storage::encode_record(fbb, message, timestamp_ms);
+  uint64_t offset = topic.next_offset();
+  committer_->batch().put_message(topic.id(), offset, fbb.GetBufferPointer(),
+                                  fbb.GetSize());
+  topic.append(fbb.Release());
+  return offset;
+}
+
+bool Broker::dead_letter(Subscription& from, uint64_t offset,
+                         uint32_t attempts, const wire::StoredMessage& message,
+                         const char* reason) {
+  const std::string& to = from.settings().dead_letter_topic;
+  Refusal refusal;
+  Topic* dlq = topic(to, &refusal);
+  if (dlq == nullptr) {
+    LOG_ERROR("cannot dead-letter offset %llu of %s to %s: %s",
+              (unsigned long long)offset, from.topic().name().c_str(),
+              to.c_str(), refusal.message.c_str());
+    return false;
+  }
+  // The original key, headers and payload, plus where it came from and why.
+  flatbuffers::FlatBufferBuilder fbb(
+      1024 + (message.payload() ? message.payload()->size() : 0));
+  auto bytes = [&fbb](const flatbuffers::Vector<uint8_t>* v) {
+    return v ? fbb.CreateVector(v->data(), v->size())
+             : flatbuffers::Offset<flatbuffers::Vector<uint8_t>>();
+  };
+  std::vector<flatbuffers::Offset<wire::Header>> headers;
+  if (message.headers()) {
+    for (const wire::Header* h : *message.headers())
+      headers.push_back(wire::CreateHeader(
+          fbb, h->name() ? fbb.CreateString(h->name()) : 0, bytes(h->value())));
+  }
+  auto add = [&](const char* name, const std::string& value) {
+    headers.push_back(wire::CreateHeader(
+        fbb, fbb.CreateString(name),
+        fbb.CreateVector(reinterpret_cast<const uint8_t*>(value.data()),
+                         value.size())));
+  };
+  add("tern-dlq-topic", from.topic().name());
+  add("tern-dlq-subscription", from.name());
+  add("tern-dlq-offset", std::to_string(offset));
+  add("tern-dlq-attempts", std::to_string(attempts));
+  add("tern-dlq-reason", reason);
+  auto key = bytes(message.key());
+  auto header_vector = fbb.CreateVector(headers);
+  auto payload = bytes(message.payload());
+  fbb.Finish(wire::CreateMessage(fbb, key, header_vector, payload));
+
+  uint64_t at = append(*dlq, *flatbuffers::GetRoot<wire::Message>(
+                                 fbb.GetBufferPointer()),
+                       unix_ms());
+  committer_->on_commit([this, dlq, at](const storage::Status& status) {
+    dlq->on_committed(at, at + 1, status.is_ok());
+    for (auto& s : dlq->subscriptions()) schedule_dispatch(*s);
+  });
+  // Done for the subscription; in the same batch as the dead letter, as long
+  // as no commit starts in between (else one more delivery after a crash).
+  persist_cursor(from);
+  LOG_INFO("topic %s offset %llu (subscription %s): dead-lettered to %s "
+           "after %u deliveries: %s",
+           from.topic().name().c_str(), (unsigned long long)offset,
+           from.name().c_str(), to.c_str(), attempts, reason);
+  return true;
+}
+
 Subscription* Broker::subscription(Topic& topic, const std::string& name,
                                    const wire::Subscribe& request,
                                    Refusal* refusal) {
-  uint32_t ack_timeout_ms = request.ack_timeout_ms();
-  if (!name.empty()) {
-    if (!valid_name(name, "subscription",
-                    wire::ErrorCode::InvalidSubscription, refusal))
-      return nullptr;
-    if (Subscription* existing = topic.find_subscription(name)) {
-      if (ack_timeout_ms != 0 && ack_timeout_ms != existing->ack_timeout_ms()) {
-        existing->set_ack_timeout_ms(ack_timeout_ms);
-        persist_cursor(*existing);
-      }
-      return existing;
-    }
+  if (!name.empty() && !valid_name(name, "subscription",
+                                   wire::ErrorCode::InvalidSubscription,
+                                   refusal))
+    return nullptr;
+  SubscriptionSettings settings;
+  settings.ack_timeout_ms = request.ack_timeout_ms()
+                                ? request.ack_timeout_ms()
+                                : config_.default_ack_timeout_ms;
+  settings.max_deliveries = request.max_deliveries();
+  settings.dead_letter_topic = request.dead_letter_topic()
+                                   ? request.dead_letter_topic()->str()
+                                   : std::string();
+  if (settings.dead_letter_topic.empty()) {
+    settings.dead_letter_topic = topic.name() + ".dlq";
+  } else if (!valid_name(settings.dead_letter_topic, "dead-letter topic",
+                         wire::ErrorCode::InvalidSubscription, refusal)) {
+    return nullptr;
+  }
+  if (settings.dead_letter_topic == topic.name()) {
+    refusal->code = wire::ErrorCode::InvalidSubscription;
+    refusal->message = "a subscription's dead-letter topic cannot be its own";
+    return nullptr;
+  }
+  if (Subscription* existing =
+          name.empty() ? nullptr : topic.find_subscription(name)) {
+    // The latest Subscribe's settings apply; an ack timeout of 0 keeps the
+    // one the subscription has (it is the persisted one).
+    uint32_t old_timeout = existing->settings().ack_timeout_ms;
+    if (request.ack_timeout_ms() == 0) settings.ack_timeout_ms = old_timeout;
+    existing->set_settings(std::move(settings));
+    if (existing->settings().ack_timeout_ms != old_timeout)
+      persist_cursor(*existing);
+    return existing;
   }
   if (!within_limit(subscription_count_, config_.max_subscriptions,
                     "subscriptions", refusal))
@@ -367,10 +455,8 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
   }
   AckSet acks;
   acks.raise_floor(begin);
-  uint32_t timeout =
-      ack_timeout_ms ? ack_timeout_ms : config_.default_ack_timeout_ms;
   Subscription& s = topic.add_subscription(std::make_unique<Subscription>(
-      topic, name, timeout, std::move(acks), begin));
+      topic, name, std::move(settings), std::move(acks), begin, *this));
   ++subscription_count_;
   if (s.durable()) {
     persist_cursor(s);
@@ -408,7 +494,7 @@ void Broker::after_io() {
       storage::SubscriptionRecord record;
       record.topic_id = s->topic().id();
       record.name = s->name();
-      record.ack_timeout_ms = s->ack_timeout_ms();
+      record.ack_timeout_ms = s->settings().ack_timeout_ms;
       record.cursor = s->acks().to_cursor();
       committer_->batch().put_subscription(record);
     }

@@ -27,12 +27,12 @@
 #include "committer.h"
 #include "config.h"
 #include "store.h"
+#include "subscription.h"
 #include "tern_generated.h"
 
 namespace tern {
 
 class Connection;
-class Subscription;
 class Topic;
 
 // Why an operation was refused: what the Error frame says.
@@ -41,7 +41,7 @@ struct Refusal {
   std::string message;
 };
 
-class Broker {
+class Broker : public DeadLetters {
  public:
   Broker(const Config& config, storage::Store& store);
   ~Broker();
@@ -70,6 +70,13 @@ class Broker {
                              Refusal* refusal);
   // A consumer left `subscription`; an ephemeral one ends with its consumer.
   void consumer_left(Subscription& subscription);
+  // DeadLetters: appends the message to the subscription's dead-letter topic
+  // with headers saying where it came from and why.
+  bool dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
+                   const wire::StoredMessage& message,
+                   const char* reason) override;
+  // Loop time in ms, for deadlines.
+  uint64_t now_ms() { return uv_now(&loop_); }
 
   // Work for the next after_io().
   void schedule_dispatch(Subscription& subscription);
@@ -87,6 +94,10 @@ class Broker {
   // Every tick: ack deadlines, expired message ids, retries of metadata.
   void expire();
   void persist_topic(Topic& topic);
+  // Appends one message to `topic` (into the filling batch and the tail) and
+  // returns its offset.
+  uint64_t append(Topic& topic, const wire::Message& message,
+                  int64_t timestamp_ms);
   void shutdown();
   Connection* find_connection(uint64_t id);
 

@@ -36,6 +36,8 @@ void Session::on_frame(const wire::Frame& frame) {
       return on_publish(*frame.body_as_Publish());
     case wire::Body::Ack:
       return on_ack(*frame.body_as_Ack());
+    case wire::Body::Nack:
+      return on_nack(*frame.body_as_Nack());
     case wire::Body::Subscribe:
       return on_subscribe(*frame.body_as_Subscribe());
     case wire::Body::Unsubscribe:
@@ -145,6 +147,25 @@ void Session::on_ack(const wire::Ack& ack) {
   }
   if (changed && subscription.durable()) broker_.persist_cursor(subscription);
   // Acks return credit, so there may be more to send.
+  broker_.schedule_dispatch(subscription);
+}
+
+void Session::on_nack(const wire::Nack& nack) {
+  auto it = consumers_.find(nack.consumer_id());
+  if (it == consumers_.end())
+    return reply_error(0, wire::ErrorCode::UnknownConsumer,
+                       "nack for unknown consumer " +
+                           std::to_string(nack.consumer_id()));
+  Consumer& consumer = *it->second;
+  Subscription& subscription = consumer.subscription;
+  bool changed = false;
+  if (nack.ranges()) {
+    for (const wire::OffsetRange* range : *nack.ranges())
+      changed |= subscription.nack(consumer, range->first(), range->last(),
+                                   nack.delay_ms(), nack.dead_letter(),
+                                   broker_.now_ms());
+  }
+  if (changed && subscription.durable()) broker_.persist_cursor(subscription);
   broker_.schedule_dispatch(subscription);
 }
 

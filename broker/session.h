@@ -34,6 +34,7 @@ class Session {
   void on_subscribe(const wire::Subscribe& subscribe);
   void on_unsubscribe(const wire::Unsubscribe& unsubscribe);
   void on_ack(const wire::Ack& ack);
+  void on_nack(const wire::Nack& nack);
   void on_ping(const wire::Ping& ping);
   void detach(Consumer& consumer);
   void reply_error(uint64_t request_id, wire::ErrorCode code,

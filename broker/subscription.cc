@@ -15,12 +15,19 @@ namespace {
 constexpr size_t kMaxDeliverFrameBytes = 1u << 20;
 }  // namespace
 
+namespace {
+// A message whose dead-lettering failed (e.g. the dead-letter topic cannot be
+// created) is tried again this much later, not in a tight loop.
+constexpr uint64_t kDeadLetterRetryMs = 1000;
+}  // namespace
+
 Subscription::Subscription(Topic& topic, std::string name,
-                           uint32_t ack_timeout_ms, AckSet acks,
-                           uint64_t start)
+                           SubscriptionSettings settings, AckSet acks,
+                           uint64_t start, DeadLetters& dead_letters)
     : topic_(topic),
       name_(std::move(name)),
-      ack_timeout_ms_(ack_timeout_ms),
+      settings_(std::move(settings)),
+      dead_letters_(dead_letters),
       acks_(std::move(acks)),
       next_offset_(std::max(start, acks_.floor())) {}
 
@@ -77,6 +84,63 @@ bool Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
   return changed;
 }
 
+std::vector<uint64_t> Subscription::held_by(const Consumer& consumer,
+                                            uint64_t first,
+                                            uint64_t last) const {
+  std::vector<uint64_t> offsets;
+  if (last < first) return offsets;
+  auto mine = [&](uint64_t offset) {
+    auto it = pending_.find(offset);
+    return it != pending_.end() && it->second.consumer == &consumer;
+  };
+  if (last - first < pending_.size()) {
+    for (uint64_t o = first;; ++o) {
+      if (mine(o)) offsets.push_back(o);
+      if (o == last) break;
+    }
+  } else {
+    for (const auto& [offset, pending] : pending_)
+      if (offset >= first && offset <= last && pending.consumer == &consumer)
+        offsets.push_back(offset);
+    std::sort(offsets.begin(), offsets.end());
+  }
+  return offsets;
+}
+
+bool Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
+                        uint32_t delay_ms, bool dead_letter,
+                        uint64_t now_ms) {
+  bool changed = false;
+  for (uint64_t offset : held_by(consumer, first, last)) {
+    uint32_t attempts = pending_[offset].attempt;
+    pending_.erase(offset);
+    --consumer.unacked;
+    if (dead_letter) {
+      uint64_t found = offset;
+      const wire::StoredMessage* message = topic_.record_at_or_after(&found);
+      if (message != nullptr && found == offset)
+        changed |= give_up(offset, attempts, *message, "rejected", now_ms);
+      else
+        changed |= acks_.add(offset, offset);  // no longer stored
+    } else if (delay_ms == 0) {
+      redeliver_[offset] = attempts;
+    } else {
+      delayed_.emplace(now_ms + delay_ms, std::make_pair(offset, attempts));
+    }
+  }
+  return changed;
+}
+
+bool Subscription::give_up(uint64_t offset, uint32_t attempts,
+                           const wire::StoredMessage& message,
+                           const char* reason, uint64_t now_ms) {
+  if (dead_letters_.dead_letter(*this, offset, attempts, message, reason))
+    return acks_.add(offset, offset);
+  delayed_.emplace(now_ms + kDeadLetterRetryMs,
+                   std::make_pair(offset, attempts));
+  return false;
+}
+
 Consumer* Subscription::next_consumer_with_credit() {
   for (size_t i = 0; i < consumers_.size(); ++i) {
     Consumer* c = consumers_[(next_consumer_ + i) % consumers_.size()];
@@ -90,18 +154,25 @@ Consumer* Subscription::next_consumer_with_credit() {
 
 // Finds the next message to hand out: a redelivery if one waits, else the
 // next committed offset nobody has acked.
-bool Subscription::next_message(uint64_t* offset, uint32_t* attempt,
+bool Subscription::next_message(uint64_t now_ms, uint64_t* offset,
+                                uint32_t* attempt,
                                 const wire::StoredMessage** record) {
   while (!redeliver_.empty()) {
     auto it = redeliver_.begin();
     uint64_t wanted = it->first, o = wanted;
     *attempt = it->second + 1;
     redeliver_.erase(it);
+    if (acks_.contains(wanted)) continue;  // acked while it waited
     *record = topic_.record_at_or_after(&o);
-    if (*record != nullptr && o == wanted) {
-      *offset = o;
-      return true;
+    if (*record == nullptr || o != wanted) continue;  // no longer stored
+    if (settings_.max_deliveries > 0 &&
+        *attempt > settings_.max_deliveries) {
+      give_up(wanted, *attempt - 1, **record, "max deliveries reached",
+              now_ms);
+      continue;
     }
+    *offset = o;
+    return true;
   }
   while (next_offset_ < topic_.committed_end()) {
     if (acks_.contains(next_offset_)) {
@@ -129,10 +200,10 @@ void Subscription::dispatch(uint64_t now_ms) {
     uint64_t offset;
     uint32_t attempt;
     const wire::StoredMessage* message;
-    if (!next_message(&offset, &attempt, &message)) break;
+    if (!next_message(now_ms, &offset, &attempt, &message)) break;
     consumer->outgoing.add(offset, attempt, *message);
     pending_[offset] = {consumer, attempt};
-    deadlines_.push_back({now_ms + ack_timeout_ms_, offset, attempt});
+    deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});
     ++consumer->unacked;
     if (consumer->outgoing.count() == 1) touched.push_back(consumer);
     if (consumer->outgoing.bytes() >= kMaxDeliverFrameBytes) flush(*consumer);
@@ -148,6 +219,12 @@ void Subscription::flush(Consumer& consumer) {
 
 bool Subscription::expire(uint64_t now_ms) {
   bool any = false;
+  while (!delayed_.empty() && delayed_.begin()->first <= now_ms) {
+    auto [offset, attempts] = delayed_.begin()->second;
+    delayed_.erase(delayed_.begin());
+    redeliver_[offset] = attempts;
+    any = true;
+  }
   while (!deadlines_.empty()) {
     Deadline d = deadlines_.front();
     auto it = pending_.find(d.offset);

@@ -4,9 +4,13 @@
 //   acks_        what is acknowledged (floor + ranges; persisted when durable)
 //   next_offset_ the first offset never handed to a consumer
 //   pending_     delivered, not yet acked: who has it, which attempt
-//   redeliver_   taken back (consumer gone, ack timeout), waiting to go again
+//   redeliver_   taken back (consumer gone, ack timeout, nack), waiting to go
+//                again; delayed_ holds those nacked with a delay until due
 // dispatch() hands messages to consumers with credit, redeliveries first, one
 // message per consumer in turn so that competing consumers share the load.
+// A message about to be delivered more than max_deliveries times, or nacked
+// for good, goes to the dead-letter topic instead and counts as done, so a
+// poison message cannot hold up the others.
 #pragma once
 
 #include <cstdint>
@@ -22,19 +26,43 @@
 namespace tern {
 
 class Topic;
+class Subscription;
 struct Consumer;
+
+struct SubscriptionSettings {
+  uint32_t ack_timeout_ms = 30000;
+  uint32_t max_deliveries = 16;   // 0: unlimited
+  std::string dead_letter_topic;  // a topic name
+};
+
+// Where a subscription sends the messages it gives up on: the broker.
+class DeadLetters {
+ public:
+  // Publishes `message` (at `offset`, delivered `attempts` times) to the
+  // subscription's dead-letter topic, and persists that it is done. False if
+  // that is not possible now (the subscription then retries later).
+  virtual bool dead_letter(Subscription& from, uint64_t offset,
+                           uint32_t attempts,
+                           const wire::StoredMessage& message,
+                           const char* reason) = 0;
+
+ protected:
+  ~DeadLetters() = default;
+};
 
 class Subscription {
  public:
   // `name` empty: ephemeral. Delivery starts at `start` (skipping acks).
-  Subscription(Topic& topic, std::string name, uint32_t ack_timeout_ms,
-               AckSet acks, uint64_t start);
+  Subscription(Topic& topic, std::string name, SubscriptionSettings settings,
+               AckSet acks, uint64_t start, DeadLetters& dead_letters);
 
   Topic& topic() const { return topic_; }
   const std::string& name() const { return name_; }
   bool durable() const { return !name_.empty(); }
-  uint32_t ack_timeout_ms() const { return ack_timeout_ms_; }
-  void set_ack_timeout_ms(uint32_t ms) { ack_timeout_ms_ = ms; }
+  const SubscriptionSettings& settings() const { return settings_; }
+  void set_settings(SubscriptionSettings settings) {
+    settings_ = std::move(settings);
+  }
   const AckSet& acks() const { return acks_; }
   bool has_consumers() const { return !consumers_.empty(); }
 
@@ -45,12 +73,18 @@ class Subscription {
   // Applies `consumer`'s ack of [first, last]. Returns true if the ack state
   // changed.
   bool ack(Consumer& consumer, uint64_t first, uint64_t last);
+  // Applies `consumer`'s nack of [first, last]: redeliver after `delay_ms`
+  // (0: at once), or with `dead_letter` give up on them now. Returns true if
+  // the ack state changed.
+  bool nack(Consumer& consumer, uint64_t first, uint64_t last,
+            uint32_t delay_ms, bool dead_letter, uint64_t now_ms);
 
   // Hands out what it can; the Deliver frames are queued on the consumers'
   // connections. `now_ms` is loop time, for ack deadlines.
   void dispatch(uint64_t now_ms);
 
-  // Takes back deliveries whose ack timeout passed. Returns true if any.
+  // Takes back deliveries whose ack timeout passed, and releases nacked ones
+  // whose delay passed. Returns true if any.
   bool expire(uint64_t now_ms);
 
  private:
@@ -64,17 +98,27 @@ class Subscription {
     uint32_t attempt;
   };
   Consumer* next_consumer_with_credit();
-  bool next_message(uint64_t* offset, uint32_t* attempt,
+  bool next_message(uint64_t now_ms, uint64_t* offset, uint32_t* attempt,
                     const wire::StoredMessage** message);
+  // The offsets in [first, last] pending with `consumer`, in order.
+  std::vector<uint64_t> held_by(const Consumer& consumer, uint64_t first,
+                                uint64_t last) const;
+  // Dead-letters a message; true if that changed the ack state.
+  bool give_up(uint64_t offset, uint32_t attempts,
+               const wire::StoredMessage& message, const char* reason,
+               uint64_t now_ms);
   void flush(Consumer& consumer);
 
   Topic& topic_;
   const std::string name_;
-  uint32_t ack_timeout_ms_;
+  SubscriptionSettings settings_;
+  DeadLetters& dead_letters_;
   AckSet acks_;
   uint64_t next_offset_;
   std::unordered_map<uint64_t, Pending> pending_;
   std::map<uint64_t, uint32_t> redeliver_;  // offset -> attempts so far
+  // Nacked with a delay: due time (loop ms) -> (offset, attempts so far).
+  std::multimap<uint64_t, std::pair<uint64_t, uint32_t>> delayed_;
   // Ack deadlines in delivery order. The timeout is the same for every
   // delivery, so this is sorted by time; entries whose delivery was acked or
   // redelivered meanwhile are skipped when they reach the front.

@@ -229,9 +229,13 @@ Subscription Client::subscribe(const SubscribeOptions& options) {
           .count();
   frame::finish(
       fbb, wire::Body::Subscribe,
-      wire::CreateSubscribe(fbb, id, topic, name, start, options.prefetch,
-                            uint32_t(options.ack_timeout.count()),
-                            options.start_offset, start_time_ms)
+      wire::CreateSubscribe(
+          fbb, id, topic, name, start, options.prefetch,
+          uint32_t(options.ack_timeout.count()), options.start_offset,
+          start_time_ms, options.max_deliveries,
+          options.dead_letter_topic.empty()
+              ? 0
+              : fbb.CreateString(options.dead_letter_topic))
           .Union());
   Reply reply;
   try {
@@ -321,6 +325,38 @@ void Subscription::ack_range(uint64_t first, uint64_t last) {
   frame::finish(fbb, wire::Body::Ack,
                 wire::CreateAck(fbb, consumer_id_, ranges).Union());
   connection_->send(fbb);
+}
+
+namespace {
+void send_nack(Client::Connection& connection, uint64_t consumer_id,
+               uint64_t offset, uint32_t delay_ms, bool dead_letter) {
+  if (consumer_id == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
+  }
+  flatbuffers::FlatBufferBuilder fbb(96);
+  wire::OffsetRange range(offset, offset);
+  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
+  frame::finish(fbb, wire::Body::Nack,
+                wire::CreateNack(fbb, consumer_id, ranges, delay_ms,
+                                 dead_letter)
+                    .Union());
+  connection.send(fbb);
+}
+}  // namespace
+
+void Subscription::nack(const Message& message,
+                        std::chrono::milliseconds delay) {
+  if (delay.count() < 0 ||
+      delay.count() > std::numeric_limits<uint32_t>::max()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "nack delay must be from 0 to 2^32-1 ms");
+  }
+  send_nack(*connection_, consumer_id_, message.offset,
+            uint32_t(delay.count()), false);
+}
+
+void Subscription::reject(const Message& message) {
+  send_nack(*connection_, consumer_id_, message.offset, 0, true);
 }
 
 void Subscription::unsubscribe() {

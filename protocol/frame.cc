@@ -20,6 +20,8 @@ bool struct_vectors_aligned(const wire::Frame& frame) {
   switch (frame.body_type()) {
     case wire::Body::Ack:
       return aligned(frame.body_as_Ack()->ranges());
+    case wire::Body::Nack:
+      return aligned(frame.body_as_Nack()->ranges());
     case wire::Body::PublishAck:
       return aligned(frame.body_as_PublishAck()->results());
     default:

@@ -242,6 +242,19 @@ std::vector<Sample> one_of_each() {
           CHECK(m->ranges()->Get(1)->first() == 12);
         });
   }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<wire::OffsetRange> ranges{wire::OffsetRange(3, 5)};
+    add(wire::Body::Nack, fbb,
+        wire::CreateNackDirect(fbb, 4, &ranges, 250, true).Union(),
+        [](const wire::Frame* f) {
+          const auto* m = f->body_as_Nack();
+          REQUIRE(m->ranges()->size() == 1);
+          CHECK(m->ranges()->Get(0)->last() == 5);
+          CHECK(m->delay_ms() == 250);
+          CHECK(m->dead_letter());
+        });
+  }
   return samples;
 }
 

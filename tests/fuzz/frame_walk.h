@@ -143,6 +143,21 @@ class FrameWalk {
         }
         break;
       }
+      case wire::Body::Nack: {
+        const auto* b = f.body_as_Nack();
+        scalar(b->consumer_id());
+        scalar(b->delay_ms());
+        scalar(b->dead_letter());
+        if (const auto* ranges = b->ranges()) {
+          require_aligned(ranges);
+          scalar(ranges->size());
+          for (const wire::OffsetRange* r : *ranges) {
+            scalar(r->first());
+            scalar(r->last());
+          }
+        }
+        break;
+      }
       case wire::Body::NONE:
         break;
     }

@@ -127,6 +127,13 @@ struct SubscribeOptions {
   uint32_t prefetch = 1000;
   // Unacked messages are redelivered after this long. 0: broker default (30 s).
   std::chrono::milliseconds ack_timeout{0};
+  // A message delivered this many times without an ack goes to the
+  // dead-letter topic instead of being delivered again. 0: unlimited.
+  uint32_t max_deliveries = 16;
+  // Where given-up messages go, with headers tern-dlq-topic,
+  // tern-dlq-subscription, tern-dlq-offset, tern-dlq-attempts and
+  // tern-dlq-reason. Empty: "<topic>.dlq".
+  std::string dead_letter_topic;
 };
 
 struct ClientOptions {
@@ -210,6 +217,14 @@ class Subscription {
   void ack(const Message& message) { ack_range(message.offset, message.offset); }
   void ack(uint64_t offset) { ack_range(offset, offset); }
   void ack_range(uint64_t first, uint64_t last);  // inclusive
+
+  // Hands a message back: it is delivered again (to any consumer of the
+  // subscription) after `delay`, with its attempt number one higher.
+  void nack(const Message& message,
+            std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+  // Gives up on a message: it goes to the dead-letter topic and counts as
+  // done for the subscription.
+  void reject(const Message& message);
 
   // Detaches from the subscription; a durable subscription keeps its state.
   void unsubscribe();

@@ -1,0 +1,152 @@
+// Nack, delayed redelivery, dead letters and max deliveries.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "broker_process.h"
+#include "tern/client.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+SubscribeOptions durable(const std::string& topic, const std::string& name) {
+  SubscribeOptions options;
+  options.topic = topic;
+  options.subscription = name;
+  options.start = StartPosition::kEarliest;
+  return options;
+}
+
+std::map<std::string, std::string> headers_of(const Message& m) {
+  std::map<std::string, std::string> out;
+  for (const auto& h : m.headers) out[h.name] = h.value;
+  return out;
+}
+
+TEST_CASE("nack: a nacked message comes back at once, attempt + 1") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  client->publish("jobs", "j0");
+  auto sub = client->subscribe(durable("jobs", "w"));
+  auto first = sub.next(5s);
+  REQUIRE(first);
+  CHECK(first->attempt == 1);
+  sub.nack(*first);
+  auto again = sub.next(5s);
+  REQUIRE(again);
+  CHECK(again->offset == first->offset);
+  CHECK(again->attempt == 2);
+  sub.ack(*again);
+  CHECK_FALSE(sub.next(300ms));
+}
+
+TEST_CASE("nack: with a delay it comes back no sooner") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  client->publish("later", "x");
+  client->publish("later", "y");
+  auto sub = client->subscribe(durable("later", "w"));
+  auto x = sub.next(5s);
+  REQUIRE(x);
+  auto nacked_at = Clock::now();
+  sub.nack(*x, 400ms);
+  // The other message is not held up by the delayed one.
+  auto y = sub.next(5s);
+  REQUIRE(y);
+  CHECK(y->payload == "y");
+  sub.ack(*y);
+  auto back = sub.next(5s);
+  REQUIRE(back);
+  CHECK(back->payload == "x");
+  CHECK(back->attempt == 2);
+  CHECK(Clock::now() - nacked_at >= 350ms);
+}
+
+TEST_CASE("nack: a rejected message goes to the dead-letter topic") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  client->publish("orders", "bad order", {{"trace", "t-1"}});
+  client->publish("orders", "good order");
+  auto dlq = client->subscribe(durable("orders.dlq", "ops"));
+  auto sub = client->subscribe(durable("orders", "billing"));
+  auto bad = sub.next(5s);
+  REQUIRE(bad);
+  sub.reject(*bad);
+  auto good = sub.next(5s);
+  REQUIRE(good);
+  CHECK(good->payload == "good order");
+  sub.ack(*good);
+  CHECK_FALSE(sub.next(300ms));  // the rejected one is done
+
+  auto dead = dlq.next(5s);
+  REQUIRE(dead);
+  CHECK(dead->payload == "bad order");
+  auto h = headers_of(*dead);
+  CHECK(h["trace"] == "t-1");
+  CHECK(h["tern-dlq-topic"] == "orders");
+  CHECK(h["tern-dlq-subscription"] == "billing");
+  CHECK(h["tern-dlq-offset"] == std::to_string(bad->offset));
+  CHECK(h["tern-dlq-attempts"] == "1");
+  CHECK(h["tern-dlq-reason"] == "rejected");
+}
+
+TEST_CASE(
+    "nack: a poison message is dead-lettered after max deliveries and does "
+    "not block the others") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  client->publish("tasks", "poison");
+  for (int i = 0; i < 5; ++i) client->publish("tasks", "ok" + std::to_string(i));
+
+  SubscribeOptions options = durable("tasks", "workers");
+  options.max_deliveries = 3;
+  options.dead_letter_topic = "tasks.failed";
+  options.prefetch = 1;  // the poison message holds the only slot
+  auto sub = client->subscribe(options);
+  int poison_seen = 0;
+  std::vector<std::string> done;
+  auto deadline = Clock::now() + 10s;
+  while (done.size() < 5 && Clock::now() < deadline) {
+    auto m = sub.next(1s);
+    if (!m) continue;
+    if (m->payload == "poison") {
+      ++poison_seen;
+      sub.nack(*m);
+    } else {
+      done.push_back(m->payload);
+      sub.ack(*m);
+    }
+  }
+  CHECK(poison_seen == 3);
+  CHECK(done.size() == 5);
+
+  auto dlq = client->subscribe(durable("tasks.failed", "ops"));
+  auto dead = dlq.next(5s);
+  REQUIRE(dead);
+  CHECK(dead->payload == "poison");
+  CHECK(headers_of(*dead)["tern-dlq-attempts"] == "3");
+  CHECK(headers_of(*dead)["tern-dlq-reason"] == "max deliveries reached");
+}
+
+TEST_CASE("nack: a subscription cannot dead-letter into its own topic") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  SubscribeOptions options = durable("loop", "s");
+  options.dead_letter_topic = "loop";
+  ErrorCode code = ErrorCode::kNone;
+  try {
+    client->subscribe(options);
+  } catch (const Error& e) {
+    code = e.code();
+  }
+  CHECK(code == ErrorCode::kInvalidSubscription);
+}
+
+}  // namespace
+}  // namespace tern::test
