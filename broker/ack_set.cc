@@ -16,6 +16,12 @@ bool AckSet::contains(uint64_t offset) const {
   return std::prev(it)->second >= offset;
 }
 
+uint64_t AckSet::acked_above_floor() const {
+  uint64_t n = 0;
+  for (const auto& [first, last] : ranges_) n += last - first + 1;
+  return n;
+}
+
 bool AckSet::add(uint64_t first, uint64_t last) {
   // No offset reaches the top of the range; capping keeps `last + 1` from
   // wrapping (a damaged stored cursor could hold such a range).

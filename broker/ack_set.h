@@ -20,6 +20,8 @@ class AckSet {
 
   uint64_t floor() const { return floor_; }
   bool contains(uint64_t offset) const;
+  // How many offsets at or above the floor are acked.
+  uint64_t acked_above_floor() const;
   // Marks [first, last] acked; returns true if anything changed.
   bool add(uint64_t first, uint64_t last);
   // Moves the floor up to `offset` (everything below counts as done).

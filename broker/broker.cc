@@ -258,6 +258,17 @@ Topic* Broker::topic(const std::string& name, Refusal* refusal) {
   return &created;
 }
 
+std::vector<Topic*> Broker::topics(const std::string& name) {
+  std::vector<Topic*> found;
+  if (!name.empty()) {
+    auto it = topics_.find(name);
+    if (it != topics_.end()) found.push_back(it->second.get());
+    return found;
+  }
+  for (auto& [topic_name, topic] : topics_) found.push_back(topic.get());
+  return found;
+}
+
 void Broker::persist_topic(Topic& topic) {
   committer_->batch().put_topic(topic.id(), topic.name());
   committer_->on_commit([this, &topic](const storage::Status& status) {

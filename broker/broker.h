@@ -21,6 +21,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <uv.h>
 
@@ -75,6 +76,8 @@ class Broker : public DeadLetters {
   bool dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
                    const wire::StoredMessage& message,
                    const char* reason) override;
+  // Every topic in name order, or only the one named (none if unknown).
+  std::vector<Topic*> topics(const std::string& name);
   // Loop time in ms, for deadlines.
   uint64_t now_ms() { return uv_now(&loop_); }
 

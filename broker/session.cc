@@ -44,6 +44,8 @@ void Session::on_frame(const wire::Frame& frame) {
       return on_unsubscribe(*frame.body_as_Unsubscribe());
     case wire::Body::Ping:
       return on_ping(*frame.body_as_Ping());
+    case wire::Body::ListTopics:
+      return on_list_topics(*frame.body_as_ListTopics());
     case wire::Body::Hello:
       return connection_.fail(frame.body_as_Hello()->request_id(),
                               wire::ErrorCode::HelloRequired,
@@ -173,6 +175,35 @@ void Session::on_ping(const wire::Ping& ping) {
   flatbuffers::FlatBufferBuilder fbb(64);
   frame::finish(fbb, wire::Body::Pong,
                 wire::CreatePong(fbb, ping.request_id()).Union());
+  connection_.send(fbb);
+}
+
+void Session::on_list_topics(const wire::ListTopics& list) {
+  flatbuffers::FlatBufferBuilder fbb(1024);
+  std::vector<flatbuffers::Offset<wire::TopicInfo>> topics;
+  for (Topic* topic : broker_.topics(str(list.topic()))) {
+    std::vector<flatbuffers::Offset<wire::SubscriptionInfo>> subscriptions;
+    for (const auto& s : topic->subscriptions()) {
+      const AckSet& acks = s->acks();
+      uint64_t end = topic->committed_end();
+      uint64_t lag = end > acks.floor()
+                         ? end - acks.floor() - acks.acked_above_floor()
+                         : 0;
+      subscriptions.push_back(wire::CreateSubscriptionInfo(
+          fbb, fbb.CreateString(s->name()), uint32_t(s->consumer_count()),
+          acks.floor(), lag, uint32_t(s->pending_count()),
+          uint32_t(s->waiting_count()), s->settings().ack_timeout_ms,
+          s->settings().max_deliveries,
+          fbb.CreateString(s->settings().dead_letter_topic)));
+    }
+    topics.push_back(wire::CreateTopicInfo(
+        fbb, fbb.CreateString(topic->name()), topic->first_offset(),
+        topic->next_offset(), fbb.CreateVector(subscriptions)));
+  }
+  frame::finish(fbb, wire::Body::TopicList,
+                wire::CreateTopicList(fbb, list.request_id(),
+                                      fbb.CreateVector(topics))
+                    .Union());
   connection_.send(fbb);
 }
 

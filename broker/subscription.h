@@ -65,6 +65,9 @@ class Subscription {
   }
   const AckSet& acks() const { return acks_; }
   bool has_consumers() const { return !consumers_.empty(); }
+  size_t consumer_count() const { return consumers_.size(); }
+  size_t pending_count() const { return pending_.size(); }
+  size_t waiting_count() const { return redeliver_.size() + delayed_.size(); }
 
   void add_consumer(Consumer& consumer);
   // Takes back everything the consumer had not acked, for redelivery.

@@ -259,6 +259,18 @@ std::chrono::microseconds Client::ping() {
                                                                start);
 }
 
+std::vector<TopicInfo> Client::topics(const std::string& name) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  uint64_t id = connection_->next_request_id();
+  auto topic = fbb.CreateString(name);
+  frame::finish(fbb, wire::Body::ListTopics,
+                wire::CreateListTopics(fbb, id, topic).Union());
+  Reply reply = connection_->call(
+      id, wire::Body::TopicList, fbb, "ListTopics",
+      Clock::now() + connection_->options().timeout);
+  return std::move(reply.topics);
+}
+
 void Client::close() { connection_->close(); }
 
 bool Client::connected() const { return connection_->connected(); }

@@ -306,6 +306,30 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
     case wire::Body::Deliver:
       on_deliver(*frame.body_as_Deliver());
       break;
+    case wire::Body::TopicList: {
+      auto* list = frame.body_as_TopicList();
+      Reply reply;
+      if (list->topics()) {
+        for (const wire::TopicInfo* t : *list->topics()) {
+          TopicInfo info;
+          info.name = to_string(t->name());
+          info.first_offset = t->first_offset();
+          info.next_offset = t->next_offset();
+          if (t->subscriptions()) {
+            for (const wire::SubscriptionInfo* s : *t->subscriptions()) {
+              info.subscriptions.push_back(
+                  {to_string(s->name()), s->consumers(), s->ack_floor(),
+                   s->lag(), s->pending(), s->waiting_redelivery(),
+                   s->ack_timeout_ms(), s->max_deliveries(),
+                   to_string(s->dead_letter_topic())});
+            }
+          }
+          reply.topics.push_back(std::move(info));
+        }
+      }
+      on_reply(list->request_id(), wire::Body::TopicList, reply);
+      break;
+    }
     default:
       // A client-only frame type: the broker is confused, and so would we be.
       fail(std::string("broker sent a ") + frame::body_name(frame.body_type()) +

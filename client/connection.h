@@ -61,6 +61,8 @@ struct Reply {
   std::string subscription;
   // PublishAck of a single-message publish.
   PublishResult result;
+  // TopicList.
+  std::vector<TopicInfo> topics;
 };
 
 struct Client::Connection {

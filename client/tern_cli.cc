@@ -2,7 +2,8 @@
 //
 //   tern [--server HOST:PORT] pub TOPIC [MESSAGE...]
 //   tern [--server HOST:PORT] sub TOPIC [--subscription NAME] [--count N]
-//        [--from earliest|latest] [--timeout SECONDS] [--prefetch N]
+//        [--from POSITION] [--timeout SECONDS] [--prefetch N]
+//   tern [--server HOST:PORT] topics list | info TOPIC
 //
 // Exit status: 0 on success, 1 when the broker or the connection fails, 2 for
 // a bad command line. Errors go to stderr as "tern: <what went wrong>".
@@ -36,6 +37,8 @@ const char kMainUsage[] =
     "  pub TOPIC [MESSAGE...]  publish messages (one per line from stdin if\n"
     "                          none are given) and wait for their confirms\n"
     "  sub TOPIC [OPTIONS]     print messages as they arrive, one per line\n"
+    "  topics list             list the topics\n"
+    "  topics info TOPIC       show a topic and its subscriptions\n"
     "\n"
     "Options:\n"
     "  --server HOST:PORT  broker address (default: $TERN_SERVER, else "
@@ -77,6 +80,15 @@ const char kSubUsage[] =
     "  --server HOST:PORT      broker address (default: $TERN_SERVER, else "
     "127.0.0.1:7411)\n"
     "  -h, --help              show this help\n";
+
+const char kTopicsUsage[] =
+    "usage: tern [--server HOST:PORT] topics list\n"
+    "       tern [--server HOST:PORT] topics info TOPIC\n"
+    "\n"
+    "list: one line per topic: name, first and next offset, subscriptions.\n"
+    "info: the topic's offsets, and per subscription its consumers, ack\n"
+    "floor, lag (committed messages not yet acked), pending deliveries and\n"
+    "messages waiting for redelivery.\n";
 
 // A bad command line: reported with the usage, exit status 2.
 struct UsageError {
@@ -312,7 +324,42 @@ struct Command {
   std::string name;
   PubArgs pub;
   SubArgs sub;
+  std::string topics_action;  // "list" or "info"
+  std::string topics_name;    // for "info"
 };
+
+int run_topics(const std::string& server, const Command& command) {
+  auto client = tern::Client::connect(server);
+  auto topics = client->topics(command.topics_name);
+  if (command.topics_action == "list") {
+    for (const auto& t : topics) {
+      std::printf("%s\tfirst offset %llu\tnext offset %llu\t%zu subscriptions\n",
+                  t.name.c_str(), (unsigned long long)t.first_offset,
+                  (unsigned long long)t.next_offset, t.subscriptions.size());
+    }
+    return 0;
+  }
+  if (topics.empty()) {
+    std::fprintf(stderr, "tern: no topic named %s\n",
+                 command.topics_name.c_str());
+    return 1;
+  }
+  const auto& t = topics[0];
+  std::printf("topic %s\n  first offset %llu, next offset %llu\n",
+              t.name.c_str(), (unsigned long long)t.first_offset,
+              (unsigned long long)t.next_offset);
+  for (const auto& s : t.subscriptions) {
+    std::printf(
+        "  subscription %s\n    consumers %u, ack floor %llu, lag %llu, "
+        "pending %u, waiting for redelivery %u\n    ack timeout %u ms, max "
+        "deliveries %u, dead letters to %s\n",
+        s.name.empty() ? "(ephemeral)" : s.name.c_str(), s.consumers,
+        (unsigned long long)s.ack_floor, (unsigned long long)s.lag, s.pending,
+        s.waiting_redelivery, s.ack_timeout_ms, s.max_deliveries,
+        s.dead_letter_topic.c_str());
+  }
+  return 0;
+}
 
 // Parses argv into `command`, setting *server if --server is given. Returns
 // false if help was asked for (and printed).
@@ -336,6 +383,8 @@ bool parse(int argc, char** argv, std::string* server, Command* command) {
     usage = kPubUsage;
   } else if (command->name == "sub") {
     usage = kSubUsage;
+  } else if (command->name == "topics") {
+    usage = kTopicsUsage;
   } else if (command->name == "help") {
     std::fputs(kMainUsage, stdout);
     return false;
@@ -410,6 +459,16 @@ bool parse(int argc, char** argv, std::string* server, Command* command) {
     throw UsageError{"unknown option '" + in.peek() + "'", usage};
   }
 
+  if (command->name == "topics") {
+    if (positional.empty()) throw UsageError{"missing list or info", usage};
+    command->topics_action = positional[0];
+    if (command->topics_action == "list" && positional.size() == 1) return true;
+    if (command->topics_action == "info" && positional.size() == 2) {
+      command->topics_name = positional[1];
+      return true;
+    }
+    throw UsageError{"want 'topics list' or 'topics info TOPIC'", usage};
+  }
   if (positional.empty()) throw UsageError{"missing TOPIC", usage};
   if (command->name == "pub") {
     command->pub.topic = positional[0];
@@ -441,6 +500,7 @@ int main(int argc, char** argv) {
 
   try {
     if (command.name == "pub") return run_pub(server, command.pub);
+    if (command.name == "topics") return run_topics(server, command);
     return run_sub(server, command.sub);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tern: %s\n", e.what());

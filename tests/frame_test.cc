@@ -255,6 +255,31 @@ std::vector<Sample> one_of_each() {
           CHECK(m->dead_letter());
         });
   }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::ListTopics, fbb,
+        wire::CreateListTopicsDirect(fbb, 14, "orders").Union(),
+        [](const wire::Frame* f) {
+          CHECK(f->body_as_ListTopics()->request_id() == 14);
+          CHECK(f->body_as_ListTopics()->topic()->str() == "orders");
+        });
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::SubscriptionInfo>> subs{
+        wire::CreateSubscriptionInfoDirect(fbb, "billing", 2, 7, 3)};
+    std::vector<flatbuffers::Offset<wire::TopicInfo>> topics{
+        wire::CreateTopicInfoDirect(fbb, "orders", 0, 10, &subs)};
+    add(wire::Body::TopicList, fbb,
+        wire::CreateTopicListDirect(fbb, 15, &topics).Union(),
+        [](const wire::Frame* f) {
+          const auto* m = f->body_as_TopicList();
+          REQUIRE(m->topics()->size() == 1);
+          const auto* t = m->topics()->Get(0);
+          CHECK(t->next_offset() == 10);
+          CHECK(t->subscriptions()->Get(0)->lag() == 3);
+        });
+  }
   return samples;
 }
 

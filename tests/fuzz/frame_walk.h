@@ -158,6 +158,32 @@ class FrameWalk {
         }
         break;
       }
+      case wire::Body::ListTopics: {
+        const auto* b = f.body_as_ListTopics();
+        scalar(b->request_id());
+        string(b->topic());
+        break;
+      }
+      case wire::Body::TopicList: {
+        const auto* b = f.body_as_TopicList();
+        scalar(b->request_id());
+        if (const auto* topics = b->topics()) {
+          for (const wire::TopicInfo* t : *topics) {
+            string(t->name());
+            scalar(t->first_offset());
+            scalar(t->next_offset());
+            if (const auto* subs = t->subscriptions()) {
+              for (const wire::SubscriptionInfo* s : *subs) {
+                string(s->name());
+                string(s->dead_letter_topic());
+                scalar(s->consumers());
+                scalar(s->lag());
+              }
+            }
+          }
+        }
+        break;
+      }
       case wire::Body::NONE:
         break;
     }

@@ -145,6 +145,26 @@ struct ClientOptions {
   uint32_t max_frame_bytes = 16u << 20;
 };
 
+// What the broker reports about a subscription (Client::topics()).
+struct SubscriptionInfo {
+  std::string name;  // empty: an ephemeral subscription
+  uint32_t consumers = 0;
+  uint64_t ack_floor = 0;  // every offset below is acked
+  uint64_t lag = 0;        // committed messages not acked yet
+  uint32_t pending = 0;    // delivered, waiting for an ack
+  uint32_t waiting_redelivery = 0;
+  uint32_t ack_timeout_ms = 0;
+  uint32_t max_deliveries = 0;
+  std::string dead_letter_topic;
+};
+
+struct TopicInfo {
+  std::string name;
+  uint64_t first_offset = 0;  // lowest offset stored
+  uint64_t next_offset = 0;   // offset of the next message
+  std::vector<SubscriptionInfo> subscriptions;
+};
+
 class Subscription;
 
 class Client {
@@ -192,6 +212,10 @@ class Client {
 
   // Round trip to the broker; returns the time it took.
   std::chrono::microseconds ping();
+
+  // Every topic with its subscriptions, or only the one named (an empty
+  // result if it does not exist).
+  std::vector<TopicInfo> topics(const std::string& name = "");
 
   void close();
   bool connected() const;
