@@ -444,25 +444,12 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
     return nullptr;
   // A new subscription: everything before its start counts as done.
   uint64_t begin;
-  switch (request.start()) {
-    case wire::StartPosition::Latest:
-      begin = topic.committed_end();
-      break;
-    case wire::StartPosition::Earliest:
-      begin = topic.first_offset();
-      break;
-    case wire::StartPosition::Offset:
-      begin = std::clamp(request.start_offset(), topic.first_offset(),
-                         topic.committed_end());
-      break;
-    case wire::StartPosition::Time:
-      begin = topic.offset_at_time(request.start_time_ms());
-      break;
-    default:
-      refusal->code = wire::ErrorCode::InvalidSubscription;
-      refusal->message = "unknown start position " +
-                         std::to_string(int(request.start()));
-      return nullptr;
+  if (!topic.resolve_start(request.start(), request.start_offset(),
+                           request.start_time_ms(), &begin)) {
+    refusal->code = wire::ErrorCode::InvalidSubscription;
+    refusal->message =
+        "unknown start position " + std::to_string(int(request.start()));
+    return nullptr;
   }
   AckSet acks;
   acks.raise_floor(begin);
@@ -475,6 +462,36 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
              name.c_str(), topic.name().c_str(), (unsigned long long)begin);
   }
   return &s;
+}
+
+bool Broker::reset(const wire::ResetSubscription& request, uint64_t* start,
+                   Refusal* refusal) {
+  std::string topic_name =
+      request.topic() ? request.topic()->str() : std::string();
+  std::string name =
+      request.subscription() ? request.subscription()->str() : std::string();
+  auto it = topics_.find(topic_name);
+  Subscription* s =
+      it == topics_.end() || name.empty() ? nullptr
+                                          : it->second->find_subscription(name);
+  refusal->code = wire::ErrorCode::InvalidSubscription;
+  if (s == nullptr) {
+    refusal->message = "no durable subscription " + name + " on topic " +
+                       topic_name;
+    return false;
+  }
+  if (!it->second->resolve_start(request.start(), request.start_offset(),
+                                 request.start_time_ms(), start)) {
+    refusal->message =
+        "unknown start position " + std::to_string(int(request.start()));
+    return false;
+  }
+  s->reset(*start);
+  persist_cursor(*s);
+  schedule_dispatch(*s);
+  LOG_INFO("subscription %s on topic %s reset to offset %llu", name.c_str(),
+           topic_name.c_str(), (unsigned long long)*start);
+  return true;
 }
 
 void Broker::consumer_left(Subscription& subscription) {

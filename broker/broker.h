@@ -69,6 +69,10 @@ class Broker : public DeadLetters {
   Subscription* subscription(Topic& topic, const std::string& name,
                              const wire::Subscribe& request,
                              Refusal* refusal);
+  // Moves the durable subscription `request` names to its start position;
+  // *start says where that is.
+  bool reset(const wire::ResetSubscription& request, uint64_t* start,
+             Refusal* refusal);
   // A consumer left `subscription`; an ephemeral one ends with its consumer.
   void consumer_left(Subscription& subscription);
   // DeadLetters: appends the message to the subscription's dead-letter topic

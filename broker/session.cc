@@ -46,6 +46,8 @@ void Session::on_frame(const wire::Frame& frame) {
       return on_ping(*frame.body_as_Ping());
     case wire::Body::ListTopics:
       return on_list_topics(*frame.body_as_ListTopics());
+    case wire::Body::ResetSubscription:
+      return on_reset(*frame.body_as_ResetSubscription());
     case wire::Body::Hello:
       return connection_.fail(frame.body_as_Hello()->request_id(),
                               wire::ErrorCode::HelloRequired,
@@ -204,6 +206,17 @@ void Session::on_list_topics(const wire::ListTopics& list) {
                 wire::CreateTopicList(fbb, list.request_id(),
                                       fbb.CreateVector(topics))
                     .Union());
+  connection_.send(fbb);
+}
+
+void Session::on_reset(const wire::ResetSubscription& reset) {
+  uint64_t start;
+  Refusal refusal;
+  if (!broker_.reset(reset, &start, &refusal))
+    return reply_error(reset.request_id(), refusal.code, refusal.message);
+  flatbuffers::FlatBufferBuilder fbb(64);
+  frame::finish(fbb, wire::Body::ResetOk,
+                wire::CreateResetOk(fbb, reset.request_id(), start).Union());
   connection_.send(fbb);
 }
 

@@ -37,6 +37,7 @@ class Session {
   void on_nack(const wire::Nack& nack);
   void on_ping(const wire::Ping& ping);
   void on_list_topics(const wire::ListTopics& list);
+  void on_reset(const wire::ResetSubscription& reset);
   void detach(Consumer& consumer);
   void reply_error(uint64_t request_id, wire::ErrorCode code,
                    const std::string& message);

@@ -217,6 +217,17 @@ void Subscription::flush(Consumer& consumer) {
       consumer.outgoing.finish(consumer.id, topic_.name(), name_));
 }
 
+void Subscription::reset(uint64_t start) {
+  acks_ = AckSet();
+  acks_.raise_floor(start);
+  next_offset_ = start;
+  pending_.clear();
+  redeliver_.clear();
+  delayed_.clear();
+  deadlines_.clear();
+  for (Consumer* consumer : consumers_) consumer->unacked = 0;
+}
+
 bool Subscription::expire(uint64_t now_ms) {
   bool any = false;
   while (!delayed_.empty() && delayed_.begin()->first <= now_ms) {

@@ -86,6 +86,10 @@ class Subscription {
   // connections. `now_ms` is loop time, for ack deadlines.
   void dispatch(uint64_t now_ms);
 
+  // Starts over at `start`: everything below counts as acked, everything
+  // from it on as never delivered; deliveries out now are forgotten.
+  void reset(uint64_t start);
+
   // Takes back deliveries whose ack timeout passed, and releases nacked ones
   // whose delay passed. Returns true if any.
   bool expire(uint64_t now_ms);

@@ -131,6 +131,25 @@ std::vector<std::string> Topic::expire_ids(int64_t now_ms) {
   return expired;
 }
 
+bool Topic::resolve_start(wire::StartPosition position, uint64_t offset,
+                          int64_t time_ms, uint64_t* start) {
+  switch (position) {
+    case wire::StartPosition::Latest:
+      *start = committed_end_;
+      return true;
+    case wire::StartPosition::Earliest:
+      *start = first_offset_;
+      return true;
+    case wire::StartPosition::Offset:
+      *start = std::clamp(offset, first_offset_, committed_end_);
+      return true;
+    case wire::StartPosition::Time:
+      *start = offset_at_time(time_ms);
+      return true;
+  }
+  return false;
+}
+
 uint64_t Topic::offset_at_time(int64_t time_ms) {
   // The timestamp of the message at `*offset` or the next one after it,
   // moving *offset there; false if there is none below committed_end_.

@@ -49,6 +49,12 @@ class Topic {
   // is valid until the next call.
   const wire::StoredMessage* record_at_or_after(uint64_t* offset);
 
+  // Where a subscription starting at `position` begins (offset and time
+  // are used by Offset and Time). False for a position this broker does not
+  // know.
+  bool resolve_start(wire::StartPosition position, uint64_t offset,
+                     int64_t time_ms, uint64_t* start);
+
   // The first durable offset whose message was appended at or after
   // `time_ms` (committed_end() if none). Binary search over the broker's
   // append timestamps, reading one record per step from the store when it is

@@ -259,6 +259,32 @@ std::chrono::microseconds Client::ping() {
                                                                start);
 }
 
+uint64_t Client::reset_subscription(const SubscribeOptions& options) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  uint64_t id = connection_->next_request_id();
+  auto topic = fbb.CreateString(options.topic);
+  auto name = fbb.CreateString(options.subscription);
+  int64_t start_time_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          options.start_time.time_since_epoch())
+          .count();
+  frame::finish(fbb, wire::Body::ResetSubscription,
+                wire::CreateResetSubscription(
+                    fbb, id, topic, name,
+                    wire::StartPosition(uint8_t(options.start)),
+                    options.start_offset, start_time_ms)
+                    .Union());
+  try {
+    return connection_
+        ->call(id, wire::Body::ResetOk, fbb, "ResetSubscription",
+               Clock::now() + connection_->options().timeout)
+        .result.offset;
+  } catch (const Error& e) {
+    rethrow_with_context(e, "reset of " + options.subscription + " on " +
+                                options.topic);
+  }
+}
+
 std::vector<TopicInfo> Client::topics(const std::string& name) {
   flatbuffers::FlatBufferBuilder fbb(128);
   uint64_t id = connection_->next_request_id();

@@ -306,6 +306,13 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
     case wire::Body::Deliver:
       on_deliver(*frame.body_as_Deliver());
       break;
+    case wire::Body::ResetOk: {
+      auto* ok = frame.body_as_ResetOk();
+      Reply reply;
+      reply.result.offset = ok->offset();
+      on_reply(ok->request_id(), wire::Body::ResetOk, reply);
+      break;
+    }
     case wire::Body::TopicList: {
       auto* list = frame.body_as_TopicList();
       Reply reply;

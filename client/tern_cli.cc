@@ -4,6 +4,7 @@
 //   tern [--server HOST:PORT] sub TOPIC [--subscription NAME] [--count N]
 //        [--from POSITION] [--timeout SECONDS] [--prefetch N]
 //   tern [--server HOST:PORT] topics list | info TOPIC
+//   tern [--server HOST:PORT] subs reset TOPIC NAME --to POSITION
 //
 // Exit status: 0 on success, 1 when the broker or the connection fails, 2 for
 // a bad command line. Errors go to stderr as "tern: <what went wrong>".
@@ -39,6 +40,8 @@ const char kMainUsage[] =
     "  sub TOPIC [OPTIONS]     print messages as they arrive, one per line\n"
     "  topics list             list the topics\n"
     "  topics info TOPIC       show a topic and its subscriptions\n"
+    "  subs reset TOPIC NAME --to POSITION\n"
+    "                          move a durable subscription\n"
     "\n"
     "Options:\n"
     "  --server HOST:PORT  broker address (default: $TERN_SERVER, else "
@@ -89,6 +92,13 @@ const char kTopicsUsage[] =
     "info: the topic's offsets, and per subscription its consumers, ack\n"
     "floor, lag (committed messages not yet acked), pending deliveries and\n"
     "messages waiting for redelivery.\n";
+
+const char kSubsUsage[] =
+    "usage: tern [--server HOST:PORT] subs reset TOPIC NAME --to POSITION\n"
+    "\n"
+    "Moves the durable subscription NAME of TOPIC: messages before POSITION\n"
+    "count as acknowledged, messages from it on are delivered (again).\n"
+    "POSITION: earliest, latest, offset:N, or time:T (Unix milliseconds).\n";
 
 // A bad command line: reported with the usage, exit status 2.
 struct UsageError {
@@ -326,7 +336,51 @@ struct Command {
   SubArgs sub;
   std::string topics_action;  // "list" or "info"
   std::string topics_name;    // for "info"
+  // subs reset: topic and subscription in sub.topic / sub.subscription, the
+  // position in sub.start / sub.start_at.
+  bool reset_position_given = false;
 };
+
+int run_subs_reset(const std::string& server, const SubArgs& args) {
+  auto client = tern::Client::connect(server);
+  tern::SubscribeOptions options;
+  options.topic = args.topic;
+  options.subscription = args.subscription;
+  options.start = args.start;
+  options.start_offset = args.start_at;
+  options.start_time = std::chrono::system_clock::time_point(
+      std::chrono::milliseconds(args.start_at));
+  uint64_t offset = client->reset_subscription(options);
+  std::printf("subscription %s on %s now starts at offset %llu\n",
+              args.subscription.c_str(), args.topic.c_str(),
+              (unsigned long long)offset);
+  return 0;
+}
+
+// Parses a start position: earliest, latest, offset:N or time:UNIX_MS.
+void parse_position(const std::string& flag, const std::string& value,
+                    const char* usage, SubArgs* args) {
+  if (value == "earliest") {
+    args->start = tern::StartPosition::kEarliest;
+  } else if (value == "latest") {
+    args->start = tern::StartPosition::kLatest;
+  } else if (value.rfind("offset:", 0) == 0) {
+    args->start = tern::StartPosition::kOffset;
+    args->start_at =
+        parse_count(flag + " offset:", value.substr(7),
+                    std::numeric_limits<uint64_t>::max(), usage, 0);
+  } else if (value.rfind("time:", 0) == 0) {
+    args->start = tern::StartPosition::kTime;
+    args->start_at =
+        parse_count(flag + " time:", value.substr(5),
+                    std::numeric_limits<int64_t>::max(), usage, 0);
+  } else {
+    throw UsageError{flag + " must be earliest, latest, offset:N or "
+                            "time:UNIX_MS, not '" +
+                         value + "'",
+                     usage};
+  }
+}
 
 int run_topics(const std::string& server, const Command& command) {
   auto client = tern::Client::connect(server);
@@ -385,6 +439,8 @@ bool parse(int argc, char** argv, std::string* server, Command* command) {
     usage = kSubUsage;
   } else if (command->name == "topics") {
     usage = kTopicsUsage;
+  } else if (command->name == "subs") {
+    usage = kSubsUsage;
   } else if (command->name == "help") {
     std::fputs(kMainUsage, stdout);
     return false;
@@ -433,28 +489,14 @@ bool parse(int argc, char** argv, std::string* server, Command* command) {
         continue;
       }
       if (in.option("--from", &value, usage)) {
-        if (value == "earliest") {
-          sub.start = tern::StartPosition::kEarliest;
-        } else if (value == "latest") {
-          sub.start = tern::StartPosition::kLatest;
-        } else if (value.rfind("offset:", 0) == 0) {
-          sub.start = tern::StartPosition::kOffset;
-          sub.start_at = parse_count("--from offset:", value.substr(7),
-                                     std::numeric_limits<uint64_t>::max(),
-                                     usage, 0);
-        } else if (value.rfind("time:", 0) == 0) {
-          sub.start = tern::StartPosition::kTime;
-          sub.start_at = parse_count("--from time:", value.substr(5),
-                                     std::numeric_limits<int64_t>::max(),
-                                     usage, 0);
-        } else {
-          throw UsageError{"--from must be earliest, latest, offset:N or "
-                           "time:UNIX_MS, not '" +
-                               value + "'",
-                           usage};
-        }
+        parse_position("--from", value, usage, &sub);
         continue;
       }
+    }
+    if (command->name == "subs" && in.option("--to", &value, usage)) {
+      parse_position("--to", value, usage, &command->sub);
+      command->reset_position_given = true;
+      continue;
     }
     throw UsageError{"unknown option '" + in.peek() + "'", usage};
   }
@@ -468,6 +510,15 @@ bool parse(int argc, char** argv, std::string* server, Command* command) {
       return true;
     }
     throw UsageError{"want 'topics list' or 'topics info TOPIC'", usage};
+  }
+  if (command->name == "subs") {
+    if (positional.size() != 3 || positional[0] != "reset")
+      throw UsageError{"want 'subs reset TOPIC NAME --to POSITION'", usage};
+    if (!command->reset_position_given)
+      throw UsageError{"missing --to POSITION", usage};
+    command->sub.topic = positional[1];
+    command->sub.subscription = positional[2];
+    return true;
   }
   if (positional.empty()) throw UsageError{"missing TOPIC", usage};
   if (command->name == "pub") {
@@ -501,6 +552,7 @@ int main(int argc, char** argv) {
   try {
     if (command.name == "pub") return run_pub(server, command.pub);
     if (command.name == "topics") return run_topics(server, command);
+    if (command.name == "subs") return run_subs_reset(server, command.sub);
     return run_sub(server, command.sub);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tern: %s\n", e.what());

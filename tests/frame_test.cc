@@ -280,6 +280,25 @@ std::vector<Sample> one_of_each() {
           CHECK(t->subscriptions()->Get(0)->lag() == 3);
         });
   }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::ResetSubscription, fbb,
+        wire::CreateResetSubscriptionDirect(fbb, 16, "orders", "billing",
+                                            wire::StartPosition::Offset, 42)
+            .Union(),
+        [](const wire::Frame* f) {
+          const auto* m = f->body_as_ResetSubscription();
+          CHECK(m->subscription()->str() == "billing");
+          CHECK(m->start_offset() == 42);
+        });
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::ResetOk, fbb, wire::CreateResetOk(fbb, 17, 42).Union(),
+        [](const wire::Frame* f) {
+          CHECK(f->body_as_ResetOk()->offset() == 42);
+        });
+  }
   return samples;
 }
 

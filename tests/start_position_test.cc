@@ -98,5 +98,47 @@ TEST_CASE("start position: tern sub --from offset:N") {
   CHECK(bad.exit_code == 2);
 }
 
+TEST_CASE("start position: a durable subscription can be reset") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  publish_n(*client, "replay", 5, "r");
+  SubscribeOptions options;
+  options.topic = "replay";
+  options.subscription = "reader";
+  options.start = StartPosition::kEarliest;
+  {
+    auto consumer = Client::connect(broker.address());
+    auto sub = consumer->subscribe(options);
+    CHECK(receive(sub, 5, 500ms, 5s).size() == 5);  // and acked
+  }
+
+  // Back to offset 2: 2, 3 and 4 come again, to a consumer still attached.
+  auto consumer = Client::connect(broker.address());
+  auto sub = consumer->subscribe(options);
+  CHECK_FALSE(sub.next(200ms));
+  SubscribeOptions to = options;
+  to.start = StartPosition::kOffset;
+  to.start_offset = 2;
+  CHECK(client->reset_subscription(to) == 2);
+  std::vector<std::string> again;
+  for (const auto& m : receive(sub, 10, 500ms, 5s)) again.push_back(m.payload);
+  CHECK(again == std::vector<std::string>{"r2", "r3", "r4"});
+
+  // To the end, from the CLI: nothing is left to deliver.
+  auto cli = run_program({cli_binary(), "--server", broker.address(), "subs",
+                          "reset", "replay", "reader", "--to", "earliest"},
+                         "", 10s);
+  CHECK(cli.exit_code == 0);
+  CHECK(cli.out.find("now starts at offset 0") != std::string::npos);
+  CHECK(receive(sub, 10, 500ms, 5s).size() == 5);
+  to.start = StartPosition::kLatest;
+  CHECK(client->reset_subscription(to) == 5);
+  CHECK(client->topics("replay")[0].subscriptions[0].lag == 0);
+
+  // Only existing durable subscriptions can be reset.
+  to.subscription = "nobody";
+  CHECK_THROWS_AS(client->reset_subscription(to), Error);
+}
+
 }  // namespace
 }  // namespace tern::test

@@ -184,6 +184,22 @@ class FrameWalk {
         }
         break;
       }
+      case wire::Body::ResetSubscription: {
+        const auto* b = f.body_as_ResetSubscription();
+        scalar(b->request_id());
+        string(b->topic());
+        string(b->subscription());
+        scalar(static_cast<uint64_t>(b->start()));
+        scalar(b->start_offset());
+        scalar(static_cast<uint64_t>(b->start_time_ms()));
+        break;
+      }
+      case wire::Body::ResetOk: {
+        const auto* b = f.body_as_ResetOk();
+        scalar(b->request_id());
+        scalar(b->offset());
+        break;
+      }
       case wire::Body::NONE:
         break;
     }

@@ -213,6 +213,12 @@ class Client {
   // Round trip to the broker; returns the time it took.
   std::chrono::microseconds ping();
 
+  // Moves the existing durable subscription `options.subscription` on
+  // `options.topic` to `options.start` (with start_offset / start_time):
+  // everything before counts as acked, everything after as not yet
+  // delivered. Returns the offset it now starts at.
+  uint64_t reset_subscription(const SubscribeOptions& options);
+
   // Every topic with its subscriptions, or only the one named (an empty
   // result if it does not exist).
   std::vector<TopicInfo> topics(const std::string& name = "");
