@@ -538,9 +538,10 @@ void Broker::after_io() {
   committer_->kick();
 
   uint64_t now = uv_now(&loop_);
+  int64_t wall_now = unix_ms();
   auto dispatching = std::move(to_dispatch_);
   to_dispatch_.clear();
-  for (Subscription* s : dispatching) s->dispatch(now);
+  for (Subscription* s : dispatching) s->dispatch(now, wall_now);
 
   for (auto& [id, connection] : connections_) connection->flush();
   if (stopping_) return;

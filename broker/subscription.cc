@@ -154,9 +154,12 @@ Consumer* Subscription::next_consumer_with_credit() {
 
 // Finds the next message to hand out: a redelivery if one waits, else the
 // next committed offset nobody has acked.
-bool Subscription::next_message(uint64_t now_ms, uint64_t* offset,
-                                uint32_t* attempt,
+bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
+                                uint64_t* offset, uint32_t* attempt,
                                 const wire::StoredMessage** record) {
+  auto expired = [wall_ms](const wire::StoredMessage* m) {
+    return m->expires_ms() != 0 && m->expires_ms() <= wall_ms;
+  };
   while (!redeliver_.empty()) {
     auto it = redeliver_.begin();
     uint64_t wanted = it->first, o = wanted;
@@ -165,6 +168,10 @@ bool Subscription::next_message(uint64_t now_ms, uint64_t* offset,
     if (acks_.contains(wanted)) continue;  // acked while it waited
     *record = topic_.record_at_or_after(&o);
     if (*record == nullptr || o != wanted) continue;  // no longer stored
+    if (expired(*record)) {
+      acks_.add(wanted, wanted);
+      continue;
+    }
     if (settings_.max_deliveries > 0 &&
         *attempt > settings_.max_deliveries) {
       give_up(wanted, *attempt - 1, **record, "max deliveries reached",
@@ -186,6 +193,10 @@ bool Subscription::next_message(uint64_t now_ms, uint64_t* offset,
     if (o > next_offset_) acks_.add(next_offset_, o - 1);
     next_offset_ = o + 1;
     if (acks_.contains(o)) continue;
+    if (expired(*record)) {
+      acks_.add(o, o);
+      continue;
+    }
     *offset = o;
     *attempt = 1;
     return true;
@@ -193,14 +204,14 @@ bool Subscription::next_message(uint64_t now_ms, uint64_t* offset,
   return false;
 }
 
-void Subscription::dispatch(uint64_t now_ms) {
+void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
   if (consumers_.empty()) return;
   std::vector<Consumer*> touched;
   while (Consumer* consumer = next_consumer_with_credit()) {
     uint64_t offset;
     uint32_t attempt;
     const wire::StoredMessage* message;
-    if (!next_message(now_ms, &offset, &attempt, &message)) break;
+    if (!next_message(now_ms, wall_ms, &offset, &attempt, &message)) break;
     consumer->outgoing.add(offset, attempt, *message);
     pending_[offset] = {consumer, attempt};
     deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});

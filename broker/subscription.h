@@ -83,8 +83,9 @@ class Subscription {
             uint32_t delay_ms, bool dead_letter, uint64_t now_ms);
 
   // Hands out what it can; the Deliver frames are queued on the consumers'
-  // connections. `now_ms` is loop time, for ack deadlines.
-  void dispatch(uint64_t now_ms);
+  // connections. `now_ms` is loop time, for ack deadlines; messages whose
+  // time to live ended by `wall_ms` (Unix ms) are skipped and count as done.
+  void dispatch(uint64_t now_ms, int64_t wall_ms);
 
   // Starts over at `start`: everything below counts as acked, everything
   // from it on as never delivered; deliveries out now are forgotten.
@@ -105,8 +106,8 @@ class Subscription {
     uint32_t attempt;
   };
   Consumer* next_consumer_with_credit();
-  bool next_message(uint64_t now_ms, uint64_t* offset, uint32_t* attempt,
-                    const wire::StoredMessage** message);
+  bool next_message(uint64_t now_ms, int64_t wall_ms, uint64_t* offset,
+                    uint32_t* attempt, const wire::StoredMessage** message);
   // The offsets in [first, last] pending with `consumer`, in order.
   std::vector<uint64_t> held_by(const Consumer& consumer, uint64_t first,
                                 uint64_t last) const;

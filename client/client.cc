@@ -30,7 +30,7 @@ size_t encoded_size(const std::string& payload, const std::string& key,
 flatbuffers::Offset<wire::Message> build_message(
     flatbuffers::FlatBufferBuilder& fbb, const std::string& payload,
     const std::string& key, const std::vector<Header>& headers,
-    const std::string& id) {
+    const std::string& id, uint32_t ttl_ms) {
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Header>>>
       header_vec = 0;
   if (!headers.empty()) {
@@ -48,7 +48,8 @@ flatbuffers::Offset<wire::Message> build_message(
   auto key_vec = key.empty() ? 0 : bytes(fbb, key);
   auto payload_vec = bytes(fbb, payload);
   auto id_str = id.empty() ? 0 : fbb.CreateString(id);
-  return wire::CreateMessage(fbb, key_vec, header_vec, payload_vec, id_str);
+  return wire::CreateMessage(fbb, key_vec, header_vec, payload_vec, id_str,
+                             ttl_ms);
 }
 
 void finish_publish(
@@ -80,7 +81,12 @@ void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
   std::vector<flatbuffers::Offset<wire::Message>> offsets;
   offsets.reserve(messages.size());
   for (const OutgoingMessage& m : messages) {
-    offsets.push_back(build_message(fbb, m.payload, m.key, m.headers, m.id));
+    if (m.ttl.count() < 0 || m.ttl.count() > UINT32_MAX) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "ttl must be from 0 to 2^32-1 ms");
+    }
+    offsets.push_back(build_message(fbb, m.payload, m.key, m.headers, m.id,
+                                    uint32_t(m.ttl.count())));
   }
   finish_publish(fbb, request_id, topic, offsets, confirm);
 }
@@ -161,7 +167,7 @@ uint64_t Client::publish(const std::string& topic, std::string payload,
                                      topic.size() + 128);
   uint64_t id = connection_->next_request_id();
   std::vector<flatbuffers::Offset<wire::Message>> messages{
-      build_message(fbb, payload, kNoKey, headers, kNoKey)};
+      build_message(fbb, payload, kNoKey, headers, kNoKey, 0)};
   finish_publish(fbb, id, topic, messages);
   check_frame_size(fbb, connection_->max_frame_bytes());
 

@@ -41,7 +41,9 @@ void encode_record(flatbuffers::FlatBufferBuilder& fbb,
   }
 
   fbb.Finish(
-      wire::CreateStoredMessage(fbb, timestamp_ms, key, headers, payload));
+      wire::CreateStoredMessage(
+          fbb, timestamp_ms, key, headers, payload,
+          message.ttl_ms() ? timestamp_ms + int64_t(message.ttl_ms()) : 0));
 }
 
 size_t record_size_hint(const wire::Message& message) {

@@ -85,6 +85,9 @@ struct OutgoingMessage {
   // duplicate = true. This makes it safe to publish again what was sent but
   // not confirmed before a connection was lost. Empty: no de-duplication.
   std::string id;
+  // Time to live: once this long has passed since the broker appended the
+  // message, it is no longer delivered. 0: forever.
+  std::chrono::milliseconds ttl{0};
 };
 
 // A delivered message.
