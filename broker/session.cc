@@ -136,41 +136,38 @@ void Session::on_unsubscribe(const wire::Unsubscribe& unsubscribe) {
   connection_.send(fbb);
 }
 
-void Session::on_ack(const wire::Ack& ack) {
-  auto it = consumers_.find(ack.consumer_id());
+// Applies `settle` to each range of an Ack or Nack from `consumer_id`.
+template <typename Frame, typename Settle>
+void Session::settle(const Frame& frame, const char* what, Settle settle) {
+  auto it = consumers_.find(frame.consumer_id());
   if (it == consumers_.end())
     return reply_error(0, wire::ErrorCode::UnknownConsumer,
-                       "ack for unknown consumer " +
-                           std::to_string(ack.consumer_id()));
+                       std::string(what) + " for unknown consumer " +
+                           std::to_string(frame.consumer_id()));
   Consumer& consumer = *it->second;
   Subscription& subscription = consumer.subscription;
   bool changed = false;
-  if (ack.ranges()) {
-    for (const wire::OffsetRange* range : *ack.ranges())
-      changed |= subscription.ack(consumer, range->first(), range->last());
+  if (frame.ranges()) {
+    for (const wire::OffsetRange* range : *frame.ranges())
+      changed |= settle(consumer, range->first(), range->last());
   }
   if (changed && subscription.durable()) broker_.persist_cursor(subscription);
-  // Acks return credit, so there may be more to send.
+  // Settled messages return credit, so there may be more to send.
   broker_.schedule_dispatch(subscription);
 }
 
+void Session::on_ack(const wire::Ack& ack) {
+  settle(ack, "ack", [](Consumer& c, uint64_t first, uint64_t last) {
+    return c.subscription.ack(c, first, last);
+  });
+}
+
 void Session::on_nack(const wire::Nack& nack) {
-  auto it = consumers_.find(nack.consumer_id());
-  if (it == consumers_.end())
-    return reply_error(0, wire::ErrorCode::UnknownConsumer,
-                       "nack for unknown consumer " +
-                           std::to_string(nack.consumer_id()));
-  Consumer& consumer = *it->second;
-  Subscription& subscription = consumer.subscription;
-  bool changed = false;
-  if (nack.ranges()) {
-    for (const wire::OffsetRange* range : *nack.ranges())
-      changed |= subscription.nack(consumer, range->first(), range->last(),
-                                   nack.delay_ms(), nack.dead_letter(),
-                                   broker_.now_ms());
-  }
-  if (changed && subscription.durable()) broker_.persist_cursor(subscription);
-  broker_.schedule_dispatch(subscription);
+  uint64_t now = broker_.now_ms();
+  settle(nack, "nack", [&](Consumer& c, uint64_t first, uint64_t last) {
+    return c.subscription.nack(c, first, last, nack.delay_ms(),
+                               nack.dead_letter(), now);
+  });
 }
 
 void Session::on_ping(const wire::Ping& ping) {

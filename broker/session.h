@@ -38,6 +38,8 @@ class Session {
   void on_ping(const wire::Ping& ping);
   void on_list_topics(const wire::ListTopics& list);
   void on_reset(const wire::ResetSubscription& reset);
+  template <typename Frame, typename Settle>
+  void settle(const Frame& frame, const char* what, Settle settle);
   void detach(Consumer& consumer);
   void reply_error(uint64_t request_id, wire::ErrorCode code,
                    const std::string& message);
