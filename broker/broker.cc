@@ -104,8 +104,10 @@ bool Broker::load() {
     settings.ack_timeout_ms =
         s.ack_timeout_ms ? s.ack_timeout_ms : config_.default_ack_timeout_ms;
     settings.dead_letter_topic = topic.name() + ".dlq";
-    topic.add_subscription(std::make_unique<Subscription>(
-        topic, s.name, std::move(settings), std::move(acks), start, *this));
+    Subscription& restored = topic.add_subscription(
+        std::make_unique<Subscription>(topic, s.name, std::move(settings),
+                                       std::move(acks), start, *this));
+    restored.restore(s.redeliveries, uv_now(&loop_), unix_ms());
     ++subscription_count_;
   }
   std::vector<storage::DedupeRecord> ids;
@@ -495,6 +497,8 @@ bool Broker::reset(const wire::ResetSubscription& request, uint64_t* start,
 }
 
 void Broker::consumer_left(Subscription& subscription) {
+  if (subscription.durable() && subscription.take_redeliveries_changed())
+    persist_cursor(subscription);
   if (!subscription.durable() && !subscription.has_consumers()) {
     to_dispatch_.erase(&subscription);
     subscription.topic().remove_subscription(subscription);
@@ -524,6 +528,7 @@ void Broker::after_io() {
       record.name = s->name();
       record.ack_timeout_ms = s->settings().ack_timeout_ms;
       record.cursor = s->acks().to_cursor();
+      record.redeliveries = s->redeliveries(uv_now(&loop_), unix_ms());
       committer_->batch().put_subscription(record);
     }
     committer_->on_commit([this, persisted = std::move(to_persist_)](
@@ -541,7 +546,12 @@ void Broker::after_io() {
   int64_t wall_now = unix_ms();
   auto dispatching = std::move(to_dispatch_);
   to_dispatch_.clear();
-  for (Subscription* s : dispatching) s->dispatch(now, wall_now);
+  for (Subscription* s : dispatching) {
+    s->dispatch(now, wall_now);
+    // Nacks, timeouts and redeliveries all end up here (they schedule a
+    // dispatch), so this is where their attempt counts are saved.
+    if (s->take_redeliveries_changed() && s->durable()) persist_cursor(*s);
+  }
 
   for (auto& [id, connection] : connections_) connection->flush();
   if (stopping_) return;

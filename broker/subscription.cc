@@ -39,6 +39,7 @@ void Subscription::remove_consumer(Consumer& consumer) {
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.consumer == &consumer) {
       redeliver_[it->first] = it->second.attempt;
+      redeliveries_changed_ = true;
       it = pending_.erase(it);
     } else {
       ++it;
@@ -127,6 +128,7 @@ bool Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
     } else {
       delayed_.emplace(now_ms + delay_ms, std::make_pair(offset, attempts));
     }
+    redeliveries_changed_ = true;
   }
   return changed;
 }
@@ -192,13 +194,23 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
     // Offsets skipped were never stored (a failed commit): count them done.
     if (o > next_offset_) acks_.add(next_offset_, o - 1);
     next_offset_ = o + 1;
-    if (acks_.contains(o)) continue;
+    if (acks_.contains(o) || held_back_.count(o)) continue;
     if (expired(*record)) {
       acks_.add(o, o);
       continue;
     }
     *offset = o;
     *attempt = 1;
+    // Delivered before a restart: its count goes on.
+    if (auto prior = prior_attempts_.find(o); prior != prior_attempts_.end()) {
+      *attempt = prior->second + 1;
+      prior_attempts_.erase(prior);
+      if (settings_.max_deliveries > 0 &&
+          *attempt > settings_.max_deliveries) {
+        give_up(o, *attempt - 1, **record, "max deliveries reached", now_ms);
+        continue;
+      }
+    }
     return true;
   }
   return false;
@@ -214,6 +226,7 @@ void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
     if (!next_message(now_ms, wall_ms, &offset, &attempt, &message)) break;
     consumer->outgoing.add(offset, attempt, *message);
     pending_[offset] = {consumer, attempt};
+    if (attempt > 1) redeliveries_changed_ = true;
     deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});
     ++consumer->unacked;
     if (consumer->outgoing.count() == 1) touched.push_back(consumer);
@@ -228,6 +241,40 @@ void Subscription::flush(Consumer& consumer) {
       consumer.outgoing.finish(consumer.id, topic_.name(), name_));
 }
 
+std::vector<storage::Redelivery> Subscription::redeliveries(
+    uint64_t now_ms, int64_t wall_ms) const {
+  std::map<uint64_t, storage::Redelivery> all;  // by offset, for order
+  auto add = [&](uint64_t offset, uint32_t attempts, int64_t due_ms) {
+    if (!acks_.contains(offset)) all[offset] = {offset, attempts, due_ms};
+  };
+  for (const auto& [offset, attempts] : prior_attempts_) add(offset, attempts, 0);
+  for (const auto& [offset, pending] : pending_)
+    if (pending.attempt > 1) add(offset, pending.attempt, 0);
+  for (const auto& [offset, attempts] : redeliver_) add(offset, attempts, 0);
+  // Due times are stored as Unix time (+1 ms, since 0 means "not delayed").
+  for (const auto& [due, entry] : delayed_)
+    add(entry.first, entry.second,
+        wall_ms + int64_t(due > now_ms ? due - now_ms : 0) + 1);
+  std::vector<storage::Redelivery> out;
+  out.reserve(all.size());
+  for (auto& [offset, r] : all) out.push_back(r);
+  return out;
+}
+
+void Subscription::restore(const std::vector<storage::Redelivery>& saved,
+                           uint64_t now_ms, int64_t wall_ms) {
+  for (const storage::Redelivery& r : saved) {
+    if (acks_.contains(r.offset)) continue;
+    if (r.due_ms == 0) {
+      prior_attempts_[r.offset] = r.attempts;
+    } else {
+      uint64_t wait = r.due_ms > wall_ms ? uint64_t(r.due_ms - wall_ms) : 0;
+      delayed_.emplace(now_ms + wait, std::make_pair(r.offset, r.attempts));
+      held_back_.insert(r.offset);
+    }
+  }
+}
+
 void Subscription::reset(uint64_t start) {
   acks_ = AckSet();
   acks_.raise_floor(start);
@@ -236,6 +283,9 @@ void Subscription::reset(uint64_t start) {
   redeliver_.clear();
   delayed_.clear();
   deadlines_.clear();
+  prior_attempts_.clear();
+  held_back_.clear();
+  redeliveries_changed_ = true;
   for (Consumer* consumer : consumers_) consumer->unacked = 0;
 }
 
@@ -245,6 +295,7 @@ bool Subscription::expire(uint64_t now_ms) {
     auto [offset, attempts] = delayed_.begin()->second;
     delayed_.erase(delayed_.begin());
     redeliver_[offset] = attempts;
+    held_back_.erase(offset);
     any = true;
   }
   while (!deadlines_.empty()) {
@@ -259,6 +310,7 @@ bool Subscription::expire(uint64_t now_ms) {
     --it->second.consumer->unacked;
     redeliver_[d.offset] = d.attempt;
     pending_.erase(it);
+    redeliveries_changed_ = true;
     any = true;
   }
   return any;

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
+#include <utility>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -91,6 +93,17 @@ class Subscription {
   // from it on as never delivered; deliveries out now are forgotten.
   void reset(uint64_t start);
 
+  // Redeliveries (attempt counts above 1, delayed nacks) as stored, so they
+  // survive a restart; `now_ms` is loop time, `wall_ms` Unix time.
+  std::vector<storage::Redelivery> redeliveries(uint64_t now_ms,
+                                                int64_t wall_ms) const;
+  void restore(const std::vector<storage::Redelivery>& redeliveries,
+               uint64_t now_ms, int64_t wall_ms);
+  // True once after redeliveries() changed: the cursor should be written.
+  bool take_redeliveries_changed() {
+    return std::exchange(redeliveries_changed_, false);
+  }
+
   // Takes back deliveries whose ack timeout passed, and releases nacked ones
   // whose delay passed. Returns true if any.
   bool expire(uint64_t now_ms);
@@ -133,6 +146,12 @@ class Subscription {
   std::deque<Deadline> deadlines_;
   std::vector<Consumer*> consumers_;
   size_t next_consumer_ = 0;  // round-robin position
+  // Restored from the store: deliveries so far of offsets not yet handed
+  // out again, and offsets waiting in delayed_ that the first pass over the
+  // topic must skip.
+  std::map<uint64_t, uint32_t> prior_attempts_;
+  std::set<uint64_t> held_back_;
+  bool redeliveries_changed_ = false;
 };
 
 }  // namespace tern

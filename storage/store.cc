@@ -112,6 +112,16 @@ std::string encode_subscription(const SubscriptionRecord& sub) {
     put_le64(&value, range.first);
     put_le64(&value, range.second);
   }
+  // Redeliveries follow only when there are any: u32 count, then 20 bytes
+  // each (offset u64, attempts u32, due u64).
+  if (!sub.redeliveries.empty()) {
+    put_le32(&value, static_cast<uint32_t>(sub.redeliveries.size()));
+    for (const Redelivery& r : sub.redeliveries) {
+      put_le64(&value, r.offset);
+      put_le32(&value, r.attempts);
+      put_le64(&value, static_cast<uint64_t>(r.due_ms));
+    }
+  }
   return value;
 }
 
@@ -125,7 +135,11 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
   uint64_t count = get_le(p + 12, 4);
   // Checked before allocating anything, so a damaged count cannot ask for
   // gigabytes.
-  if ((size - 16) / 16 != count || (size - 16) % 16 != 0) return false;
+  if ((size - 16) / 16 < count) return false;
+  size_t rest = size - 16 - 16 * count;  // the optional redeliveries
+  if (rest != 0 && (rest < 4 || (rest - 4) % 20 != 0 ||
+                    (rest - 4) / 20 != get_le(p + 16 + 16 * count, 4)))
+    return false;
   sub->cursor.acked.clear();
   sub->cursor.acked.reserve(count);
   p += 16;
@@ -136,6 +150,18 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
     if (!sub->cursor.acked.empty() && first <= sub->cursor.acked.back().second)
       return false;  // not sorted and disjoint
     sub->cursor.acked.emplace_back(first, last);
+  }
+  sub->redeliveries.clear();
+  if (rest == 0) return true;
+  uint64_t redeliveries = get_le(p, 4);
+  p += 4;
+  sub->redeliveries.reserve(redeliveries);
+  for (uint64_t i = 0; i < redeliveries; ++i, p += 20) {
+    Redelivery r;
+    r.offset = get_le(p, 8);
+    r.attempts = static_cast<uint32_t>(get_le(p + 8, 4));
+    r.due_ms = static_cast<int64_t>(get_le(p + 12, 8));
+    sub->redeliveries.push_back(r);
   }
   return true;
 }

@@ -60,11 +60,22 @@ struct Cursor {
   std::vector<std::pair<uint64_t, uint64_t>> acked;  // sorted, disjoint, > floor
 };
 
+// A message of a subscription that was delivered and came back (nack,
+// timeout, lost consumer): how often it was delivered, and for a delayed nack
+// when it is due (Unix ms; 0: now). Kept so that attempt counts and delays
+// survive a restart.
+struct Redelivery {
+  uint64_t offset = 0;
+  uint32_t attempts = 0;
+  int64_t due_ms = 0;
+};
+
 struct SubscriptionRecord {
   uint64_t topic_id = 0;
   std::string name;
   uint32_t ack_timeout_ms = 0;
   Cursor cursor;
+  std::vector<Redelivery> redeliveries;  // sorted by offset
 };
 
 // A producer message id seen on a topic, for de-duplication: a publish

@@ -148,5 +148,68 @@ TEST_CASE("nack: a subscription cannot dead-letter into its own topic") {
   CHECK(code == ErrorCode::kInvalidSubscription);
 }
 
+TEST_CASE("nack: attempt counts and max deliveries survive a restart") {
+  BrokerProcess broker;
+  {
+    auto client = Client::connect(broker.address());
+    client->publish("flaky", "f");
+    SubscribeOptions options = durable("flaky", "w");
+    options.max_deliveries = 4;
+    auto sub = client->subscribe(options);
+    for (uint32_t attempt = 1; attempt <= 3; ++attempt) {
+      auto m = sub.next(5s);
+      REQUIRE(m);
+      CHECK(m->attempt == attempt);
+      if (attempt < 3) sub.nack(*m);
+    }
+    // Attempt 3 is out and unacked; let its count reach the disk, then crash.
+    client->publish("flaky", "barrier");  // a commit after the dispatch
+  }
+  broker.kill9();
+  broker.restart();
+  auto client = Client::connect(broker.address());
+  SubscribeOptions options = durable("flaky", "w");
+  options.max_deliveries = 4;
+  auto sub = client->subscribe(options);
+  auto m = sub.next(5s);
+  REQUIRE(m);
+  CHECK(m->payload == "f");
+  CHECK(m->attempt == 4);
+  sub.nack(*m);  // the 5th delivery would exceed max_deliveries
+  auto barrier = sub.next(5s);
+  REQUIRE(barrier);
+  CHECK(barrier->payload == "barrier");
+  sub.ack(*barrier);
+  CHECK_FALSE(sub.next(300ms));
+  auto dlq = client->subscribe(durable("flaky.dlq", "ops"));
+  auto dead = dlq.next(5s);
+  REQUIRE(dead);
+  CHECK(headers_of(*dead)["tern-dlq-attempts"] == "4");
+}
+
+TEST_CASE("nack: a delayed redelivery survives a restart, still delayed") {
+  BrokerProcess broker;
+  Clock::time_point nacked_at;
+  {
+    auto client = Client::connect(broker.address());
+    client->publish("later", "x");
+    auto sub = client->subscribe(durable("later", "w"));
+    auto m = sub.next(5s);
+    REQUIRE(m);
+    nacked_at = Clock::now();
+    sub.nack(*m, 1500ms);
+    CHECK(client->ping().count() >= 0);
+  }
+  CHECK(broker.stop() == 0);
+  broker.restart();
+  auto client = Client::connect(broker.address());
+  auto sub = client->subscribe(durable("later", "w"));
+  auto m = sub.next(5s);
+  REQUIRE(m);
+  CHECK(m->payload == "x");
+  CHECK(m->attempt == 2);
+  CHECK(Clock::now() - nacked_at >= 1400ms);  // not at once after restart
+}
+
 }  // namespace
 }  // namespace tern::test
