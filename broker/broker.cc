@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "connection.h"
+#include "copy.h"
 #include "log.h"
 #include "record.h"
 #include "subscription.h"
@@ -361,16 +362,8 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset,
   // The original key, headers and payload, plus where it came from and why.
   flatbuffers::FlatBufferBuilder fbb(
       1024 + (message.payload() ? message.payload()->size() : 0));
-  auto bytes = [&fbb](const flatbuffers::Vector<uint8_t>* v) {
-    return v ? fbb.CreateVector(v->data(), v->size())
-             : flatbuffers::Offset<flatbuffers::Vector<uint8_t>>();
-  };
   std::vector<flatbuffers::Offset<wire::Header>> headers;
-  if (message.headers()) {
-    for (const wire::Header* h : *message.headers())
-      headers.push_back(wire::CreateHeader(
-          fbb, h->name() ? fbb.CreateString(h->name()) : 0, bytes(h->value())));
-  }
+  frame::copy_headers(fbb, message.headers(), &headers);
   auto add = [&](const char* name, const std::string& value) {
     headers.push_back(wire::CreateHeader(
         fbb, fbb.CreateString(name),
@@ -382,9 +375,9 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset,
   add("tern-dlq-offset", std::to_string(offset));
   add("tern-dlq-attempts", std::to_string(attempts));
   add("tern-dlq-reason", reason);
-  auto key = bytes(message.key());
+  auto key = frame::copy_bytes(fbb, message.key());
   auto header_vector = fbb.CreateVector(headers);
-  auto payload = bytes(message.payload());
+  auto payload = frame::copy_bytes(fbb, message.payload());
   fbb.Finish(wire::CreateMessage(fbb, key, header_vector, payload));
 
   uint64_t at = append(*dlq, *flatbuffers::GetRoot<wire::Message>(

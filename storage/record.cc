@@ -6,39 +6,17 @@
 // trusts the bytes: a record is only returned after the Verifier accepted it.
 #include "record.h"
 
+#include "copy.h"
+
 #include <vector>
 
 namespace tern::storage {
 
-namespace {
-
-flatbuffers::Offset<flatbuffers::Vector<uint8_t>> copy_bytes(
-    flatbuffers::FlatBufferBuilder& fbb,
-    const flatbuffers::Vector<uint8_t>* bytes) {
-  if (bytes == nullptr) return 0;  // absent stays absent
-  return fbb.CreateVector(bytes->data(), bytes->size());
-}
-
-}  // namespace
-
 void encode_record(flatbuffers::FlatBufferBuilder& fbb,
                    const wire::Message& message, int64_t timestamp_ms) {
-  auto key = copy_bytes(fbb, message.key());
-  auto payload = copy_bytes(fbb, message.payload());
-
-  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Header>>>
-      headers = 0;
-  if (const auto* in = message.headers()) {
-    std::vector<flatbuffers::Offset<wire::Header>> copied;
-    copied.reserve(in->size());
-    for (const wire::Header* header : *in) {
-      flatbuffers::Offset<flatbuffers::String> name = 0;
-      if (header->name() != nullptr) name = fbb.CreateString(header->name());
-      copied.push_back(
-          wire::CreateHeader(fbb, name, copy_bytes(fbb, header->value())));
-    }
-    headers = fbb.CreateVector(copied);
-  }
+  auto key = frame::copy_bytes(fbb, message.key());
+  auto payload = frame::copy_bytes(fbb, message.payload());
+  auto headers = frame::copy_headers(fbb, message.headers());
 
   fbb.Finish(
       wire::CreateStoredMessage(

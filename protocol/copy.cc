@@ -1,0 +1,33 @@
+#include "copy.h"
+
+namespace tern::frame {
+
+flatbuffers::Offset<flatbuffers::Vector<uint8_t>> copy_bytes(
+    flatbuffers::FlatBufferBuilder& fbb,
+    const flatbuffers::Vector<uint8_t>* bytes) {
+  if (bytes == nullptr) return 0;
+  return fbb.CreateVector(bytes->data(), bytes->size());
+}
+
+void copy_headers(flatbuffers::FlatBufferBuilder& fbb,
+                  const HeaderList* headers,
+                  std::vector<flatbuffers::Offset<wire::Header>>* out) {
+  if (headers == nullptr) return;
+  out->reserve(out->size() + headers->size());
+  for (const wire::Header* h : *headers) {
+    flatbuffers::Offset<flatbuffers::String> name = 0;
+    if (h->name() != nullptr) name = fbb.CreateString(h->name());
+    out->push_back(wire::CreateHeader(fbb, name, copy_bytes(fbb, h->value())));
+  }
+}
+
+flatbuffers::Offset<HeaderList> copy_headers(flatbuffers::FlatBufferBuilder& fbb,
+                                             const HeaderList* headers) {
+  if (headers == nullptr || headers->size() == 0) return 0;
+  // FlatBuffers wants the children built before the vector that holds them.
+  std::vector<flatbuffers::Offset<wire::Header>> copied;
+  copy_headers(fbb, headers, &copied);
+  return fbb.CreateVector(copied);
+}
+
+}  // namespace tern::frame
