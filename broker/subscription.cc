@@ -51,36 +51,19 @@ void Subscription::remove_consumer(Consumer& consumer) {
 }
 
 bool Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
-  if (last < first) return false;
-  bool changed = false;
   // Settles what this consumer holds, and what was taken back from it but not
   // yet handed out again. A message now held by another consumer stays
   // theirs: an ack range must never settle work someone else is doing.
-  auto settle = [&](uint64_t offset) {
-    auto it = pending_.find(offset);
-    if (it != pending_.end()) {
-      if (it->second.consumer != &consumer) return;
-      --consumer.unacked;
-      pending_.erase(it);
-    } else if (redeliver_.erase(offset) == 0) {
-      return;
-    }
+  bool changed = false;
+  for (uint64_t offset : held_by(consumer, first, last)) {
+    pending_.erase(offset);
+    --consumer.unacked;
     changed |= acks_.add(offset, offset);
-  };
-  if (last - first < pending_.size() + redeliver_.size()) {
-    for (uint64_t o = first;; ++o) {
-      settle(o);
-      if (o == last) break;
-    }
-  } else {
-    std::vector<uint64_t> offsets;
-    for (const auto& [offset, pending] : pending_)
-      if (offset >= first && offset <= last && pending.consumer == &consumer)
-        offsets.push_back(offset);
-    for (auto it = redeliver_.lower_bound(first);
-         it != redeliver_.end() && it->first <= last; ++it)
-      offsets.push_back(it->first);
-    for (uint64_t o : offsets) settle(o);
+  }
+  for (auto it = redeliver_.lower_bound(first);
+       it != redeliver_.end() && it->first <= last;) {
+    changed |= acks_.add(it->first, it->first);
+    it = redeliver_.erase(it);
   }
   return changed;
 }
