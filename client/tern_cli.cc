@@ -291,18 +291,24 @@ int run_pub(const std::string& server, const PubArgs& args) {
 
 // --- sub ---
 
+// The subscription and start position the arguments name.
+tern::SubscribeOptions subscribe_options(const SubArgs& args) {
+  tern::SubscribeOptions options;
+  options.topic = args.topic;
+  options.subscription = args.subscription;
+  options.start = args.start;
+  options.start_offset = args.start_at;
+  options.start_time = std::chrono::system_clock::time_point(
+      std::chrono::milliseconds(args.start_at));
+  options.prefetch = args.prefetch;
+  return options;
+}
+
 int run_sub(const std::string& server, const SubArgs& args) {
   tern::ClientOptions options;
   options.client_name = "tern-cli";
   auto client = tern::Client::connect(server, options);
-  tern::SubscribeOptions so;
-  so.topic = args.topic;
-  so.subscription = args.subscription;
-  so.start = args.start;
-  so.start_offset = args.start_at;
-  so.start_time = std::chrono::system_clock::time_point(
-      std::chrono::milliseconds(args.start_at));
-  so.prefetch = args.prefetch;
+  tern::SubscribeOptions so = subscribe_options(args);
   tern::Subscription sub = client->subscribe(so);
 
   uint64_t printed = 0;
@@ -343,14 +349,7 @@ struct Command {
 
 int run_subs_reset(const std::string& server, const SubArgs& args) {
   auto client = tern::Client::connect(server);
-  tern::SubscribeOptions options;
-  options.topic = args.topic;
-  options.subscription = args.subscription;
-  options.start = args.start;
-  options.start_offset = args.start_at;
-  options.start_time = std::chrono::system_clock::time_point(
-      std::chrono::milliseconds(args.start_at));
-  uint64_t offset = client->reset_subscription(options);
+  uint64_t offset = client->reset_subscription(subscribe_options(args));
   std::printf("subscription %s on %s now starts at offset %llu\n",
               args.subscription.c_str(), args.topic.c_str(),
               (unsigned long long)offset);

@@ -133,14 +133,7 @@ class FrameWalk {
       case wire::Body::Ack: {
         const auto* b = f.body_as_Ack();
         scalar(b->consumer_id());
-        if (const auto* ranges = b->ranges()) {
-          require_aligned(ranges);
-          scalar(ranges->size());
-          for (const wire::OffsetRange* r : *ranges) {
-            scalar(r->first());
-            scalar(r->last());
-          }
-        }
+        ranges(b->ranges());
         break;
       }
       case wire::Body::Nack: {
@@ -148,14 +141,7 @@ class FrameWalk {
         scalar(b->consumer_id());
         scalar(b->delay_ms());
         scalar(b->dead_letter());
-        if (const auto* ranges = b->ranges()) {
-          require_aligned(ranges);
-          scalar(ranges->size());
-          for (const wire::OffsetRange* r : *ranges) {
-            scalar(r->first());
-            scalar(r->last());
-          }
-        }
+        ranges(b->ranges());
         break;
       }
       case wire::Body::ListTopics: {
@@ -253,6 +239,16 @@ class FrameWalk {
     for (const wire::Header* h : *headers) {
       string(h->name());
       bytes(h->value());
+    }
+  }
+
+  void ranges(const flatbuffers::Vector<const wire::OffsetRange*>* ranges) {
+    if (ranges == nullptr) return scalar(0);
+    require_aligned(ranges);
+    scalar(ranges->size());
+    for (const wire::OffsetRange* r : *ranges) {
+      scalar(r->first());
+      scalar(r->last());
     }
   }
 
