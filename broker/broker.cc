@@ -537,14 +537,16 @@ void Broker::after_io() {
 
   uint64_t now = uv_now(&loop_);
   int64_t wall_now = unix_ms();
-  auto dispatching = std::move(to_dispatch_);
-  to_dispatch_.clear();
-  for (Subscription* s : dispatching) {
+  // Swapped, not moved: both sets keep their buckets from one iteration to
+  // the next. Dispatching may schedule more, for the next iteration.
+  dispatching_.swap(to_dispatch_);
+  for (Subscription* s : dispatching_) {
     s->dispatch(now, wall_now);
     // Nacks, timeouts and redeliveries all end up here (they schedule a
     // dispatch), so this is where their attempt counts are saved.
     if (s->take_redeliveries_changed() && s->durable()) persist_cursor(*s);
   }
+  dispatching_.clear();
 
   for (auto& [id, connection] : connections_) connection->flush();
   if (stopping_) return;

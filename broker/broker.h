@@ -124,6 +124,7 @@ class Broker : public DeadLetters {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   uint64_t next_connection_id_ = 1;
   std::unordered_set<Subscription*> to_dispatch_;
+  std::unordered_set<Subscription*> dispatching_;  // after_io()'s scratch
   std::unordered_set<Subscription*> to_persist_;
   // Metadata whose commit failed (e.g. disk full), written again on the next
   // tick: it must not be lost, and retrying at once would spin.

@@ -44,8 +44,6 @@ class Committer {
   // (then it goes as soon as that one returns). Call once per loop iteration.
   void kick();
 
-  bool idle() const { return !in_flight_ && filling_->empty(); }
-
   // Commits whatever is left synchronously and stops the thread. For shutdown.
   void drain();
 

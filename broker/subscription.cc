@@ -201,7 +201,7 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
 
 void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
   if (consumers_.empty()) return;
-  std::vector<Consumer*> touched;
+  touched_.clear();
   while (Consumer* consumer = next_consumer_with_credit()) {
     uint64_t offset;
     uint32_t attempt;
@@ -212,10 +212,10 @@ void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
     if (attempt > 1) redeliveries_changed_ = true;
     deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});
     ++consumer->unacked;
-    if (consumer->outgoing.count() == 1) touched.push_back(consumer);
+    if (consumer->outgoing.count() == 1) touched_.push_back(consumer);
     if (consumer->outgoing.bytes() >= kMaxDeliverFrameBytes) flush(*consumer);
   }
-  for (Consumer* consumer : touched) flush(*consumer);
+  for (Consumer* consumer : touched_) flush(*consumer);
 }
 
 void Subscription::flush(Consumer& consumer) {

@@ -146,6 +146,7 @@ class Subscription {
   std::deque<Deadline> deadlines_;
   std::vector<Consumer*> consumers_;
   size_t next_consumer_ = 0;  // round-robin position
+  std::vector<Consumer*> touched_;  // dispatch()'s scratch, kept to reuse
   // Restored from the store: deliveries so far of offsets not yet handed
   // out again, and offsets waiting in delayed_ that the first pass over the
   // topic must skip.
