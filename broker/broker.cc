@@ -387,9 +387,6 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset,
     dlq->on_committed(at, at + 1, status.is_ok());
     for (auto& s : dlq->subscriptions()) schedule_dispatch(*s);
   });
-  // Done for the subscription; in the same batch as the dead letter, as long
-  // as no commit starts in between (else one more delivery after a crash).
-  persist_cursor(from);
   LOG_INFO("topic %s offset %llu (subscription %s): dead-lettered to %s "
            "after %u deliveries: %s",
            from.topic().name().c_str(), (unsigned long long)offset,
@@ -482,7 +479,7 @@ bool Broker::reset(const wire::ResetSubscription& request, uint64_t* start,
     return false;
   }
   s->reset(*start);
-  persist_cursor(*s);
+  note_cursor(*s);
   schedule_dispatch(*s);
   LOG_INFO("subscription %s on topic %s reset to offset %llu", name.c_str(),
            topic_name.c_str(), (unsigned long long)*start);
@@ -490,8 +487,7 @@ bool Broker::reset(const wire::ResetSubscription& request, uint64_t* start,
 }
 
 void Broker::consumer_left(Subscription& subscription) {
-  if (subscription.durable() && subscription.take_redeliveries_changed())
-    persist_cursor(subscription);
+  note_cursor(subscription);
   if (!subscription.durable() && !subscription.has_consumers()) {
     to_dispatch_.erase(&subscription);
     subscription.topic().remove_subscription(subscription);
@@ -513,7 +509,15 @@ void Broker::on_check(uv_check_t* handle) {
   static_cast<Broker*>(handle->data)->after_io();
 }
 
+void Broker::note_cursor(Subscription& subscription) {
+  if (subscription.take_cursor_changed() && subscription.durable())
+    persist_cursor(subscription);
+}
+
 void Broker::after_io() {
+  // Acks and nacks schedule a dispatch; their cursor changes (and the dead
+  // letters of a nack) go into this very batch.
+  for (Subscription* s : to_dispatch_) note_cursor(*s);
   if (!to_persist_.empty()) {
     for (Subscription* s : to_persist_) {
       storage::SubscriptionRecord record;
@@ -542,9 +546,9 @@ void Broker::after_io() {
   dispatching_.swap(to_dispatch_);
   for (Subscription* s : dispatching_) {
     s->dispatch(now, wall_now);
-    // Nacks, timeouts and redeliveries all end up here (they schedule a
-    // dispatch), so this is where their attempt counts are saved.
-    if (s->take_redeliveries_changed() && s->durable()) persist_cursor(*s);
+    // What dispatching changed (redeliveries, dead letters, skipped
+    // messages) goes into the next batch, with the dead letters it wrote.
+    note_cursor(*s);
   }
   dispatching_.clear();
 

@@ -85,9 +85,8 @@ class Broker : public DeadLetters {
   // Loop time in ms, for deadlines.
   uint64_t now_ms() { return uv_now(&loop_); }
 
-  // Work for the next after_io().
+  // Work for the next after_io(); it also writes the cursor if that changed.
   void schedule_dispatch(Subscription& subscription);
-  void persist_cursor(Subscription& subscription);
 
   void forget(Connection& connection);  // from Connection::on_close
 
@@ -101,6 +100,9 @@ class Broker : public DeadLetters {
   // Every tick: ack deadlines, expired message ids, retries of metadata.
   void expire();
   void persist_topic(Topic& topic);
+  void persist_cursor(Subscription& subscription);
+  // Persists the cursor if the subscription says it changed.
+  void note_cursor(Subscription& subscription);
   // Appends one message to `topic` (into the filling batch and the tail) and
   // returns its offset.
   uint64_t append(Topic& topic, const wire::Message& message,

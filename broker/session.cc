@@ -145,28 +145,26 @@ void Session::settle(const Frame& frame, const char* what, Settle settle) {
                        std::string(what) + " for unknown consumer " +
                            std::to_string(frame.consumer_id()));
   Consumer& consumer = *it->second;
-  Subscription& subscription = consumer.subscription;
-  bool changed = false;
   if (frame.ranges()) {
     for (const wire::OffsetRange* range : *frame.ranges())
-      changed |= settle(consumer, range->first(), range->last());
+      settle(consumer, range->first(), range->last());
   }
-  if (changed && subscription.durable()) broker_.persist_cursor(subscription);
-  // Settled messages return credit, so there may be more to send.
-  broker_.schedule_dispatch(subscription);
+  // Settled messages return credit, so there may be more to send; the
+  // broker also writes the changed cursor from there.
+  broker_.schedule_dispatch(consumer.subscription);
 }
 
 void Session::on_ack(const wire::Ack& ack) {
   settle(ack, "ack", [](Consumer& c, uint64_t first, uint64_t last) {
-    return c.subscription.ack(c, first, last);
+    c.subscription.ack(c, first, last);
   });
 }
 
 void Session::on_nack(const wire::Nack& nack) {
   uint64_t now = broker_.now_ms();
   settle(nack, "nack", [&](Consumer& c, uint64_t first, uint64_t last) {
-    return c.subscription.nack(c, first, last, nack.delay_ms(),
-                               nack.dead_letter(), now);
+    c.subscription.nack(c, first, last, nack.delay_ms(), nack.dead_letter(),
+                        now);
   });
 }
 

@@ -39,7 +39,7 @@ void Subscription::remove_consumer(Consumer& consumer) {
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.consumer == &consumer) {
       redeliver_[it->first] = it->second.attempt;
-      redeliveries_changed_ = true;
+      cursor_changed_ = true;
       it = pending_.erase(it);
     } else {
       ++it;
@@ -50,22 +50,24 @@ void Subscription::remove_consumer(Consumer& consumer) {
   next_consumer_ = 0;
 }
 
-bool Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
+void Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
   // Settles what this consumer holds, and what was taken back from it but not
   // yet handed out again. A message now held by another consumer stays
   // theirs: an ack range must never settle work someone else is doing.
-  bool changed = false;
   for (uint64_t offset : held_by(consumer, first, last)) {
     pending_.erase(offset);
     --consumer.unacked;
-    changed |= acks_.add(offset, offset);
+    mark_acked(offset, offset);
   }
   for (auto it = redeliver_.lower_bound(first);
        it != redeliver_.end() && it->first <= last;) {
-    changed |= acks_.add(it->first, it->first);
+    mark_acked(it->first, it->first);
     it = redeliver_.erase(it);
   }
-  return changed;
+}
+
+void Subscription::mark_acked(uint64_t first, uint64_t last) {
+  if (acks_.add(first, last)) cursor_changed_ = true;
 }
 
 std::vector<uint64_t> Subscription::held_by(const Consumer& consumer,
@@ -91,10 +93,9 @@ std::vector<uint64_t> Subscription::held_by(const Consumer& consumer,
   return offsets;
 }
 
-bool Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
+void Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
                         uint32_t delay_ms, bool dead_letter,
                         uint64_t now_ms) {
-  bool changed = false;
   for (uint64_t offset : held_by(consumer, first, last)) {
     uint32_t attempts = pending_[offset].attempt;
     pending_.erase(offset);
@@ -103,27 +104,27 @@ bool Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
       uint64_t found = offset;
       const wire::StoredMessage* message = topic_.record_at_or_after(&found);
       if (message != nullptr && found == offset)
-        changed |= give_up(offset, attempts, *message, "rejected", now_ms);
+        give_up(offset, attempts, *message, "rejected", now_ms);
       else
-        changed |= acks_.add(offset, offset);  // no longer stored
+        mark_acked(offset, offset);  // no longer stored
     } else if (delay_ms == 0) {
       redeliver_[offset] = attempts;
     } else {
       delayed_.emplace(now_ms + delay_ms, std::make_pair(offset, attempts));
     }
-    redeliveries_changed_ = true;
+    cursor_changed_ = true;
   }
-  return changed;
 }
 
-bool Subscription::give_up(uint64_t offset, uint32_t attempts,
+void Subscription::give_up(uint64_t offset, uint32_t attempts,
                            const wire::StoredMessage& message,
                            const char* reason, uint64_t now_ms) {
-  if (dead_letters_.dead_letter(*this, offset, attempts, message, reason))
-    return acks_.add(offset, offset);
+  if (dead_letters_.dead_letter(*this, offset, attempts, message, reason)) {
+    mark_acked(offset, offset);
+    return;
+  }
   delayed_.emplace(now_ms + kDeadLetterRetryMs,
                    std::make_pair(offset, attempts));
-  return false;
 }
 
 Consumer* Subscription::next_consumer_with_credit() {
@@ -154,7 +155,7 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
     *record = topic_.record_at_or_after(&o);
     if (*record == nullptr || o != wanted) continue;  // no longer stored
     if (expired(*record)) {
-      acks_.add(wanted, wanted);
+      mark_acked(wanted, wanted);
       continue;
     }
     if (settings_.max_deliveries > 0 &&
@@ -175,11 +176,11 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
     *record = topic_.record_at_or_after(&o);
     if (*record == nullptr) return false;
     // Offsets skipped were never stored (a failed commit): count them done.
-    if (o > next_offset_) acks_.add(next_offset_, o - 1);
+    if (o > next_offset_) mark_acked(next_offset_, o - 1);
     next_offset_ = o + 1;
     if (acks_.contains(o) || held_back_.count(o)) continue;
     if (expired(*record)) {
-      acks_.add(o, o);
+      mark_acked(o, o);
       continue;
     }
     *offset = o;
@@ -209,7 +210,7 @@ void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
     if (!next_message(now_ms, wall_ms, &offset, &attempt, &message)) break;
     consumer->outgoing.add(offset, attempt, *message);
     pending_[offset] = {consumer, attempt};
-    if (attempt > 1) redeliveries_changed_ = true;
+    if (attempt > 1) cursor_changed_ = true;
     deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});
     ++consumer->unacked;
     if (consumer->outgoing.count() == 1) touched_.push_back(consumer);
@@ -268,7 +269,7 @@ void Subscription::reset(uint64_t start) {
   deadlines_.clear();
   prior_attempts_.clear();
   held_back_.clear();
-  redeliveries_changed_ = true;
+  cursor_changed_ = true;
   for (Consumer* consumer : consumers_) consumer->unacked = 0;
 }
 
@@ -293,7 +294,7 @@ bool Subscription::expire(uint64_t now_ms) {
     --it->second.consumer->unacked;
     redeliver_[d.offset] = d.attempt;
     pending_.erase(it);
-    redeliveries_changed_ = true;
+    cursor_changed_ = true;
     any = true;
   }
   return any;

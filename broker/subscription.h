@@ -75,13 +75,11 @@ class Subscription {
   // Takes back everything the consumer had not acked, for redelivery.
   void remove_consumer(Consumer& consumer);
 
-  // Applies `consumer`'s ack of [first, last]. Returns true if the ack state
-  // changed.
-  bool ack(Consumer& consumer, uint64_t first, uint64_t last);
+  // Applies `consumer`'s ack of [first, last].
+  void ack(Consumer& consumer, uint64_t first, uint64_t last);
   // Applies `consumer`'s nack of [first, last]: redeliver after `delay_ms`
-  // (0: at once), or with `dead_letter` give up on them now. Returns true if
-  // the ack state changed.
-  bool nack(Consumer& consumer, uint64_t first, uint64_t last,
+  // (0: at once), or with `dead_letter` give up on them now.
+  void nack(Consumer& consumer, uint64_t first, uint64_t last,
             uint32_t delay_ms, bool dead_letter, uint64_t now_ms);
 
   // Hands out what it can; the Deliver frames are queued on the consumers'
@@ -99,10 +97,9 @@ class Subscription {
                                                 int64_t wall_ms) const;
   void restore(const std::vector<storage::Redelivery>& redeliveries,
                uint64_t now_ms, int64_t wall_ms);
-  // True once after redeliveries() changed: the cursor should be written.
-  bool take_redeliveries_changed() {
-    return std::exchange(redeliveries_changed_, false);
-  }
+  // True once after anything that is stored changed (acks, redeliveries):
+  // the owner then writes the cursor. The one signal for every path.
+  bool take_cursor_changed() { return std::exchange(cursor_changed_, false); }
 
   // Takes back deliveries whose ack timeout passed, and releases nacked ones
   // whose delay passed. Returns true if any.
@@ -124,8 +121,9 @@ class Subscription {
   // The offsets in [first, last] pending with `consumer`, in order.
   std::vector<uint64_t> held_by(const Consumer& consumer, uint64_t first,
                                 uint64_t last) const;
-  // Dead-letters a message; true if that changed the ack state.
-  bool give_up(uint64_t offset, uint32_t attempts,
+  void mark_acked(uint64_t first, uint64_t last);
+  // Dead-letters a message (it then counts as acked).
+  void give_up(uint64_t offset, uint32_t attempts,
                const wire::StoredMessage& message, const char* reason,
                uint64_t now_ms);
   void flush(Consumer& consumer);
@@ -152,7 +150,7 @@ class Subscription {
   // topic must skip.
   std::map<uint64_t, uint32_t> prior_attempts_;
   std::set<uint64_t> held_back_;
-  bool redeliveries_changed_ = false;
+  bool cursor_changed_ = false;
 };
 
 }  // namespace tern
