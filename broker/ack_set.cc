@@ -44,15 +44,18 @@ bool AckSet::add(uint64_t first, uint64_t last) {
   return changed;
 }
 
-void AckSet::raise_floor(uint64_t offset) {
-  if (offset <= floor_) return;
+uint64_t AckSet::raise_floor(uint64_t offset) {
+  if (offset <= floor_) return 0;
+  uint64_t newly = offset - floor_;
   floor_ = offset;
   while (!ranges_.empty() && ranges_.begin()->first < floor_) {
     auto [first, last] = *ranges_.begin();
     ranges_.erase(ranges_.begin());
+    newly -= std::min(last + 1, floor_) - first;
     if (last >= floor_) ranges_[floor_] = last;
   }
   absorb_into_floor();
+  return newly;
 }
 
 void AckSet::absorb_into_floor() {

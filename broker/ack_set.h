@@ -25,7 +25,8 @@ class AckSet {
   // Marks [first, last] acked; returns true if anything changed.
   bool add(uint64_t first, uint64_t last);
   // Moves the floor up to `offset` (everything below counts as done).
-  void raise_floor(uint64_t offset);
+  // Returns how many offsets below it were not acked before.
+  uint64_t raise_floor(uint64_t offset);
   storage::Cursor to_cursor() const;
 
  private:

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <csignal>
 #include <cstring>
 
+#include "clock.h"
 #include "connection.h"
 #include "copy.h"
 #include "log.h"
@@ -48,22 +48,18 @@ bool within_limit(size_t count, size_t limit, const char* what,
   return false;
 }
 
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 Broker::Broker(const Config& config, storage::Store& store)
     : config_(config), store_(store) {
   uv_loop_init(&loop_);
   committer_ = std::make_unique<Committer>(&loop_, store_, config_.fsync);
+  worker_ = std::make_unique<Worker>(&loop_);
 }
 
 Broker::~Broker() {
   committer_.reset();
+  worker_.reset();
   uv_loop_close(&loop_);
 }
 
@@ -74,14 +70,16 @@ bool Broker::load() {
     LOG_ERROR("cannot load topics: %s", status.message().c_str());
     return false;
   }
-  std::unordered_map<uint64_t, Topic*> by_id;
+  std::unordered_set<uint64_t> gone;  // temporary topics of a past run
   for (auto& t : topics) {
-    auto topic = std::make_unique<Topic>(store_, t.id, t.name, t.first_offset,
-                                         t.next_offset,
-                                         config_.tail_bytes_per_topic);
-    by_id[t.id] = topic.get();
     next_topic_id_ = std::max(next_topic_id_, t.id + 1);
-    topics_[t.name] = std::move(topic);
+    if (t.settings.temporary) {
+      // Their connections ended with the process that served them.
+      gone.insert(t.id);
+      write_metadata([id = t.id](storage::Batch& b) { b.delete_topic(id); });
+      continue;
+    }
+    add_topic(t);
   }
   std::vector<storage::SubscriptionRecord> subscriptions;
   status = store_.load_subscriptions(&subscriptions);
@@ -90,8 +88,9 @@ bool Broker::load() {
     return false;
   }
   for (auto& s : subscriptions) {
-    auto it = by_id.find(s.topic_id);
-    if (it == by_id.end()) {
+    auto it = topics_by_id_.find(s.topic_id);
+    if (it == topics_by_id_.end()) {
+      if (gone.count(s.topic_id)) continue;
       LOG_WARN("subscription %s belongs to unknown topic id %llu; ignored",
                s.name.c_str(), (unsigned long long)s.topic_id);
       continue;
@@ -122,8 +121,8 @@ bool Broker::load() {
   });
   int64_t now = unix_ms();
   for (auto& d : ids) {
-    auto it = by_id.find(d.topic_id);
-    if (it != by_id.end() && d.expires_ms > now)
+    auto it = topics_by_id_.find(d.topic_id);
+    if (it != topics_by_id_.end() && d.expires_ms > now)
       it->second->remember_id(d.id, d.offset, d.expires_ms);
     else
       committer_->batch().delete_dedupe(d.topic_id, d.id);
@@ -171,6 +170,11 @@ int Broker::run() {
     uv_timer_init(&loop_, &tick_);
     tick_.data = this;
     uv_timer_start(&tick_, on_tick, kTickMs, kTickMs);
+    uv_timer_init(&loop_, &retention_timer_);
+    retention_timer_.data = this;
+    uv_timer_start(&retention_timer_, on_retention_timer,
+                   config_.retention_interval_ms,
+                   config_.retention_interval_ms);
     uv_check_init(&loop_, &check_);
     check_.data = this;
     uv_check_start(&check_, on_check);
@@ -178,6 +182,7 @@ int Broker::run() {
     uv_run(&loop_, UV_RUN_DEFAULT);
   } else {
     committer_->drain();
+    worker_->stop();
   }
   // Close whatever is still open so the loop can be closed.
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -200,12 +205,14 @@ void Broker::shutdown() {
   close(&sigint_);
   close(&sigterm_);
   close(&tick_);
+  close(&retention_timer_);
   close(&check_);
   close(&idle_);
   for (auto& [id, connection] : connections_) connection->close();
   // Last cursor updates, then everything still queued is committed.
   after_io();
   committer_->drain();
+  worker_->stop();
 }
 
 void Broker::on_connection(uv_stream_t* server, int status) {
@@ -238,6 +245,14 @@ void Broker::on_connection(uv_stream_t* server, int status) {
 }
 
 void Broker::forget(Connection& connection) {
+  std::vector<Topic*> owned;
+  for (auto& [topic_id, owner] : temporary_owner_)
+    if (owner == connection.id()) owned.push_back(find_topic(topic_id));
+  for (Topic* topic : owned) {
+    LOG_DEBUG("temporary topic %s ends with its connection",
+              topic->name().c_str());
+    remove_topic(*topic);
+  }
   connections_.erase(connection.id());
 }
 
@@ -246,19 +261,164 @@ Connection* Broker::find_connection(uint64_t id) {
   return it == connections_.end() ? nullptr : it->second.get();
 }
 
+namespace {
+// Inboxes are the temporary topics replies go to (see PROTOCOL.md,
+// request/reply). One that does not exist has lost its requester: a reply
+// to it must fail, not create a topic nobody will ever read or delete.
+bool is_inbox(const std::string& name) { return name.rfind("_inbox.", 0) == 0; }
+}  // namespace
+
 Topic* Broker::topic(const std::string& name, Refusal* refusal) {
   auto it = topics_.find(name);
   if (it != topics_.end()) return it->second.get();
+  if (is_inbox(name)) {
+    refusal->code = wire::ErrorCode::UnknownTopic;
+    refusal->message = "no inbox " + name + " (its requester is gone)";
+    return nullptr;
+  }
+  bool created;
+  return create_topic(name, {}, 0, &created, refusal);
+}
+
+Topic* Broker::create_topic(const std::string& name,
+                            const storage::TopicSettings& settings,
+                            uint64_t owner, bool* created, Refusal* refusal) {
+  *created = false;
+  if (auto it = topics_.find(name); it != topics_.end()) {
+    if (it->second->settings() == settings) return it->second.get();
+    refusal->code = wire::ErrorCode::TopicExists;
+    refusal->message = "topic " + name + " exists with other settings";
+    return nullptr;
+  }
   if (!valid_name(name, "topic", wire::ErrorCode::InvalidTopic, refusal) ||
       !within_limit(topics_.size(), config_.max_topics, "topics", refusal))
     return nullptr;
-  uint64_t id = next_topic_id_++;
-  auto topic = std::make_unique<Topic>(store_, id, name, 0, 0,
-                                       config_.tail_bytes_per_topic);
+  if (is_inbox(name) && !settings.temporary) {
+    refusal->code = wire::ErrorCode::InvalidTopic;
+    refusal->message = "topics named _inbox.* must be temporary";
+    return nullptr;
+  }
+  storage::TopicRecord record;
+  record.id = next_topic_id_++;
+  record.name = name;
+  record.settings = settings;
+  Topic& topic = add_topic(record);
+  if (settings.temporary) temporary_owner_[record.id] = owner;
+  write_metadata([this, id = record.id](storage::Batch& b) {
+    if (Topic* t = find_topic(id))
+      b.put_topic({id, t->name(), t->settings(), t->state()});
+  });
+  changed_topics_.insert(record.id);
+  *created = true;
   LOG_INFO("topic %s created", name.c_str());
-  Topic& created = *(topics_[name] = std::move(topic));
-  persist_topic(created);
-  return &created;
+  return &topic;
+}
+
+Topic& Broker::add_topic(const storage::TopicRecord& record) {
+  auto topic =
+      std::make_unique<Topic>(store_, record, config_.tail_bytes_per_topic);
+  topics_by_id_[record.id] = topic.get();
+  return *(topics_[record.name] = std::move(topic));
+}
+
+Topic* Broker::find_topic(uint64_t id) {
+  auto it = topics_by_id_.find(id);
+  return it == topics_by_id_.end() ? nullptr : it->second;
+}
+
+bool Broker::delete_topic(const std::string& name, Refusal* refusal) {
+  auto it = topics_.find(name);
+  if (it == topics_.end()) {
+    refusal->code = wire::ErrorCode::UnknownTopic;
+    refusal->message = "no topic " + name;
+    return false;
+  }
+  LOG_INFO("topic %s deleted", name.c_str());
+  remove_topic(*it->second);
+  return true;
+}
+
+void Broker::remove_topic(Topic& topic) {
+  uint64_t id = topic.id();
+  std::string why = "topic " + topic.name() + " was deleted";
+  for (auto& s : topic.subscriptions()) end_subscription(*s, why);
+  write_metadata([id](storage::Batch& b) { b.delete_topic(id); });
+  committer_->on_commit([this, id](const storage::Status& status) {
+    if (status.is_ok()) worker_->post([this, id] { store_.compact(id, UINT64_MAX); });
+  });
+  changed_topics_.erase(id);
+  temporary_owner_.erase(id);
+  retention_.erase(id);
+  topics_by_id_.erase(id);
+  std::string name = topic.name();
+  topics_.erase(name);  // destroys it
+}
+
+bool Broker::delete_subscription(const std::string& topic_name,
+                                 const std::string& name, Refusal* refusal) {
+  auto it = topics_.find(topic_name);
+  Subscription* s = it == topics_.end() || name.empty()
+                        ? nullptr
+                        : it->second->find_subscription(name);
+  if (s == nullptr) {
+    refusal->code = it == topics_.end() ? wire::ErrorCode::UnknownTopic
+                                        : wire::ErrorCode::UnknownSubscription;
+    refusal->message = it == topics_.end()
+                           ? "no topic " + topic_name
+                           : "no durable subscription " + name +
+                                 " on topic " + topic_name;
+    return false;
+  }
+  Topic& topic = *it->second;
+  end_subscription(*s, "subscription " + name + " on topic " + topic_name +
+                           " was deleted");
+  topic.remove_subscription(*s);
+  // A subscription made again under the same name before a retry of this
+  // delete must not lose its record.
+  write_metadata([this, id = topic.id(), name](storage::Batch& b) {
+    Topic* t = find_topic(id);
+    if (t == nullptr || t->find_subscription(name) == nullptr)
+      b.delete_subscription(id, name);
+  });
+  LOG_INFO("subscription %s on topic %s deleted", name.c_str(),
+           topic_name.c_str());
+  return true;
+}
+
+void Broker::end_subscription(Subscription& subscription,
+                              const std::string& why) {
+  std::vector<Consumer*> consumers = subscription.consumers();
+  for (Consumer* c : consumers)
+    c->connection.session().close_consumer(*c, wire::ErrorCode::Deleted, why);
+  to_dispatch_.erase(&subscription);
+  to_persist_.erase(&subscription);
+  --subscription_count_;
+}
+
+void Broker::reply_when_committed(
+    uint64_t connection_id, uint64_t request_id,
+    std::function<void(flatbuffers::FlatBufferBuilder&)> build) {
+  committer_->on_commit([this, connection_id, request_id,
+                         build = std::move(build)](
+                            const storage::Status& status) {
+    Connection* connection = find_connection(connection_id);
+    if (connection == nullptr) return;
+    flatbuffers::FlatBufferBuilder fbb(256);
+    if (status.is_ok())
+      build(fbb);
+    else
+      frame::build_error(fbb, request_id, wire::ErrorCode::StorageFailure,
+                         status.message());
+    connection->send(fbb);
+  });
+}
+
+void Broker::write_metadata(std::function<void(storage::Batch&)> write) {
+  write(committer_->batch());
+  committer_->on_commit(
+      [this, write = std::move(write)](const storage::Status& status) mutable {
+        if (!status.is_ok()) retry_writes_.push_back(std::move(write));
+      });
 }
 
 std::vector<Topic*> Broker::topics(const std::string& name) {
@@ -270,13 +430,6 @@ std::vector<Topic*> Broker::topics(const std::string& name) {
   }
   for (auto& [topic_name, topic] : topics_) found.push_back(topic.get());
   return found;
-}
-
-void Broker::persist_topic(Topic& topic) {
-  committer_->batch().put_topic(topic.id(), topic.name());
-  committer_->on_commit([this, &topic](const storage::Status& status) {
-    if (!status.is_ok()) retry_topics_.push_back(&topic);
-  });
 }
 
 void Broker::publish(uint64_t connection_id, Topic& topic,
@@ -309,17 +462,24 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
   uint64_t end = topic.next_offset();
   bool confirm = publish.confirm();
   uint64_t request_id = publish.request_id();
-  committer_->on_commit([this, &topic, first, end, confirm, request_id,
-                         connection_id, results = std::move(results),
+  committer_->on_commit([this, topic_id = topic.id(), first, end, confirm,
+                         request_id, connection_id,
+                         results = std::move(results),
                          new_ids = std::move(new_ids)](
                             const storage::Status& status) mutable {
-    topic.on_committed(first, end, status.is_ok());
-    for (auto& s : topic.subscriptions()) schedule_dispatch(*s);
+    // The topic may have been deleted meanwhile; its messages were stored
+    // all the same, until the delete.
+    Topic* topic = find_topic(topic_id);
+    if (topic != nullptr) {
+      topic->on_committed(first, end, status.is_ok());
+      for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
+    }
     if (!status.is_ok()) {
       // Nothing of it was stored, the ids included: a retry must append.
       // (A duplicate of one of these, published meanwhile into the next
       // batch, is still confirmed as a duplicate: rare, and not yet handled.)
-      for (const auto& id : new_ids) topic.forget_id(id);
+      for (const auto& id : new_ids)
+        if (topic != nullptr) topic->forget_id(id);
       for (auto& r : results)
         if (!r.duplicate())
           r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
@@ -344,6 +504,7 @@ uint64_t Broker::append(Topic& topic, const wire::Message& message,
   committer_->batch().put_message(topic.id(), offset, fbb.GetBufferPointer(),
                                   fbb.GetSize());
   topic.append(fbb.Release());
+  changed_topics_.insert(topic.id());
   return offset;
 }
 
@@ -351,6 +512,13 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset,
                          uint32_t attempts, const wire::StoredMessage& message,
                          const char* reason) {
   const std::string& to = from.settings().dead_letter_topic;
+  if (from.topic().settings().temporary) {
+    // An inbox's replies are for one requester; nobody would read them.
+    LOG_DEBUG("temporary topic %s offset %llu: dropped after %u deliveries: "
+              "%s", from.topic().name().c_str(), (unsigned long long)offset,
+              attempts, reason);
+    return true;
+  }
   Refusal refusal;
   Topic* dlq = topic(to, &refusal);
   if (dlq == nullptr) {
@@ -383,9 +551,11 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset,
   uint64_t at = append(*dlq, *flatbuffers::GetRoot<wire::Message>(
                                  fbb.GetBufferPointer()),
                        unix_ms());
-  committer_->on_commit([this, dlq, at](const storage::Status& status) {
-    dlq->on_committed(at, at + 1, status.is_ok());
-    for (auto& s : dlq->subscriptions()) schedule_dispatch(*s);
+  committer_->on_commit([this, id = dlq->id(), at](const storage::Status& status) {
+    if (Topic* dlq = find_topic(id)) {
+      dlq->on_committed(at, at + 1, status.is_ok());
+      for (auto& s : dlq->subscriptions()) schedule_dispatch(*s);
+    }
   });
   LOG_INFO("topic %s offset %llu (subscription %s): dead-lettered to %s "
            "after %u deliveries: %s",
@@ -518,7 +688,24 @@ void Broker::after_io() {
   // Acks and nacks schedule a dispatch; their cursor changes (and the dead
   // letters of a nack) go into this very batch.
   for (Subscription* s : to_dispatch_) note_cursor(*s);
+  for (uint64_t id : changed_topics_) {
+    Topic* topic = find_topic(id);
+    committer_->batch().put_topic_state(id, topic->state());
+  }
+  if (!changed_topics_.empty()) {
+    // A failed batch leaves the stored state behind: write it again.
+    committer_->on_commit([this, changed = std::move(changed_topics_)](
+                              const storage::Status& status) {
+      if (status.is_ok()) return;
+      for (uint64_t id : changed)
+        retry_writes_.push_back([this, id](storage::Batch& b) {
+          if (Topic* t = find_topic(id)) b.put_topic_state(id, t->state());
+        });
+    });
+    changed_topics_.clear();
+  }
   if (!to_persist_.empty()) {
+    std::vector<std::pair<uint64_t, std::string>> persisted;
     for (Subscription* s : to_persist_) {
       storage::SubscriptionRecord record;
       record.topic_id = s->topic().id();
@@ -527,11 +714,13 @@ void Broker::after_io() {
       record.cursor = s->acks().to_cursor();
       record.redeliveries = s->redeliveries(uv_now(&loop_), unix_ms());
       committer_->batch().put_subscription(record);
+      persisted.emplace_back(record.topic_id, record.name);
     }
-    committer_->on_commit([this, persisted = std::move(to_persist_)](
+    committer_->on_commit([this, persisted = std::move(persisted)](
                               const storage::Status& status) {
       if (!status.is_ok())
-        retry_persist_.insert(persisted.begin(), persisted.end());
+        retry_cursors_.insert(retry_cursors_.end(), persisted.begin(),
+                              persisted.end());
     });
     to_persist_.clear();
   }
@@ -565,10 +754,13 @@ void Broker::on_tick(uv_timer_t* handle) {
 }
 
 void Broker::expire() {
-  for (Topic* topic : retry_topics_) persist_topic(*topic);
-  retry_topics_.clear();
-  to_persist_.insert(retry_persist_.begin(), retry_persist_.end());
-  retry_persist_.clear();
+  for (auto& write : std::exchange(retry_writes_, {}))
+    write_metadata(std::move(write));
+  for (auto& [topic_id, name] : std::exchange(retry_cursors_, {})) {
+    Topic* topic = find_topic(topic_id);
+    if (Subscription* s = topic ? topic->find_subscription(name) : nullptr)
+      to_persist_.insert(s);
+  }
 
   uint64_t now = uv_now(&loop_);
   int64_t wall_now = unix_ms();

@@ -27,9 +27,11 @@
 
 #include "committer.h"
 #include "config.h"
+#include "retention.h"
 #include "store.h"
 #include "subscription.h"
 #include "tern_generated.h"
+#include "worker.h"
 
 namespace tern {
 
@@ -58,8 +60,25 @@ class Broker : public DeadLetters {
   // --- operations, called by sessions ---
 
   // The topic named `name`, created if new; nullptr and *refusal if the name
-  // is not valid or the topic limit is reached.
+  // is not valid or the topic limit is reached. Inboxes ("_inbox.*") are
+  // never created here: only by create_topic(), as temporary topics.
   Topic* topic(const std::string& name, Refusal* refusal);
+  // Creates the topic `name` with `settings`; *created is false if it
+  // existed already with the same settings. A temporary topic is deleted
+  // when connection `owner` ends.
+  Topic* create_topic(const std::string& name,
+                      const storage::TopicSettings& settings, uint64_t owner,
+                      bool* created, Refusal* refusal);
+  // Deletes a topic with its messages and subscriptions, or one durable
+  // subscription; their consumers are closed.
+  bool delete_topic(const std::string& name, Refusal* refusal);
+  bool delete_subscription(const std::string& topic, const std::string& name,
+                           Refusal* refusal);
+  // Sends connection `connection_id` the reply `build` makes once everything
+  // put into the batch so far is committed, or StorageFailure if that fails.
+  void reply_when_committed(
+      uint64_t connection_id, uint64_t request_id,
+      std::function<void(flatbuffers::FlatBufferBuilder&)> build);
   // Appends the frame's messages and confirms them once committed.
   void publish(uint64_t connection_id, Topic& topic,
                const wire::Publish& publish);
@@ -99,7 +118,21 @@ class Broker : public DeadLetters {
   void after_io();
   // Every tick: ack deadlines, expired message ids, retries of metadata.
   void expire();
-  void persist_topic(Topic& topic);
+  static void on_retention_timer(uv_timer_t* handle);
+  // Puts a metadata write into the filling batch. If that batch fails (e.g.
+  // disk full) the write is put into a batch again on the next tick, until
+  // it is stored: metadata must not be lost, and retrying at once would
+  // spin. `write` runs each time, so it should write the state of then.
+  void write_metadata(std::function<void(storage::Batch&)> write);
+  Topic& add_topic(const storage::TopicRecord& record);
+  Topic* find_topic(uint64_t id);
+  // Removes `topic` from memory and its data from the store.
+  void remove_topic(Topic& topic);
+  // Closes the consumers of a subscription about to be destroyed.
+  void end_subscription(Subscription& subscription, const std::string& why);
+  // Every --retention-interval: plans a round for each topic with limits.
+  void enforce_retention();
+  void apply_retention(const RetentionJob& job, const RetentionCut& cut);
   void persist_cursor(Subscription& subscription);
   // Persists the cursor if the subscription says it changed.
   void note_cursor(Subscription& subscription);
@@ -116,11 +149,28 @@ class Broker : public DeadLetters {
   uv_tcp_t server_;
   uv_signal_t sigint_, sigterm_;
   uv_timer_t tick_;
+  uv_timer_t retention_timer_;
   uv_check_t check_;
   uv_idle_t idle_;  // runs while dispatch work is left, so poll does not block
   std::unique_ptr<Committer> committer_;
+  std::unique_ptr<Worker> worker_;  // retention scans and compactions
 
   std::map<std::string, std::unique_ptr<Topic>> topics_;
+  std::unordered_map<uint64_t, Topic*> topics_by_id_;
+  // Temporary topics: topic id -> the connection that created it.
+  std::unordered_map<uint64_t, uint64_t> temporary_owner_;
+  // Topics that appended or removed messages this iteration: their state is
+  // written with the batch.
+  std::unordered_set<uint64_t> changed_topics_;
+  // Per topic with retention: a round in flight on the worker, and what was
+  // removed since the last compaction.
+  struct RetentionProgress {
+    bool busy = false;
+    uint64_t uncompacted_end = 0;    // compact below this offset
+    uint64_t uncompacted_bytes = 0;
+    uint64_t last_cut_ms = 0;        // loop time
+  };
+  std::unordered_map<uint64_t, RetentionProgress> retention_;
   uint64_t next_topic_id_ = 1;
   size_t subscription_count_ = 0;  // over all topics
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
@@ -128,10 +178,9 @@ class Broker : public DeadLetters {
   std::unordered_set<Subscription*> to_dispatch_;
   std::unordered_set<Subscription*> dispatching_;  // after_io()'s scratch
   std::unordered_set<Subscription*> to_persist_;
-  // Metadata whose commit failed (e.g. disk full), written again on the next
-  // tick: it must not be lost, and retrying at once would spin.
-  std::vector<Topic*> retry_topics_;
-  std::unordered_set<Subscription*> retry_persist_;
+  // Metadata whose commit failed, written again on the next tick.
+  std::vector<std::function<void(storage::Batch&)>> retry_writes_;
+  std::vector<std::pair<uint64_t, std::string>> retry_cursors_;
   bool stopping_ = false;
 };
 

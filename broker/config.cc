@@ -31,6 +31,8 @@ const char kUsage[] =
     "30000)\n"
     "  --dedupe-window MS     how long a producer message id is remembered\n"
     "                         per topic (default 120000)\n"
+    "  --retention-interval MS  how often topic retention runs (default "
+    "1000)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
     "  --help                 show this help\n"
     "BYTES may end in KiB, MiB or GiB.\n";
@@ -141,6 +143,10 @@ int parse_config(int argc, char** argv, Config* config) {
       if (!parse_number(value, 7ull * 86400000, &n) || n == 0)
         return usage_error("bad --dedupe-window (want 1..604800000 ms)");
       config->dedupe_window_ms = n;
+    } else if (flag == "--retention-interval") {
+      if (!parse_number(value, 3600000, &n) || n < 10)
+        return usage_error("bad --retention-interval (want 10..3600000 ms)");
+      config->retention_interval_ms = n;
     } else if (flag == "--log-level") {
       LogLevel level;
       if (!parse_log_level(value, &level))

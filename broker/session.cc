@@ -48,6 +48,12 @@ void Session::on_frame(const wire::Frame& frame) {
       return on_list_topics(*frame.body_as_ListTopics());
     case wire::Body::ResetSubscription:
       return on_reset(*frame.body_as_ResetSubscription());
+    case wire::Body::CreateTopic:
+      return on_create_topic(*frame.body_as_CreateTopic());
+    case wire::Body::DeleteTopic:
+      return on_delete_topic(*frame.body_as_DeleteTopic());
+    case wire::Body::DeleteSubscription:
+      return on_delete_subscription(*frame.body_as_DeleteSubscription());
     case wire::Body::Hello:
       return connection_.fail(frame.body_as_Hello()->request_id(),
                               wire::ErrorCode::HelloRequired,
@@ -191,11 +197,17 @@ void Session::on_list_topics(const wire::ListTopics& list) {
           acks.floor(), lag, uint32_t(s->pending_count()),
           uint32_t(s->waiting_count()), s->settings().ack_timeout_ms,
           s->settings().max_deliveries,
-          fbb.CreateString(s->settings().dead_letter_topic)));
+          fbb.CreateString(s->settings().dead_letter_topic), s->skipped()));
     }
+    const storage::TopicSettings& t = topic->settings();
+    storage::TopicState state = topic->state();
     topics.push_back(wire::CreateTopicInfo(
-        fbb, fbb.CreateString(topic->name()), topic->first_offset(),
-        topic->next_offset(), fbb.CreateVector(subscriptions)));
+        fbb, fbb.CreateString(topic->name()), state.first_offset,
+        state.next_offset, fbb.CreateVector(subscriptions),
+        wire::CreateTopicSettings(fbb, t.max_age_ms, t.max_bytes,
+                                  t.max_messages, t.work_queue,
+                                  t.dead_letter_expired),
+        state.messages, state.bytes, t.temporary));
   }
   frame::finish(fbb, wire::Body::TopicList,
                 wire::CreateTopicList(fbb, list.request_id(),
@@ -213,6 +225,68 @@ void Session::on_reset(const wire::ResetSubscription& reset) {
   frame::finish(fbb, wire::Body::ResetOk,
                 wire::CreateResetOk(fbb, reset.request_id(), start).Union());
   connection_.send(fbb);
+}
+
+void Session::on_create_topic(const wire::CreateTopic& create) {
+  storage::TopicSettings settings;
+  if (const wire::TopicSettings* t = create.settings()) {
+    settings.max_age_ms = t->max_age_ms();
+    settings.max_bytes = t->max_bytes();
+    settings.max_messages = t->max_messages();
+    settings.work_queue = t->work_queue();
+    settings.dead_letter_expired = t->dead_letter_expired();
+  }
+  settings.temporary = create.temporary();
+  bool created;
+  Refusal refusal;
+  if (!broker_.create_topic(str(create.topic()), settings, connection_.id(),
+                            &created, &refusal))
+    return reply_error(create.request_id(), refusal.code, refusal.message);
+  broker_.reply_when_committed(
+      connection_.id(), create.request_id(),
+      [request_id = create.request_id(),
+       created](flatbuffers::FlatBufferBuilder& fbb) {
+        frame::finish(
+            fbb, wire::Body::CreateTopicOk,
+            wire::CreateCreateTopicOk(fbb, request_id, created).Union());
+      });
+}
+
+void Session::on_delete_topic(const wire::DeleteTopic& request) {
+  Refusal refusal;
+  if (!broker_.delete_topic(str(request.topic()), &refusal))
+    return reply_error(request.request_id(), refusal.code, refusal.message);
+  reply_deleted(request.request_id());
+}
+
+void Session::on_delete_subscription(const wire::DeleteSubscription& request) {
+  Refusal refusal;
+  if (!broker_.delete_subscription(str(request.topic()),
+                                   str(request.subscription()), &refusal))
+    return reply_error(request.request_id(), refusal.code, refusal.message);
+  reply_deleted(request.request_id());
+}
+
+void Session::reply_deleted(uint64_t request_id) {
+  broker_.reply_when_committed(
+      connection_.id(), request_id,
+      [request_id](flatbuffers::FlatBufferBuilder& fbb) {
+        frame::finish(fbb, wire::Body::DeleteOk,
+                      wire::CreateDeleteOk(fbb, request_id).Union());
+      });
+}
+
+void Session::close_consumer(Consumer& consumer, wire::ErrorCode code,
+                             const std::string& why) {
+  uint64_t id = consumer.id;
+  consumer.subscription.remove_consumer(consumer);
+  flatbuffers::FlatBufferBuilder fbb(128 + why.size());
+  frame::finish(fbb, wire::Body::ConsumerClosed,
+                wire::CreateConsumerClosed(fbb, id, code,
+                                           fbb.CreateString(why))
+                    .Union());
+  connection_.send(fbb);
+  consumers_.erase(id);
 }
 
 void Session::detach(Consumer& consumer) {

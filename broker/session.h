@@ -27,6 +27,10 @@ class Session {
   void end();
   // A write completed: deliveries paused for congestion may go on.
   void on_drained();
+  // The broker ends `consumer` (its subscription is being deleted): it is
+  // detached and destroyed, and the client is told why.
+  void close_consumer(Consumer& consumer, wire::ErrorCode code,
+                      const std::string& why);
 
  private:
   void on_hello(const wire::Hello& hello);
@@ -38,8 +42,12 @@ class Session {
   void on_ping(const wire::Ping& ping);
   void on_list_topics(const wire::ListTopics& list);
   void on_reset(const wire::ResetSubscription& reset);
+  void on_create_topic(const wire::CreateTopic& create);
+  void on_delete_topic(const wire::DeleteTopic& request);
+  void on_delete_subscription(const wire::DeleteSubscription& request);
   template <typename Frame, typename Settle>
   void settle(const Frame& frame, const char* what, Settle settle);
+  void reply_deleted(uint64_t request_id);
   void detach(Consumer& consumer);
   void reply_error(uint64_t request_id, wire::ErrorCode code,
                    const std::string& message);

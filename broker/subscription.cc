@@ -127,6 +127,15 @@ void Subscription::give_up(uint64_t offset, uint32_t attempts,
                    std::make_pair(offset, attempts));
 }
 
+void Subscription::expire_message(uint64_t offset, uint32_t attempts,
+                                  const wire::StoredMessage& message,
+                                  uint64_t now_ms) {
+  if (topic_.settings().dead_letter_expired)
+    give_up(offset, attempts, message, "expired", now_ms);
+  else
+    mark_acked(offset, offset);
+}
+
 Consumer* Subscription::next_consumer_with_credit() {
   for (size_t i = 0; i < consumers_.size(); ++i) {
     Consumer* c = consumers_[(next_consumer_ + i) % consumers_.size()];
@@ -155,7 +164,7 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
     *record = topic_.record_at_or_after(&o);
     if (*record == nullptr || o != wanted) continue;  // no longer stored
     if (expired(*record)) {
-      mark_acked(wanted, wanted);
+      expire_message(wanted, *attempt - 1, **record, now_ms);
       continue;
     }
     if (settings_.max_deliveries > 0 &&
@@ -180,7 +189,9 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
     next_offset_ = o + 1;
     if (acks_.contains(o) || held_back_.count(o)) continue;
     if (expired(*record)) {
-      mark_acked(o, o);
+      auto prior = prior_attempts_.find(o);
+      expire_message(o, prior == prior_attempts_.end() ? 0 : prior->second,
+                     **record, now_ms);
       continue;
     }
     *offset = o;
@@ -271,6 +282,28 @@ void Subscription::reset(uint64_t start) {
   held_back_.clear();
   cursor_changed_ = true;
   for (Consumer* consumer : consumers_) consumer->unacked = 0;
+}
+
+void Subscription::skip_before(uint64_t first) {
+  uint64_t skipped = acks_.raise_floor(first);
+  if (skipped == 0) return;
+  skipped_ += skipped;
+  cursor_changed_ = true;
+  next_offset_ = std::max(next_offset_, first);
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->first < first) {
+      --it->second.consumer->unacked;
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  redeliver_.erase(redeliver_.begin(), redeliver_.lower_bound(first));
+  prior_attempts_.erase(prior_attempts_.begin(),
+                        prior_attempts_.lower_bound(first));
+  held_back_.erase(held_back_.begin(), held_back_.lower_bound(first));
+  for (auto it = delayed_.begin(); it != delayed_.end();)
+    it = it->second.first < first ? delayed_.erase(it) : std::next(it);
 }
 
 bool Subscription::expire(uint64_t now_ms) {

@@ -68,8 +68,11 @@ class Subscription {
   const AckSet& acks() const { return acks_; }
   bool has_consumers() const { return !consumers_.empty(); }
   size_t consumer_count() const { return consumers_.size(); }
+  const std::vector<Consumer*>& consumers() const { return consumers_; }
   size_t pending_count() const { return pending_.size(); }
   size_t waiting_count() const { return redeliver_.size() + delayed_.size(); }
+  // Messages retention removed before this subscription acked them.
+  uint64_t skipped() const { return skipped_; }
 
   void add_consumer(Consumer& consumer);
   // Takes back everything the consumer had not acked, for redelivery.
@@ -90,6 +93,11 @@ class Subscription {
   // Starts over at `start`: everything below counts as acked, everything
   // from it on as never delivered; deliveries out now are forgotten.
   void reset(uint64_t start);
+
+  // Retention removed the topic's messages below `first`: what of them was
+  // not acked is skipped (counted in skipped()), deliveries of them out now
+  // are forgotten.
+  void skip_before(uint64_t first);
 
   // Redeliveries (attempt counts above 1, delayed nacks) as stored, so they
   // survive a restart; `now_ms` is loop time, `wall_ms` Unix time.
@@ -122,6 +130,10 @@ class Subscription {
   std::vector<uint64_t> held_by(const Consumer& consumer, uint64_t first,
                                 uint64_t last) const;
   void mark_acked(uint64_t first, uint64_t last);
+  // A message whose time to live ended: done, or dead-lettered if its topic
+  // asks for that.
+  void expire_message(uint64_t offset, uint32_t attempts,
+                      const wire::StoredMessage& message, uint64_t now_ms);
   // Dead-letters a message (it then counts as acked).
   void give_up(uint64_t offset, uint32_t attempts,
                const wire::StoredMessage& message, const char* reason,
@@ -151,6 +163,7 @@ class Subscription {
   std::map<uint64_t, uint32_t> prior_attempts_;
   std::set<uint64_t> held_back_;
   bool cursor_changed_ = false;
+  uint64_t skipped_ = 0;
 };
 
 }  // namespace tern

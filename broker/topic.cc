@@ -14,18 +14,22 @@ constexpr size_t kReadBackMessages = 512;
 constexpr size_t kReadBackBytes = 1u << 20;
 }  // namespace
 
-Topic::Topic(storage::Store& store, uint64_t id, std::string name,
-             uint64_t first_offset, uint64_t next_offset,
+Topic::Topic(storage::Store& store, const storage::TopicRecord& record,
              size_t tail_limit_bytes)
-    : id_(id),
-      name_(std::move(name)),
-      first_offset_(first_offset),
-      committed_end_(next_offset),
-      next_offset_(next_offset),
+    : id_(record.id),
+      name_(record.name),
+      settings_(record.settings),
+      messages_(record.state.messages),
+      bytes_(record.state.bytes),
+      first_offset_(record.state.first_offset),
+      committed_end_(record.state.next_offset),
+      next_offset_(record.state.next_offset),
       tail_limit_bytes_(tail_limit_bytes),
       store_(store) {}
 
 uint64_t Topic::append(flatbuffers::DetachedBuffer record) {
+  ++messages_;
+  bytes_ += record.size();
   tail_bytes_ += record.size();
   tail_.push_back({next_offset_, std::move(record)});
   return next_offset_++;
@@ -36,12 +40,26 @@ void Topic::on_committed(uint64_t first, uint64_t end, bool ok) {
   if (!ok) {
     for (auto& entry : tail_) {
       if (entry.offset >= first && entry.offset < end) {
+        --messages_;
+        bytes_ -= entry.record.size();
         tail_bytes_ -= entry.record.size();
         entry.record = flatbuffers::DetachedBuffer();
       }
     }
   }
   trim_tail();
+}
+
+void Topic::remove_before(uint64_t first, uint64_t messages, uint64_t bytes) {
+  first_offset_ = std::max(first_offset_, first);
+  messages_ -= std::min(messages_, messages);
+  bytes_ -= std::min(bytes_, bytes);
+  while (!tail_.empty() && tail_.front().offset < first_offset_) {
+    tail_bytes_ -= tail_.front().record.size();
+    tail_.pop_front();
+  }
+  read_back_.clear();
+  for (auto& s : subscriptions_) s->skip_before(first_offset_);
 }
 
 void Topic::trim_tail() {
@@ -53,6 +71,9 @@ void Topic::trim_tail() {
 }
 
 const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset) {
+  // Below first_offset_ is removed, even while the range delete is still on
+  // its way to the store.
+  *offset = std::max(*offset, first_offset_);
   uint64_t tail_start = tail_.empty() ? next_offset_ : tail_.front().offset;
   if (*offset >= tail_start) {
     for (uint64_t o = *offset; o < committed_end_; ++o) {

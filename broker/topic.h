@@ -25,11 +25,16 @@ namespace tern {
 class Topic {
  public:
   // `store` is where records behind the tail are read back from.
-  Topic(storage::Store& store, uint64_t id, std::string name,
-        uint64_t first_offset, uint64_t next_offset, size_t tail_limit_bytes);
+  Topic(storage::Store& store, const storage::TopicRecord& record,
+        size_t tail_limit_bytes);
 
   uint64_t id() const { return id_; }
   const std::string& name() const { return name_; }
+  const storage::TopicSettings& settings() const { return settings_; }
+  // What the topic holds, as stored with each batch that changes it.
+  storage::TopicState state() const {
+    return {first_offset_, next_offset_, messages_, bytes_};
+  }
   uint64_t first_offset() const { return first_offset_; }
   // Offsets below committed_end() are durable and may be delivered.
   uint64_t committed_end() const { return committed_end_; }
@@ -41,6 +46,10 @@ class Topic {
   // The commit holding offsets [first, end) returned. If it failed those
   // records are not stored and are never delivered: their offsets stay unused.
   void on_committed(uint64_t first, uint64_t end, bool ok);
+
+  // Retention removed the offsets below `first`, `messages` messages of
+  // `bytes` bytes. Their subscriptions move past them.
+  void remove_before(uint64_t first, uint64_t messages, uint64_t bytes);
 
   // The durable message at `offset` or the next one after it (a failed
   // commit or a damaged record leaves gaps), as long as it is below
@@ -85,6 +94,9 @@ class Topic {
 
   uint64_t id_;
   std::string name_;
+  storage::TopicSettings settings_;
+  uint64_t messages_;
+  uint64_t bytes_;
   uint64_t first_offset_;
   uint64_t committed_end_;
   uint64_t next_offset_;

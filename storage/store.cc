@@ -36,6 +36,8 @@ namespace fs = std::filesystem;
 const char kMarkerKey[] = "F";
 const char kMarkerValue[] = "tern-store-1";
 const char kTopicTag = 'T';
+const char kTopicSettingsTag = 'C';
+const char kTopicStateTag = 'N';
 const char kSubscriptionTag = 'S';
 const char kDedupeTag = 'D';
 const char kMessagesFamily[] = "messages";
@@ -65,8 +67,8 @@ std::string message_key(uint64_t topic_id, uint64_t offset) {
   return key;
 }
 
-std::string topic_key(uint64_t topic_id) {
-  std::string key(1, kTopicTag);
+std::string topic_key(uint64_t topic_id, char tag = kTopicTag) {
+  std::string key(1, tag);
   put_be64(&key, topic_id);
   return key;
 }
@@ -164,6 +166,57 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
     sub->redeliveries.push_back(r);
   }
   return true;
+}
+
+// --- topic settings and state values ------------------------------------------
+// Settings: u64 max_age_ms, u64 max_bytes, u64 max_messages, u8 flags.
+// State: u64 first_offset, u64 next_offset, u64 messages, u64 bytes.
+
+enum : uint8_t { kWorkQueue = 1, kDeadLetterExpired = 2, kTemporary = 4 };
+
+std::string encode_settings(const TopicSettings& t) {
+  std::string value;
+  put_le64(&value, t.max_age_ms);
+  put_le64(&value, t.max_bytes);
+  put_le64(&value, t.max_messages);
+  value.push_back(static_cast<char>((t.work_queue ? kWorkQueue : 0) |
+                                    (t.dead_letter_expired ? kDeadLetterExpired
+                                                           : 0) |
+                                    (t.temporary ? kTemporary : 0)));
+  return value;
+}
+
+bool decode_settings(const rocksdb::Slice& value, TopicSettings* t) {
+  if (value.size() != 25) return false;
+  const char* p = value.data();
+  t->max_age_ms = get_le(p, 8);
+  t->max_bytes = get_le(p + 8, 8);
+  t->max_messages = get_le(p + 16, 8);
+  uint8_t flags = static_cast<uint8_t>(p[24]);
+  t->work_queue = flags & kWorkQueue;
+  t->dead_letter_expired = flags & kDeadLetterExpired;
+  t->temporary = flags & kTemporary;
+  return true;
+}
+
+std::string encode_state(const TopicState& state) {
+  std::string value;
+  value.reserve(32);
+  put_le64(&value, state.first_offset);
+  put_le64(&value, state.next_offset);
+  put_le64(&value, state.messages);
+  put_le64(&value, state.bytes);
+  return value;
+}
+
+bool decode_state(const rocksdb::Slice& value, TopicState* state) {
+  if (value.size() != 32) return false;
+  const char* p = value.data();
+  state->first_offset = get_le(p, 8);
+  state->next_offset = get_le(p + 8, 8);
+  state->messages = get_le(p + 16, 8);
+  state->bytes = get_le(p + 24, 8);
+  return state->first_offset <= state->next_offset;
 }
 
 // --- RocksDB configuration ---------------------------------------------------
@@ -319,8 +372,30 @@ void Batch::put_message(uint64_t topic_id, uint64_t offset, const void* record,
              rocksdb::Slice(static_cast<const char*>(record), size));
 }
 
-void Batch::put_topic(uint64_t topic_id, const std::string& name) {
-  batch_.Put(meta_, topic_key(topic_id), name);
+void Batch::put_topic(const TopicRecord& topic) {
+  batch_.Put(meta_, topic_key(topic.id), topic.name);
+  batch_.Put(meta_, topic_key(topic.id, kTopicSettingsTag),
+             encode_settings(topic.settings));
+}
+
+void Batch::put_topic_state(uint64_t topic_id, const TopicState& state) {
+  batch_.Put(meta_, topic_key(topic_id, kTopicStateTag), encode_state(state));
+}
+
+void Batch::delete_messages(uint64_t topic_id, uint64_t from, uint64_t to) {
+  batch_.DeleteRange(messages_, message_key(topic_id, from),
+                     message_key(topic_id, to));
+}
+
+void Batch::delete_topic(uint64_t topic_id) {
+  // Topic ids are never reused, so the last id's range end cannot collide.
+  batch_.DeleteRange(messages_, message_key(topic_id, 0),
+                     message_key(topic_id + 1, 0));
+  for (char tag : {kTopicTag, kTopicSettingsTag, kTopicStateTag})
+    batch_.Delete(meta_, topic_key(topic_id, tag));
+  for (char tag : {kSubscriptionTag, kDedupeTag})
+    batch_.DeleteRange(meta_, topic_key(topic_id, tag),
+                       topic_key(topic_id + 1, tag));
 }
 
 void Batch::put_subscription(const SubscriptionRecord& subscription) {
@@ -419,8 +494,6 @@ Status Store::load_topics(std::vector<TopicRecord>* out) {
   out->clear();
   std::unique_ptr<rocksdb::Iterator> meta(
       db_->NewIterator(rocksdb::ReadOptions(), meta_));
-  std::unique_ptr<rocksdb::Iterator> messages(
-      db_->NewIterator(rocksdb::ReadOptions(), messages_));
   for (meta->Seek(std::string(1, kTopicTag));
        meta->Valid() && meta->key()[0] == kTopicTag; meta->Next()) {
     rocksdb::Slice key = meta->key();
@@ -432,34 +505,53 @@ Status Store::load_topics(std::vector<TopicRecord>* out) {
     TopicRecord topic;
     topic.id = get_be64(key.data() + 1);
     topic.name = meta->value().ToString();
-
-    std::string prefix;
-    put_be64(&prefix, topic.id);
-    messages->Seek(message_key(topic.id, 0));
-    if (messages->Valid() && messages->key().starts_with(prefix)) {
-      if (messages->key().size() != 16)
-        return malformed_message_key(options_.path);
-      topic.first_offset = get_be64(messages->key().data() + 8);
-      messages->SeekForPrev(message_key(topic.id, UINT64_MAX));
-      if (!messages->Valid() || !messages->key().starts_with(prefix)) {
-        return Status::error("topic " + topic.name +
-                             " changed while loading it from " + options_.path);
-      }
-      if (messages->key().size() != 16)
-        return malformed_message_key(options_.path);
-      topic.next_offset = get_be64(messages->key().data() + 8) + 1;
-    }
-    if (!messages->status().ok()) {
-      return Status::error("cannot read topic " + topic.name + " from " +
-                           options_.path + ": " +
-                           messages->status().ToString());
-    }
+    Status s = load_topic(&topic);
+    if (!s.is_ok()) return s;
     out->push_back(std::move(topic));
   }
   if (!meta->status().ok()) {
     return Status::error("cannot read topics from " + options_.path + ": " +
                          meta->status().ToString());
   }
+  return Status::ok();
+}
+
+Status Store::load_topic(TopicRecord* topic) {
+  auto damaged = [&](const char* what) {
+    return Status::error(std::string("malformed ") + what + " of topic " +
+                         topic->name + " in " + options_.path);
+  };
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_,
+                               topic_key(topic->id, kTopicSettingsTag), &value);
+  if (s.ok() && !decode_settings(value, &topic->settings))
+    return damaged("settings");
+  if (!s.ok() && !s.IsNotFound())
+    return Status::error("cannot read topic " + topic->name + ": " +
+                         s.ToString());
+  s = db_->Get(rocksdb::ReadOptions(), meta_,
+               topic_key(topic->id, kTopicStateTag), &value);
+  if (s.ok()) {
+    if (!decode_state(value, &topic->state)) return damaged("state");
+    return Status::ok();
+  }
+  if (!s.IsNotFound())
+    return Status::error("cannot read topic " + topic->name + ": " +
+                         s.ToString());
+  // No state record: a store written before there was one. Count once.
+  TopicState& state = topic->state;
+  bool first = true;
+  Status scanned = scan(topic->id, 0,
+                        [&](uint64_t offset, const char*, size_t size) {
+                          if (first) state.first_offset = offset;
+                          first = false;
+                          state.next_offset = offset + 1;
+                          ++state.messages;
+                          state.bytes += size;
+                          return true;
+                        });
+  if (!scanned.is_ok()) return scanned;
+  if (first) state.first_offset = state.next_offset = 0;
   return Status::ok();
 }
 
@@ -577,6 +669,66 @@ Status Store::read(uint64_t topic_id, uint64_t from, size_t max_messages,
                          it->status().ToString());
   }
   return Status::ok();
+}
+
+Status Store::scan(uint64_t topic_id, uint64_t from, const Visitor& visit) {
+  std::string prefix;
+  put_be64(&prefix, topic_id);
+  std::string upper;
+  rocksdb::Slice upper_slice;
+  rocksdb::ReadOptions read_options;
+  if (topic_id != UINT64_MAX) {  // see read()
+    upper = message_key(topic_id + 1, 0);
+    upper_slice = upper;
+    read_options.iterate_upper_bound = &upper_slice;
+  }
+  // A scan reads each block once: keeping them in the block cache would only
+  // push out what consumers read.
+  read_options.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, messages_));
+  for (it->Seek(message_key(topic_id, from));
+       it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != 16) return malformed_message_key(options_.path);
+    rocksdb::Slice value = it->value();
+    if (!visit(get_be64(it->key().data() + 8), value.data(), value.size()))
+      break;
+  }
+  if (!it->status().ok()) {
+    return Status::error("cannot read topic " + std::to_string(topic_id) +
+                         " from " + options_.path + ": " +
+                         it->status().ToString());
+  }
+  return Status::ok();
+}
+
+Status Store::compact(uint64_t topic_id, uint64_t end) {
+  std::string begin_key = message_key(topic_id, 0);
+  std::string end_key = message_key(topic_id, end);
+  rocksdb::Slice begin_slice = begin_key, end_slice = end_key;
+  rocksdb::CompactRangeOptions options;
+  // Rewrite the bottom level too: that is where old messages are.
+  options.bottommost_level_compaction =
+      rocksdb::BottommostLevelCompaction::kForceOptimized;
+  rocksdb::Status s =
+      db_->CompactRange(options, messages_, &begin_slice, &end_slice);
+  if (!s.ok()) {
+    return Status::error("cannot compact topic " + std::to_string(topic_id) +
+                         " in " + options_.path + ": " + s.ToString());
+  }
+  return Status::ok();
+}
+
+uint64_t Store::disk_bytes(uint64_t topic_id) {
+  std::string begin_key = message_key(topic_id, 0);
+  std::string end_key = message_key(topic_id + 1, 0);
+  rocksdb::Range range(begin_key, end_key);
+  uint64_t size = 0;
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  db_->GetApproximateSizes(options, messages_, &range, 1, &size);
+  return size;
 }
 
 }  // namespace tern::storage

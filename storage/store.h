@@ -6,6 +6,9 @@
 //   column family "default":   metadata
 //     "F"                         -> "tern-store-1"   (marks a Tern store)
 //     "T" | topic id (8 BE)       -> topic name
+//     "C" | topic id (8 BE)       -> topic settings (retention, flags)
+//     "N" | topic id (8 BE)       -> topic state: first and next offset,
+//                                    messages and bytes stored
 //     "S" | topic id (8 BE) | name -> subscription record (settings + cursor)
 //     "D" | topic id (8 BE) | producer message id
 //                                 -> offset (8 LE) | expires, Unix ms (8 LE)
@@ -20,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -46,11 +50,42 @@ struct Options {
   uint64_t min_free_bytes = 0;
 };
 
+// How long a topic keeps its messages and what it does with expired ones.
+// 0 / false: no limit.
+struct TopicSettings {
+  uint64_t max_age_ms = 0;
+  uint64_t max_bytes = 0;     // of stored records
+  uint64_t max_messages = 0;
+  bool work_queue = false;    // delete once every durable subscription acked
+  bool dead_letter_expired = false;  // TTL-expired messages are dead-lettered
+  bool temporary = false;     // ends with the connection that created it
+
+  bool has_retention() const {
+    return max_age_ms || max_bytes || max_messages || work_queue;
+  }
+  bool operator==(const TopicSettings& o) const {
+    return max_age_ms == o.max_age_ms && max_bytes == o.max_bytes &&
+           max_messages == o.max_messages && work_queue == o.work_queue &&
+           dead_letter_expired == o.dead_letter_expired &&
+           temporary == o.temporary;
+  }
+};
+
+// What a topic holds. Written with every batch that appends to the topic or
+// removes from it, so it is always exactly what the stored messages are —
+// and the next offset survives even when retention removed every message.
+struct TopicState {
+  uint64_t first_offset = 0;  // lowest offset that may be stored
+  uint64_t next_offset = 0;   // offset the next append gets
+  uint64_t messages = 0;      // messages stored
+  uint64_t bytes = 0;         // bytes of their records
+};
+
 struct TopicRecord {
   uint64_t id = 0;
   std::string name;
-  uint64_t first_offset = 0;  // lowest offset still stored (== next if empty)
-  uint64_t next_offset = 0;   // offset the next append gets
+  TopicSettings settings;
+  TopicState state;
 };
 
 // Acknowledgement state of a durable subscription: every offset below
@@ -104,7 +139,13 @@ class Batch {
 
   void put_message(uint64_t topic_id, uint64_t offset, const void* record,
                    size_t size);
-  void put_topic(uint64_t topic_id, const std::string& name);
+  void put_topic(const TopicRecord& topic);  // name and settings
+  void put_topic_state(uint64_t topic_id, const TopicState& state);
+  // Removes the messages of `topic_id` in [from, to) with one range delete.
+  void delete_messages(uint64_t topic_id, uint64_t from, uint64_t to);
+  // Removes the topic and everything of it: messages, subscriptions,
+  // de-duplication ids.
+  void delete_topic(uint64_t topic_id);
   void put_subscription(const SubscriptionRecord& subscription);
   void delete_subscription(uint64_t topic_id, const std::string& name);
   void put_dedupe(const DedupeRecord& dedupe);
@@ -147,9 +188,26 @@ class Store {
   Status read(uint64_t topic_id, uint64_t from, size_t max_messages,
               size_t max_bytes, std::vector<StoredMessage>* out);
 
+  // Calls visit(offset, record bytes) for the messages of `topic_id` from
+  // `from` on, in order, until it returns false or the topic ends. The bytes
+  // are only valid during the call. For scans that should not copy.
+  using Visitor =
+      std::function<bool(uint64_t offset, const char* record, size_t size)>;
+  Status scan(uint64_t topic_id, uint64_t from, const Visitor& visit);
+
+  // Compacts the messages of `topic_id` below `end`, so that space freed by
+  // range deletes is given back to the file system now rather than whenever
+  // RocksDB next compacts those files.
+  Status compact(uint64_t topic_id, uint64_t end);
+
+  // Bytes the messages of `topic_id` take in the data directory's files, as
+  // RocksDB estimates them (memtables included).
+  uint64_t disk_bytes(uint64_t topic_id);
+
  private:
   friend class Batch;
   Store() = default;
+  Status load_topic(TopicRecord* topic);  // settings and state of one
   Options options_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;      // owned by db_

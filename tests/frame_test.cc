@@ -299,6 +299,64 @@ std::vector<Sample> one_of_each() {
           CHECK(f->body_as_ResetOk()->offset() == 42);
         });
   }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto settings = wire::CreateTopicSettings(fbb, 60000, 1 << 20, 100, true);
+    add(wire::Body::CreateTopic, fbb,
+        wire::CreateCreateTopicDirect(fbb, 18, "jobs", settings, true).Union(),
+        [](const wire::Frame* f) {
+          const auto* m = f->body_as_CreateTopic();
+          CHECK(m->topic()->str() == "jobs");
+          CHECK(m->settings()->max_bytes() == 1 << 20);
+          CHECK(m->settings()->work_queue());
+          CHECK(m->temporary());
+        });
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::CreateTopicOk, fbb,
+        wire::CreateCreateTopicOk(fbb, 18, true).Union(),
+        [](const wire::Frame* f) {
+          CHECK(f->body_as_CreateTopicOk()->created());
+        });
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::DeleteTopic, fbb,
+        wire::CreateDeleteTopicDirect(fbb, 19, "jobs").Union(),
+        [](const wire::Frame* f) {
+          CHECK(f->body_as_DeleteTopic()->topic()->str() == "jobs");
+        });
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::DeleteSubscription, fbb,
+        wire::CreateDeleteSubscriptionDirect(fbb, 20, "jobs", "workers")
+            .Union(),
+        [](const wire::Frame* f) {
+          CHECK(f->body_as_DeleteSubscription()->subscription()->str() ==
+                "workers");
+        });
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::DeleteOk, fbb, wire::CreateDeleteOk(fbb, 21).Union(),
+        [](const wire::Frame* f) {
+          CHECK(f->body_as_DeleteOk()->request_id() == 21);
+        });
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::ConsumerClosed, fbb,
+        wire::CreateConsumerClosedDirect(fbb, 5, wire::ErrorCode::Deleted,
+                                         "topic jobs was deleted")
+            .Union(),
+        [](const wire::Frame* f) {
+          const auto* m = f->body_as_ConsumerClosed();
+          CHECK(m->consumer_id() == 5);
+          CHECK(m->code() == wire::ErrorCode::Deleted);
+        });
+  }
   return samples;
 }
 

@@ -179,16 +179,16 @@ TEST_CASE("storage: appended messages read back in order with their contents") {
 
   Batch batch(*store);
   CHECK(batch.empty());
-  batch.put_topic(1, "orders");
+  batch.put_topic({1, "orders", {}, {}});
   for (uint64_t offset = 0; offset < 10; ++offset) {
     std::string record = make_record("payload-" + std::to_string(offset),
                                      5000 + int64_t(offset), "key");
     batch.put_message(1, offset, record.data(), record.size());
   }
-  CHECK(batch.count() == 11);
+  CHECK(batch.count() == 12);  // name and settings, ten messages
   CHECK(batch.bytes() > 0);
   REQUIRE(store->commit(batch).is_ok());
-  CHECK(batch.count() == 11);  // commit leaves the batch to the caller
+  CHECK(batch.count() == 12);  // commit leaves the batch to the caller
   batch.clear();
   CHECK(batch.empty());
 
@@ -286,11 +286,11 @@ TEST_CASE("storage: adjacent topics do not mix") {
   const uint64_t last = UINT64_MAX;
   {
     Batch batch(*store);
-    batch.put_topic(7, "seven");
-    batch.put_topic(8, "eight");
-    batch.put_topic(last - 1, "second-to-last");
-    batch.put_topic(last, "last");
-    batch.put_topic(0, "zero");
+    batch.put_topic({7, "seven", {}, {}});
+    batch.put_topic({8, "eight", {}, {}});
+    batch.put_topic({last - 1, "second-to-last", {}, {}});
+    batch.put_topic({last, "last", {}, {}});
+    batch.put_topic({0, "zero", {}, {}});
     REQUIRE(store->commit(batch).is_ok());
   }
   // Interleaved appends, and offsets high enough that a little-endian key
@@ -328,13 +328,13 @@ TEST_CASE("storage: adjacent topics do not mix") {
   REQUIRE(topics.size() == 5);
   std::map<uint64_t, TopicRecord> by_id;
   for (const auto& t : topics) by_id[t.id] = t;
-  CHECK(by_id[0].next_offset == 1);
+  CHECK(by_id[0].state.next_offset == 1);
   CHECK(by_id[7].name == "seven");
-  CHECK(by_id[7].next_offset == 257);
-  CHECK(by_id[8].next_offset == 6);
-  CHECK(by_id[last - 1].next_offset == 3);
+  CHECK(by_id[7].state.next_offset == 257);
+  CHECK(by_id[8].state.next_offset == 6);
+  CHECK(by_id[last - 1].state.next_offset == 3);
   CHECK(by_id[last].name == "last");
-  CHECK(by_id[last].next_offset == 2);
+  CHECK(by_id[last].state.next_offset == 2);
 }
 
 TEST_CASE("storage: reopening restores topics and subscriptions") {
@@ -359,9 +359,9 @@ TEST_CASE("storage: reopening restores topics and subscriptions") {
   {
     auto store = open_store(dir.path(), sync);
     Batch batch(*store);
-    batch.put_topic(1, "orders");
-    batch.put_topic(2, "empty");
-    batch.put_topic(3, "trimmed");
+    batch.put_topic({1, "orders", {}, {}});
+    batch.put_topic({2, "empty", {}, {}});
+    batch.put_topic({3, "trimmed", {}, {}});
     batch.put_subscription(billing);
     batch.put_subscription(audit);
     SubscriptionRecord gone = billing;
@@ -385,15 +385,15 @@ TEST_CASE("storage: reopening restores topics and subscriptions") {
   REQUIRE(topics.size() == 3);
   CHECK(topics[0].id == 1);
   CHECK(topics[0].name == "orders");
-  CHECK(topics[0].first_offset == 0);
-  CHECK(topics[0].next_offset == 12);
+  CHECK(topics[0].state.first_offset == 0);
+  CHECK(topics[0].state.next_offset == 12);
   CHECK(topics[1].id == 2);
   CHECK(topics[1].name == "empty");
-  CHECK(topics[1].first_offset == 0);
-  CHECK(topics[1].next_offset == 0);
+  CHECK(topics[1].state.first_offset == 0);
+  CHECK(topics[1].state.next_offset == 0);
   CHECK(topics[2].id == 3);
-  CHECK(topics[2].first_offset == 40);
-  CHECK(topics[2].next_offset == 45);
+  CHECK(topics[2].state.first_offset == 40);
+  CHECK(topics[2].state.next_offset == 45);
 
   std::vector<SubscriptionRecord> subs;
   REQUIRE(store->load_subscriptions(&subs).is_ok());
