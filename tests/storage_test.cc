@@ -33,6 +33,8 @@ using tern::storage::Store;
 using tern::storage::StoredMessage;
 using tern::storage::SubscriptionRecord;
 using tern::storage::TopicRecord;
+using tern::storage::TopicSettings;
+using tern::storage::DedupeRecord;
 
 namespace {
 
@@ -671,4 +673,106 @@ TEST_CASE("storage: a damaged CURRENT or MANIFEST is an error, not a crash") {
   REQUIRE_FALSE(s.is_ok());
   CHECK(contains(s.message(), dir.path()));
   CHECK(contains(s.message(), "cannot open the Tern store"));
+}
+
+TEST_CASE("storage: a range delete and a compaction give the space back") {
+  TempDir dir;
+  auto store = open_store(dir.sub("data"), /*sync=*/false);
+  {
+    Batch batch(*store);
+    batch.put_topic({1, "logs", {}, {}});
+    batch.put_topic({2, "neighbour", {}, {}});
+    REQUIRE(store->commit(batch).is_ok());
+  }
+  // 16 MiB in 4 KiB records, plus one record in the next topic.
+  const uint64_t count = 4096;
+  std::string payload(4096, 'p');
+  for (uint64_t first = 0; first < count; first += 256) {
+    Batch batch(*store);
+    for (uint64_t offset = first; offset < first + 256; ++offset) {
+      std::string record = make_record(payload);
+      batch.put_message(1, offset, record.data(), record.size());
+    }
+    REQUIRE(store->commit(batch).is_ok());
+  }
+  append(*store, 2, 0, 1, "n");
+  REQUIRE(store->compact(1, count).is_ok());  // all of it in files now
+  uint64_t before = store->disk_bytes(1);
+  CHECK(before > 15u << 20);
+
+  Batch batch(*store);
+  batch.delete_messages(1, 0, count - 10);
+  batch.put_topic_state(1, {count - 10, count, 10, 10 * 4200});
+  REQUIRE(store->commit(batch).is_ok());
+  // Deleted at once for readers...
+  auto left = read_all(*store, 1);
+  REQUIRE(left.size() == 10);
+  CHECK(left.front().offset == count - 10);
+  // ...and on disk once compacted.
+  REQUIRE(store->compact(1, count - 10).is_ok());
+  CHECK(store->disk_bytes(1) < before / 50);
+  CHECK(read_all(*store, 2).size() == 1);  // the neighbour is untouched
+
+  // The stored state wins over what the keys say: after everything is
+  // removed the next offset must not start over.
+  Batch all(*store);
+  all.delete_messages(1, 0, count);
+  all.put_topic_state(1, {count, count, 0, 0});
+  REQUIRE(store->commit(all).is_ok());
+  store.reset();
+  store = open_store(dir.sub("data"));
+  std::vector<TopicRecord> topics;
+  REQUIRE(store->load_topics(&topics).is_ok());
+  REQUIRE(topics.size() == 2);
+  CHECK(topics[0].state.first_offset == count);
+  CHECK(topics[0].state.next_offset == count);
+  CHECK(topics[0].state.messages == 0);
+  // A store without state records (written before they existed) is counted.
+  CHECK(topics[1].state.next_offset == 1);
+  CHECK(topics[1].state.messages == 1);
+  CHECK(topics[1].state.bytes > 0);
+}
+
+TEST_CASE("storage: topic settings and deleting a whole topic") {
+  TempDir dir;
+  auto store = open_store(dir.sub("data"));
+  TopicSettings settings;
+  settings.max_age_ms = 86400000;
+  settings.max_bytes = 1ull << 30;
+  settings.max_messages = 1000;
+  settings.work_queue = true;
+  settings.dead_letter_expired = true;
+  {
+    Batch batch(*store);
+    batch.put_topic({5, "jobs", settings, {}});
+    batch.put_topic({6, "other", {}, {}});
+    SubscriptionRecord sub;
+    sub.topic_id = 5;
+    sub.name = "workers";
+    batch.put_subscription(sub);
+    batch.put_dedupe({5, "id-1", 0, 99});
+    REQUIRE(store->commit(batch).is_ok());
+  }
+  append(*store, 5, 0, 20, "j");
+  append(*store, 6, 0, 3, "o");
+  std::vector<TopicRecord> topics;
+  REQUIRE(store->load_topics(&topics).is_ok());
+  REQUIRE(topics.size() == 2);
+  CHECK(topics[0].settings == settings);
+  CHECK(topics[1].settings == TopicSettings{});
+
+  Batch batch(*store);
+  batch.delete_topic(5);
+  REQUIRE(store->commit(batch).is_ok());
+  REQUIRE(store->load_topics(&topics).is_ok());
+  REQUIRE(topics.size() == 1);
+  CHECK(topics[0].name == "other");
+  CHECK(read_all(*store, 5).empty());
+  CHECK(read_all(*store, 6).size() == 3);
+  std::vector<SubscriptionRecord> subs;
+  REQUIRE(store->load_subscriptions(&subs).is_ok());
+  CHECK(subs.empty());
+  std::vector<DedupeRecord> ids;
+  REQUIRE(store->load_dedupe(&ids).is_ok());
+  CHECK(ids.empty());
 }
