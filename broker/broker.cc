@@ -55,11 +55,13 @@ Broker::Broker(const Config& config, storage::Store& store)
   uv_loop_init(&loop_);
   committer_ = std::make_unique<Committer>(&loop_, store_, config_.fsync);
   worker_ = std::make_unique<Worker>(&loop_);
+  reader_ = std::make_unique<Worker>(&loop_);
 }
 
 Broker::~Broker() {
   committer_.reset();
   worker_.reset();
+  reader_.reset();
   uv_loop_close(&loop_);
 }
 
@@ -183,6 +185,7 @@ int Broker::run() {
   } else {
     committer_->drain();
     worker_->stop();
+    reader_->stop();
   }
   // Close whatever is still open so the loop can be closed.
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -213,6 +216,7 @@ void Broker::shutdown() {
   after_io();
   committer_->drain();
   worker_->stop();
+  reader_->stop();
 }
 
 void Broker::on_connection(uv_stream_t* server, int status) {
@@ -315,8 +319,8 @@ Topic* Broker::create_topic(const std::string& name,
 }
 
 Topic& Broker::add_topic(const storage::TopicRecord& record) {
-  auto topic =
-      std::make_unique<Topic>(store_, record, config_.tail_bytes_per_topic);
+  auto topic = std::make_unique<Topic>(store_, *this, record,
+                                       config_.tail_bytes_per_topic);
   topics_by_id_[record.id] = topic.get();
   return *(topics_[record.name] = std::move(topic));
 }
@@ -418,6 +422,34 @@ void Broker::write_metadata(std::function<void(storage::Batch&)> write) {
   committer_->on_commit(
       [this, write = std::move(write)](const storage::Status& status) mutable {
         if (!status.is_ok()) retry_writes_.push_back(std::move(write));
+      });
+}
+
+void Broker::read_back(Topic& topic, uint64_t from) {
+  struct Result {
+    storage::Status status = storage::Status::ok();
+    std::vector<storage::StoredMessage> records;
+  };
+  auto result = std::make_shared<Result>();
+  uint64_t id = topic.id(), committed_end = topic.committed_end();
+  reader_->post(
+      [this, id, from, result] {
+        result->status =
+            store_.read(id, from, Topic::kReadBackMessages,
+                        Topic::kReadBackBytes, &result->records);
+      },
+      [this, id, from, committed_end, result] {
+        Topic* topic = find_topic(id);
+        if (topic == nullptr) return;  // deleted meanwhile
+        if (!result->status.is_ok()) {
+          // The subscriptions ask again when they are next dispatched.
+          LOG_ERROR("reading topic %s at offset %llu: %s",
+                    topic->name().c_str(), (unsigned long long)from,
+                    result->status.message().c_str());
+          result->records.clear();
+        }
+        topic->on_read_back(from, committed_end, std::move(result->records));
+        for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
       });
 }
 

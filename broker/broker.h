@@ -31,6 +31,7 @@
 #include "store.h"
 #include "subscription.h"
 #include "tern_generated.h"
+#include "topic.h"
 #include "worker.h"
 
 namespace tern {
@@ -44,7 +45,7 @@ struct Refusal {
   std::string message;
 };
 
-class Broker : public DeadLetters {
+class Broker : public DeadLetters, public ReadBackSource {
  public:
   Broker(const Config& config, storage::Store& store);
   ~Broker();
@@ -99,6 +100,9 @@ class Broker : public DeadLetters {
   bool dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
                    const wire::StoredMessage& message,
                    const char* reason) override;
+  // ReadBackSource: reads a stretch of `topic` from `from` on the reader
+  // thread, hands it to the topic and dispatches its subscriptions.
+  void read_back(Topic& topic, uint64_t from) override;
   // Every topic in name order, or only the one named (none if unknown).
   std::vector<Topic*> topics(const std::string& name);
   // Loop time in ms, for deadlines.
@@ -154,6 +158,7 @@ class Broker : public DeadLetters {
   uv_idle_t idle_;  // runs while dispatch work is left, so poll does not block
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<Worker> worker_;  // retention scans and compactions
+  std::unique_ptr<Worker> reader_;  // reads behind topics' tails
 
   std::map<std::string, std::unique_ptr<Topic>> topics_;
   std::unordered_map<uint64_t, Topic*> topics_by_id_;

@@ -33,6 +33,8 @@ const char kUsage[] =
     "                         per topic (default 120000)\n"
     "  --retention-interval MS  how often topic retention runs (default "
     "1000)\n"
+    "  --tail-bytes BYTES     recent messages kept in memory per topic; older\n"
+    "                         ones are read back from disk (default 32MiB)\n"
     "  --log-level LEVEL      debug|info|warn|error (default info)\n"
     "  --help                 show this help\n"
     "BYTES may end in KiB, MiB or GiB.\n";
@@ -147,6 +149,10 @@ int parse_config(int argc, char** argv, Config* config) {
       if (!parse_number(value, 3600000, &n) || n < 10)
         return usage_error("bad --retention-interval (want 10..3600000 ms)");
       config->retention_interval_ms = n;
+    } else if (flag == "--tail-bytes") {
+      if (!parse_bytes(value, 1ull << 40, &n))
+        return usage_error("bad --tail-bytes (want a byte count)");
+      config->tail_bytes_per_topic = n;
     } else if (flag == "--log-level") {
       LogLevel level;
       if (!parse_log_level(value, &level))

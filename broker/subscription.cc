@@ -101,12 +101,9 @@ void Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
     pending_.erase(offset);
     --consumer.unacked;
     if (dead_letter) {
-      uint64_t found = offset;
-      const wire::StoredMessage* message = topic_.record_at_or_after(&found);
-      if (message != nullptr && found == offset)
-        give_up(offset, attempts, *message, "rejected", now_ms);
-      else
-        mark_acked(offset, offset);  // no longer stored
+      // Dead-lettered on its way out again, where its record is at hand.
+      rejected_.insert(offset);
+      redeliver_[offset] = attempts;
     } else if (delay_ms == 0) {
       redeliver_[offset] = attempts;
     } else {
@@ -155,14 +152,30 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
   auto expired = [wall_ms](const wire::StoredMessage* m) {
     return m->expires_ms() != 0 && m->expires_ms() <= wall_ms;
   };
+  bool reading;
   while (!redeliver_.empty()) {
     auto it = redeliver_.begin();
     uint64_t wanted = it->first, o = wanted;
     *attempt = it->second + 1;
+    bool rejected = rejected_.erase(wanted) > 0;
+    if (acks_.contains(wanted)) {  // acked while it waited
+      redeliver_.erase(it);
+      continue;
+    }
+    *record = topic_.record_at_or_after(&o, &reading);
+    if (reading) {
+      if (rejected) rejected_.insert(wanted);
+      return false;  // dispatched again once the store read is back
+    }
     redeliver_.erase(it);
-    if (acks_.contains(wanted)) continue;  // acked while it waited
-    *record = topic_.record_at_or_after(&o);
-    if (*record == nullptr || o != wanted) continue;  // no longer stored
+    if (*record == nullptr || o != wanted) {  // no longer stored
+      mark_acked(wanted, wanted);
+      continue;
+    }
+    if (rejected) {
+      give_up(wanted, *attempt - 1, **record, "rejected", now_ms);
+      continue;
+    }
     if (expired(*record)) {
       expire_message(wanted, *attempt - 1, **record, now_ms);
       continue;
@@ -182,8 +195,8 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
       continue;
     }
     uint64_t o = next_offset_;
-    *record = topic_.record_at_or_after(&o);
-    if (*record == nullptr) return false;
+    *record = topic_.record_at_or_after(&o, &reading);
+    if (*record == nullptr) return false;  // caught up, or reading
     // Offsets skipped were never stored (a failed commit): count them done.
     if (o > next_offset_) mark_acked(next_offset_, o - 1);
     next_offset_ = o + 1;
@@ -276,6 +289,7 @@ void Subscription::reset(uint64_t start) {
   next_offset_ = start;
   pending_.clear();
   redeliver_.clear();
+  rejected_.clear();
   delayed_.clear();
   deadlines_.clear();
   prior_attempts_.clear();
@@ -299,6 +313,7 @@ void Subscription::skip_before(uint64_t first) {
     }
   }
   redeliver_.erase(redeliver_.begin(), redeliver_.lower_bound(first));
+  rejected_.erase(rejected_.begin(), rejected_.lower_bound(first));
   prior_attempts_.erase(prior_attempts_.begin(),
                         prior_attempts_.lower_bound(first));
   held_back_.erase(held_back_.begin(), held_back_.lower_bound(first));

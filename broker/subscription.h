@@ -148,6 +148,7 @@ class Subscription {
   uint64_t next_offset_;
   std::unordered_map<uint64_t, Pending> pending_;
   std::map<uint64_t, uint32_t> redeliver_;  // offset -> attempts so far
+  std::set<uint64_t> rejected_;  // in redeliver_, to be dead-lettered
   // Nacked with a delay: due time (loop ms) -> (offset, attempts so far).
   std::multimap<uint64_t, std::pair<uint64_t, uint32_t>> delayed_;
   // Ack deadlines in delivery order. The timeout is the same for every

@@ -8,14 +8,12 @@
 namespace tern {
 
 namespace {
-// How much one read-back from the store fetches for a lagging consumer. The
-// read runs on the loop thread, so it is kept small.
-constexpr size_t kReadBackMessages = 512;
-constexpr size_t kReadBackBytes = 1u << 20;
+// Read-back stretches kept per topic (each up to kReadBackBytes).
+constexpr size_t kMaxStretches = 8;
 }  // namespace
 
-Topic::Topic(storage::Store& store, const storage::TopicRecord& record,
-             size_t tail_limit_bytes)
+Topic::Topic(storage::Store& store, ReadBackSource& reader,
+             const storage::TopicRecord& record, size_t tail_limit_bytes)
     : id_(record.id),
       name_(record.name),
       settings_(record.settings),
@@ -25,7 +23,8 @@ Topic::Topic(storage::Store& store, const storage::TopicRecord& record,
       committed_end_(record.state.next_offset),
       next_offset_(record.state.next_offset),
       tail_limit_bytes_(tail_limit_bytes),
-      store_(store) {}
+      store_(store),
+      reader_(reader) {}
 
 uint64_t Topic::append(flatbuffers::DetachedBuffer record) {
   ++messages_;
@@ -58,7 +57,6 @@ void Topic::remove_before(uint64_t first, uint64_t messages, uint64_t bytes) {
     tail_bytes_ -= tail_.front().record.size();
     tail_.pop_front();
   }
-  read_back_.clear();
   for (auto& s : subscriptions_) s->skip_before(first_offset_);
 }
 
@@ -70,56 +68,73 @@ void Topic::trim_tail() {
   }
 }
 
-const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset) {
-  // Below first_offset_ is removed, even while the range delete is still on
-  // its way to the store.
-  *offset = std::max(*offset, first_offset_);
-  uint64_t tail_start = tail_.empty() ? next_offset_ : tail_.front().offset;
-  if (*offset >= tail_start) {
-    for (uint64_t o = *offset; o < committed_end_; ++o) {
-      const TailEntry& entry = tail_[o - tail_start];
-      if (entry.record.size() > 0) {
-        *offset = o;
-        // Built by this process from a verified frame: no need to verify.
-        return flatbuffers::GetRoot<wire::StoredMessage>(entry.record.data());
+const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset,
+                                                     bool* reading) {
+  *reading = false;
+  for (;;) {
+    // Below first_offset_ is removed, even while the range delete is still
+    // on its way to the store.
+    *offset = std::max(*offset, first_offset_);
+    uint64_t tail_start = tail_.empty() ? next_offset_ : tail_.front().offset;
+    if (*offset >= tail_start) {
+      for (uint64_t o = *offset; o < committed_end_; ++o) {
+        const TailEntry& entry = tail_[o - tail_start];
+        if (entry.record.size() > 0) {
+          *offset = o;
+          // Built by this process from a verified frame: no need to verify.
+          return flatbuffers::GetRoot<wire::StoredMessage>(
+              entry.record.data());
+        }
       }
-    }
-    return nullptr;
-  }
-  // Behind the tail: serve from the last read-back if it covers the offset,
-  // else read the next stretch from the store.
-  bool covered = !read_back_.empty() && read_back_from_ <= *offset &&
-                 read_back_.back().offset >= *offset;
-  if (!covered) {
-    read_back_.clear();
-    read_back_from_ = *offset;
-    storage::Status status = store_.read(id_, *offset, kReadBackMessages,
-                                          kReadBackBytes, &read_back_);
-    if (!status.is_ok()) {
-      LOG_ERROR("reading topic %s at offset %llu: %s", name_.c_str(),
-                (unsigned long long)*offset, status.message().c_str());
       return nullptr;
     }
-    if (read_back_.empty()) {  // nothing stored from here: go on in the tail
-      *offset = tail_start;
-      return tail_start < committed_end_ ? record_at_or_after(offset)
-                                         : nullptr;
+    // Behind the tail: from a stretch read back, if one covers the offset.
+    auto it = read_back_.upper_bound(*offset);
+    if (it == read_back_.begin() || (--it, *offset >= it->second.end)) {
+      // A read from a little before may bring it; else ask for one from here.
+      auto asked = reading_.upper_bound(*offset);
+      if (asked == reading_.begin() ||
+          *offset - *std::prev(asked) >= kReadBackMessages) {
+        reading_.insert(*offset);
+        reader_.read_back(*this, *offset);
+      }
+      *reading = true;
+      return nullptr;
     }
+    const std::vector<storage::StoredMessage>& records = it->second.records;
+    auto found = std::lower_bound(
+        records.begin(), records.end(), *offset,
+        [](const storage::StoredMessage& m, uint64_t o) { return m.offset < o; });
+    for (; found != records.end(); ++found) {
+      if (found->offset >= committed_end_) return nullptr;
+      *offset = found->offset;
+      if (const auto* message = storage::decode_record(found->record))
+        return message;
+      LOG_ERROR("topic %s offset %llu: stored record is damaged; skipped",
+                name_.c_str(), (unsigned long long)found->offset);
+    }
+    *offset = it->second.end;  // nothing more in this stretch: go on after it
   }
-  auto found = std::lower_bound(
-      read_back_.begin(), read_back_.end(), *offset,
-      [](const storage::StoredMessage& m, uint64_t o) { return m.offset < o; });
-  for (; found != read_back_.end(); ++found) {
-    if (found->offset >= committed_end_) return nullptr;
-    *offset = found->offset;
-    if (const auto* message = storage::decode_record(found->record))
-      return message;
-    LOG_ERROR("topic %s offset %llu: stored record is damaged; skipped",
-              name_.c_str(), (unsigned long long)found->offset);
+}
+
+void Topic::on_read_back(uint64_t from, uint64_t committed_end,
+                         std::vector<storage::StoredMessage> records) {
+  reading_.erase(from);
+  size_t bytes = 0;
+  for (const auto& r : records) bytes += r.record.size();
+  // A short read saw everything stored from `from` on, which includes all
+  // that was committed when it was asked for.
+  bool complete =
+      records.size() < kReadBackMessages && bytes < kReadBackBytes;
+  uint64_t end = complete ? committed_end
+                          : records.back().offset + 1;
+  if (end <= from) return;
+  if (read_back_.count(from) == 0) read_back_order_.push_back(from);
+  read_back_[from] = {end, std::move(records)};
+  while (read_back_order_.size() > kMaxStretches) {
+    read_back_.erase(read_back_order_.front());
+    read_back_order_.pop_front();
   }
-  // Everything read back was damaged: go on after it.
-  ++*offset;
-  return record_at_or_after(offset);
 }
 
 bool Topic::find_id(const std::string& id, int64_t now_ms,
@@ -188,7 +203,8 @@ uint64_t Topic::offset_at_time(int64_t time_ms) {
       }
       *offset = tail_start;
     }
-    const auto* m = record_at_or_after(offset);
+    bool reading;
+    const auto* m = record_at_or_after(offset, &reading);
     if (m == nullptr) return false;
     *ts = m->timestamp_ms();
     return true;

@@ -5,12 +5,17 @@
 // The tail is why consumers that keep up never touch RocksDB: a record stays
 // in memory from its append until the tail's byte budget pushes it out, and
 // it only leaves once it is durable. Records older than the tail are read
-// back from the store.
+// back from the store in stretches, on the broker's reader thread: the loop
+// thread asks, goes on serving everyone else, and dispatches the
+// subscription again when the stretch has arrived. A few recent stretches
+// are kept, so subscriptions replaying the same range share them.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -22,11 +27,28 @@
 
 namespace tern {
 
+class Topic;
+
+// Who reads records behind the tail for a topic: the broker, on its reader
+// thread. It hands the result back with Topic::on_read_back() and dispatches
+// the topic's subscriptions.
+class ReadBackSource {
+ public:
+  virtual void read_back(Topic& topic, uint64_t from) = 0;
+
+ protected:
+  ~ReadBackSource() = default;
+};
+
 class Topic {
  public:
-  // `store` is where records behind the tail are read back from.
-  Topic(storage::Store& store, const storage::TopicRecord& record,
-        size_t tail_limit_bytes);
+  // One read-back fetches at most this much.
+  static constexpr size_t kReadBackMessages = 512;
+  static constexpr size_t kReadBackBytes = 1u << 20;
+
+  // `store` is where offset_at_time() reads; `reader` reads behind the tail.
+  Topic(storage::Store& store, ReadBackSource& reader,
+        const storage::TopicRecord& record, size_t tail_limit_bytes);
 
   uint64_t id() const { return id_; }
   const std::string& name() const { return name_; }
@@ -53,10 +75,17 @@ class Topic {
 
   // The durable message at `offset` or the next one after it (a failed
   // commit or a damaged record leaves gaps), as long as it is below
-  // committed_end(). Moves *offset to the message found. Reads the store when
-  // the tail no longer has it. Returns nullptr if there is none; the pointer
-  // is valid until the next call.
-  const wire::StoredMessage* record_at_or_after(uint64_t* offset);
+  // committed_end(). Moves *offset to the message found. Returns nullptr if
+  // there is none, or none yet: *reading then says it is being read back
+  // from the store, and the topic's subscriptions are dispatched again once
+  // it is here. The pointer is valid until the next call that changes the
+  // topic.
+  const wire::StoredMessage* record_at_or_after(uint64_t* offset,
+                                                bool* reading);
+  // Reader thread's result for read_back(*this, from): `records` were stored
+  // from `from` on; `committed_end` is what committed_end() was when asked.
+  void on_read_back(uint64_t from, uint64_t committed_end,
+                    std::vector<storage::StoredMessage> records);
 
   // Where a subscription starting at `position` begins (offset and time
   // are used by Offset and Time). False for a position this broker does not
@@ -115,10 +144,17 @@ class Topic {
   // skipped when it reaches the front.
   std::deque<std::pair<int64_t, std::string>> id_expiry_;
 
-  // Records read back from the store for consumers behind the tail.
+  // Records read back from the store for consumers behind the tail: each
+  // stretch covers [from, end) — every stored record in that range.
+  struct Stretch {
+    uint64_t end;
+    std::vector<storage::StoredMessage> records;
+  };
   storage::Store& store_;
-  std::vector<storage::StoredMessage> read_back_;
-  uint64_t read_back_from_ = 0;  // the offset read_back_ was read from
+  ReadBackSource& reader_;
+  std::map<uint64_t, Stretch> read_back_;  // by from
+  std::deque<uint64_t> read_back_order_;   // oldest first, for eviction
+  std::set<uint64_t> reading_;             // froms asked for, not yet here
 };
 
 }  // namespace tern
