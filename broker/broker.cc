@@ -12,6 +12,7 @@
 #include "record.h"
 #include "subscription.h"
 #include "topic.h"
+#include "wildcard.h"
 
 namespace tern {
 
@@ -53,7 +54,12 @@ bool within_limit(size_t count, size_t limit, const char* what,
 Broker::Broker(const Config& config, storage::Store& store)
     : config_(config), store_(store) {
   uv_loop_init(&loop_);
-  committer_ = std::make_unique<Committer>(&loop_, store_, config_.fsync);
+  // A batch must carry the state of every topic it appends to or removes
+  // from, also when the committer hands it over on its own as the previous
+  // commit returns: else a crash could leave messages past the stored next
+  // offset, to be overwritten after the restart.
+  committer_ = std::make_unique<Committer>(&loop_, store_, config_.fsync,
+                                           [this] { write_topic_states(); });
   worker_ = std::make_unique<Worker>(&loop_);
   reader_ = std::make_unique<Worker>(&loop_);
 }
@@ -307,7 +313,14 @@ Topic* Broker::create_topic(const std::string& name,
   record.name = name;
   record.settings = settings;
   Topic& topic = add_topic(record);
-  if (settings.temporary) temporary_owner_[record.id] = owner;
+  if (settings.temporary) {
+    temporary_owner_[record.id] = owner;
+  } else {
+    // Wildcards never match temporary topics: inboxes are private.
+    for (const Wildcard& w : wildcards_)
+      if (pattern_matches(w.pattern, name))
+        w.session->attach_wildcard(w.consumer_id, topic);
+  }
   write_metadata([this, id = record.id](storage::Batch& b) {
     if (Topic* t = find_topic(id))
       b.put_topic({id, t->name(), t->settings(), t->state()});
@@ -387,6 +400,23 @@ bool Broker::delete_subscription(const std::string& topic_name,
   LOG_INFO("subscription %s on topic %s deleted", name.c_str(),
            topic_name.c_str());
   return true;
+}
+
+void Broker::add_wildcard(Session& session, uint64_t consumer_id,
+                          const std::string& pattern) {
+  wildcards_.push_back({&session, consumer_id, pattern});
+  for (auto& [name, topic] : topics_)
+    if (!topic->settings().temporary && pattern_matches(pattern, name))
+      session.attach_wildcard(consumer_id, *topic);
+}
+
+void Broker::remove_wildcard(Session& session, uint64_t consumer_id) {
+  wildcards_.erase(std::remove_if(wildcards_.begin(), wildcards_.end(),
+                                  [&](const Wildcard& w) {
+                                    return w.session == &session &&
+                                           w.consumer_id == consumer_id;
+                                  }),
+                   wildcards_.end());
 }
 
 void Broker::end_subscription(Subscription& subscription,
@@ -596,21 +626,20 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset,
   return true;
 }
 
-Subscription* Broker::subscription(Topic& topic, const std::string& name,
-                                   const wire::Subscribe& request,
+Subscription* Broker::subscription(Topic& topic,
+                                   const SubscribeRequest& request,
                                    Refusal* refusal) {
+  const std::string& name = request.subscription;
   if (!name.empty() && !valid_name(name, "subscription",
                                    wire::ErrorCode::InvalidSubscription,
                                    refusal))
     return nullptr;
   SubscriptionSettings settings;
-  settings.ack_timeout_ms = request.ack_timeout_ms()
-                                ? request.ack_timeout_ms()
+  settings.ack_timeout_ms = request.ack_timeout_ms
+                                ? request.ack_timeout_ms
                                 : config_.default_ack_timeout_ms;
-  settings.max_deliveries = request.max_deliveries();
-  settings.dead_letter_topic = request.dead_letter_topic()
-                                   ? request.dead_letter_topic()->str()
-                                   : std::string();
+  settings.max_deliveries = request.max_deliveries;
+  settings.dead_letter_topic = request.dead_letter_topic;
   if (settings.dead_letter_topic.empty()) {
     settings.dead_letter_topic = topic.name() + ".dlq";
   } else if (!valid_name(settings.dead_letter_topic, "dead-letter topic",
@@ -627,7 +656,7 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
     // The latest Subscribe's settings apply; an ack timeout of 0 keeps the
     // one the subscription has (it is the persisted one).
     uint32_t old_timeout = existing->settings().ack_timeout_ms;
-    if (request.ack_timeout_ms() == 0) settings.ack_timeout_ms = old_timeout;
+    if (request.ack_timeout_ms == 0) settings.ack_timeout_ms = old_timeout;
     existing->set_settings(std::move(settings));
     if (existing->settings().ack_timeout_ms != old_timeout)
       persist_cursor(*existing);
@@ -638,11 +667,11 @@ Subscription* Broker::subscription(Topic& topic, const std::string& name,
     return nullptr;
   // A new subscription: everything before its start counts as done.
   uint64_t begin;
-  if (!topic.resolve_start(request.start(), request.start_offset(),
-                           request.start_time_ms(), &begin)) {
+  if (!topic.resolve_start(request.start, request.start_offset,
+                           request.start_time_ms, &begin)) {
     refusal->code = wire::ErrorCode::InvalidSubscription;
     refusal->message =
-        "unknown start position " + std::to_string(int(request.start()));
+        "unknown start position " + std::to_string(int(request.start));
     return nullptr;
   }
   AckSet acks;
@@ -720,22 +749,6 @@ void Broker::after_io() {
   // Acks and nacks schedule a dispatch; their cursor changes (and the dead
   // letters of a nack) go into this very batch.
   for (Subscription* s : to_dispatch_) note_cursor(*s);
-  for (uint64_t id : changed_topics_) {
-    Topic* topic = find_topic(id);
-    committer_->batch().put_topic_state(id, topic->state());
-  }
-  if (!changed_topics_.empty()) {
-    // A failed batch leaves the stored state behind: write it again.
-    committer_->on_commit([this, changed = std::move(changed_topics_)](
-                              const storage::Status& status) {
-      if (status.is_ok()) return;
-      for (uint64_t id : changed)
-        retry_writes_.push_back([this, id](storage::Batch& b) {
-          if (Topic* t = find_topic(id)) b.put_topic_state(id, t->state());
-        });
-    });
-    changed_topics_.clear();
-  }
   if (!to_persist_.empty()) {
     std::vector<std::pair<uint64_t, std::string>> persisted;
     for (Subscription* s : to_persist_) {
@@ -779,6 +792,22 @@ void Broker::after_io() {
     uv_idle_stop(&idle_);
   else
     uv_idle_start(&idle_, [](uv_idle_t*) {});
+}
+
+void Broker::write_topic_states() {
+  if (changed_topics_.empty()) return;
+  for (uint64_t id : changed_topics_)
+    committer_->batch().put_topic_state(id, find_topic(id)->state());
+  // A failed batch leaves the stored state behind: write it again.
+  committer_->on_commit([this, changed = std::move(changed_topics_)](
+                            const storage::Status& status) {
+    if (status.is_ok()) return;
+    for (uint64_t id : changed)
+      retry_writes_.push_back([this, id](storage::Batch& b) {
+        if (Topic* t = find_topic(id)) b.put_topic_state(id, t->state());
+      });
+  });
+  changed_topics_.clear();
 }
 
 void Broker::on_tick(uv_timer_t* handle) {

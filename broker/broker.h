@@ -37,7 +37,20 @@
 namespace tern {
 
 class Connection;
+class Session;
 class Topic;
+
+// What a Subscribe asks for, taken out of the frame: a wildcard consumer
+// keeps it to subscribe to matching topics created later.
+struct SubscribeRequest {
+  std::string subscription;  // empty: ephemeral
+  wire::StartPosition start = wire::StartPosition::Latest;
+  uint64_t start_offset = 0;
+  int64_t start_time_ms = 0;
+  uint32_t ack_timeout_ms = 0;  // 0: the existing one, or the default
+  uint32_t max_deliveries = 16;
+  std::string dead_letter_topic;  // empty: "<topic>.dlq"
+};
 
 // Why an operation was refused: what the Error frame says.
 struct Refusal {
@@ -86,9 +99,13 @@ class Broker : public DeadLetters, public ReadBackSource {
   // The subscription `request` attaches a consumer to: the durable one it
   // names (created at its start position if new) or, for an empty name, a
   // new ephemeral one.
-  Subscription* subscription(Topic& topic, const std::string& name,
-                             const wire::Subscribe& request,
+  Subscription* subscription(Topic& topic, const SubscribeRequest& request,
                              Refusal* refusal);
+  // Wildcard consumers: `session`'s consumer `consumer_id` is attached to
+  // every topic `pattern` matches, those created later included.
+  void add_wildcard(Session& session, uint64_t consumer_id,
+                    const std::string& pattern);
+  void remove_wildcard(Session& session, uint64_t consumer_id);
   // Moves the durable subscription `request` names to its start position;
   // *start says where that is.
   bool reset(const wire::ResetSubscription& request, uint64_t* start,
@@ -138,6 +155,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   void enforce_retention();
   void apply_retention(const RetentionJob& job, const RetentionCut& cut);
   void persist_cursor(Subscription& subscription);
+  // Puts the state of every topic that changed since into the batch.
+  void write_topic_states();
   // Persists the cursor if the subscription says it changed.
   void note_cursor(Subscription& subscription);
   // Appends one message to `topic` (into the filling batch and the tail) and
@@ -180,6 +199,12 @@ class Broker : public DeadLetters, public ReadBackSource {
   size_t subscription_count_ = 0;  // over all topics
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   uint64_t next_connection_id_ = 1;
+  struct Wildcard {
+    Session* session;
+    uint64_t consumer_id;
+    std::string pattern;
+  };
+  std::vector<Wildcard> wildcards_;
   std::unordered_set<Subscription*> to_dispatch_;
   std::unordered_set<Subscription*> dispatching_;  // after_io()'s scratch
   std::unordered_set<Subscription*> to_persist_;

@@ -9,9 +9,11 @@ namespace {
 constexpr size_t kInlineCommitBytes = 64 * 1024;
 }  // namespace
 
-Committer::Committer(uv_loop_t* loop, storage::Store& store, bool sync)
+Committer::Committer(uv_loop_t* loop, storage::Store& store, bool sync,
+                     std::function<void()> seal)
     : store_(store),
       sync_(sync),
+      seal_(std::move(seal)),
       filling_(std::make_unique<Group>(store)),
       writing_(std::make_unique<Group>(store)) {
   uv_async_init(loop, &async_, on_async);
@@ -30,6 +32,7 @@ Committer::~Committer() {
 
 void Committer::kick() {
   if (in_flight_ || filling_->empty()) return;
+  seal_();
   std::swap(filling_, writing_);
   in_flight_ = true;
   bool inline_commit = !sync_ && writing_->batch.bytes() <= kInlineCommitBytes;

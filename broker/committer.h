@@ -32,8 +32,11 @@ class Committer {
   // failed); status says which.
   using Done = std::function<void(const storage::Status&)>;
 
-  // `sync`: whether commits fsync (--fsync always).
-  Committer(uv_loop_t* loop, storage::Store& store, bool sync);
+  // `sync`: whether commits fsync (--fsync always). `seal` runs on the loop
+  // thread right before the filling batch is handed over, whoever kicks it:
+  // the last writes that must go with everything in it.
+  Committer(uv_loop_t* loop, storage::Store& store, bool sync,
+            std::function<void()> seal);
   ~Committer();
 
   // The batch being filled, and a way to be told when it is committed.
@@ -62,6 +65,7 @@ class Committer {
 
   storage::Store& store_;
   const bool sync_;
+  const std::function<void()> seal_;
   uv_async_t async_;
   std::unique_ptr<Group> filling_;  // loop thread only
   std::unique_ptr<Group> writing_;  // owned by the storage thread while in flight

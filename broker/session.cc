@@ -5,6 +5,7 @@
 #include "log.h"
 #include "subscription.h"
 #include "topic.h"
+#include "wildcard.h"
 
 namespace tern {
 
@@ -101,13 +102,24 @@ void Session::on_subscribe(const wire::Subscribe& subscribe) {
     return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
                        "prefetch must be between 1 and " +
                            std::to_string(kMaxPrefetch));
+  SubscribeRequest request;
+  request.subscription = str(subscribe.subscription());
+  request.start = subscribe.start();
+  request.start_offset = subscribe.start_offset();
+  request.start_time_ms = subscribe.start_time_ms();
+  request.ack_timeout_ms = subscribe.ack_timeout_ms();
+  request.max_deliveries = subscribe.max_deliveries();
+  request.dead_letter_topic = str(subscribe.dead_letter_topic());
+  std::string topic_name = str(subscribe.topic());
+  if (is_pattern(topic_name))
+    return subscribe_wildcard(request_id, topic_name, std::move(request),
+                              subscribe.prefetch());
+
   Refusal refusal;
-  Topic* topic = broker_.topic(str(subscribe.topic()), &refusal);
+  Topic* topic = broker_.topic(topic_name, &refusal);
   if (topic == nullptr)
     return reply_error(request_id, refusal.code, refusal.message);
-  std::string name = str(subscribe.subscription());
-  Subscription* subscription =
-      broker_.subscription(*topic, name, subscribe, &refusal);
+  Subscription* subscription = broker_.subscription(*topic, request, &refusal);
   if (subscription == nullptr)
     return reply_error(request_id, refusal.code, refusal.message);
 
@@ -117,24 +129,70 @@ void Session::on_subscribe(const wire::Subscribe& subscribe) {
   subscription->add_consumer(*consumer);
   consumers_[id] = std::move(consumer);
 
-  flatbuffers::FlatBufferBuilder fbb(128);
-  auto sub_name = fbb.CreateString(name);
-  frame::finish(fbb, wire::Body::SubscribeOk,
-                wire::CreateSubscribeOk(fbb, request_id, id, sub_name).Union());
-  connection_.send(fbb);
+  reply_subscribed(request_id, id, request.subscription);
   broker_.schedule_dispatch(*subscription);
 }
 
+void Session::subscribe_wildcard(uint64_t request_id,
+                                 const std::string& pattern,
+                                 SubscribeRequest request, uint32_t prefetch) {
+  std::string why;
+  if (!valid_pattern(pattern, &why))
+    return reply_error(request_id, wire::ErrorCode::InvalidTopic, why);
+  if (!request.subscription.empty())
+    return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
+                       "a wildcard subscription is ephemeral: it cannot "
+                       "have a name");
+  uint64_t id = next_consumer_id_++;
+  wildcards_[id] = {std::move(request), prefetch, {}};
+  // SubscribeOk goes first: deliveries only start in the broker's next
+  // after_io().
+  reply_subscribed(request_id, id, "");
+  broker_.add_wildcard(*this, id, pattern);
+}
+
+void Session::attach_wildcard(uint64_t consumer_id, Topic& topic) {
+  Wildcard& wildcard = wildcards_.at(consumer_id);
+  Refusal refusal;
+  Subscription* subscription =
+      broker_.subscription(topic, wildcard.request, &refusal);
+  if (subscription == nullptr) {
+    LOG_WARN("connection %s: wildcard consumer %llu not attached to %s: %s",
+             connection_.peer().c_str(), (unsigned long long)consumer_id,
+             topic.name().c_str(), refusal.message.c_str());
+    return;
+  }
+  auto consumer = std::make_unique<Consumer>(consumer_id, connection_,
+                                             *subscription, wildcard.prefetch);
+  subscription->add_consumer(*consumer);
+  wildcard.parts[topic.name()] = std::move(consumer);
+  broker_.schedule_dispatch(*subscription);
+}
+
+void Session::reply_subscribed(uint64_t request_id, uint64_t consumer_id,
+                               const std::string& name) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  auto sub_name = fbb.CreateString(name);
+  frame::finish(
+      fbb, wire::Body::SubscribeOk,
+      wire::CreateSubscribeOk(fbb, request_id, consumer_id, sub_name).Union());
+  connection_.send(fbb);
+}
+
 void Session::on_unsubscribe(const wire::Unsubscribe& unsubscribe) {
-  auto it = consumers_.find(unsubscribe.consumer_id());
-  if (it == consumers_.end())
+  uint64_t id = unsubscribe.consumer_id();
+  if (auto it = consumers_.find(id); it != consumers_.end()) {
+    detach(*it->second);
+    consumers_.erase(it);
+  } else if (auto w = wildcards_.find(id); w != wildcards_.end()) {
+    end_wildcard(id, w->second);
+    wildcards_.erase(w);
+  } else {
     return reply_error(unsubscribe.request_id(),
                        wire::ErrorCode::UnknownConsumer,
-                       "no consumer " +
-                           std::to_string(unsubscribe.consumer_id()) +
+                       "no consumer " + std::to_string(id) +
                            " on this connection");
-  detach(*it->second);
-  consumers_.erase(it);
+  }
   flatbuffers::FlatBufferBuilder fbb(64);
   frame::finish(fbb, wire::Body::UnsubscribeOk,
                 wire::CreateUnsubscribeOk(fbb, unsubscribe.request_id())
@@ -143,14 +201,35 @@ void Session::on_unsubscribe(const wire::Unsubscribe& unsubscribe) {
 }
 
 // Applies `settle` to each range of an Ack or Nack from `consumer_id`.
+Consumer* Session::find_consumer(uint64_t consumer_id,
+                                 const flatbuffers::String* topic,
+                                 const char* what) {
+  if (auto it = consumers_.find(consumer_id); it != consumers_.end())
+    return it->second.get();
+  auto w = wildcards_.find(consumer_id);
+  if (w == wildcards_.end()) {
+    reply_error(0, wire::ErrorCode::UnknownConsumer,
+                std::string(what) + " for unknown consumer " +
+                    std::to_string(consumer_id));
+    return nullptr;
+  }
+  if (topic == nullptr) {
+    reply_error(0, wire::ErrorCode::InvalidSubscription,
+                std::string(what) + " for wildcard consumer " +
+                    std::to_string(consumer_id) + " must name the topic");
+    return nullptr;
+  }
+  auto part = w->second.parts.find(topic->str());
+  if (part != w->second.parts.end()) return part->second.get();
+  // The topic was deleted since: nothing left to settle.
+  return nullptr;
+}
+
 template <typename Frame, typename Settle>
 void Session::settle(const Frame& frame, const char* what, Settle settle) {
-  auto it = consumers_.find(frame.consumer_id());
-  if (it == consumers_.end())
-    return reply_error(0, wire::ErrorCode::UnknownConsumer,
-                       std::string(what) + " for unknown consumer " +
-                           std::to_string(frame.consumer_id()));
-  Consumer& consumer = *it->second;
+  Consumer* found = find_consumer(frame.consumer_id(), frame.topic(), what);
+  if (found == nullptr) return;
+  Consumer& consumer = *found;
   if (frame.ranges()) {
     for (const wire::OffsetRange* range : *frame.ranges())
       settle(consumer, range->first(), range->last());
@@ -280,6 +359,11 @@ void Session::close_consumer(Consumer& consumer, wire::ErrorCode code,
                              const std::string& why) {
   uint64_t id = consumer.id;
   consumer.subscription.remove_consumer(consumer);
+  if (auto w = wildcards_.find(id); w != wildcards_.end()) {
+    // One of its topics went; the wildcard consumer goes on with the rest.
+    w->second.parts.erase(consumer.subscription.topic().name());
+    return;
+  }
   flatbuffers::FlatBufferBuilder fbb(128 + why.size());
   frame::finish(fbb, wire::Body::ConsumerClosed,
                 wire::CreateConsumerClosed(fbb, id, code,
@@ -298,11 +382,22 @@ void Session::detach(Consumer& consumer) {
 void Session::on_drained() {
   for (auto& [id, consumer] : consumers_)
     broker_.schedule_dispatch(consumer->subscription);
+  for (auto& [id, wildcard] : wildcards_)
+    for (auto& [topic, part] : wildcard.parts)
+      broker_.schedule_dispatch(part->subscription);
 }
 
 void Session::end() {
   for (auto& [id, consumer] : consumers_) detach(*consumer);
   consumers_.clear();
+  for (auto& [id, wildcard] : wildcards_) end_wildcard(id, wildcard);
+  wildcards_.clear();
+}
+
+void Session::end_wildcard(uint64_t consumer_id, Wildcard& wildcard) {
+  broker_.remove_wildcard(*this, consumer_id);
+  for (auto& [topic, part] : wildcard.parts) detach(*part);
+  wildcard.parts.clear();
 }
 
 void Session::reply_error(uint64_t request_id, wire::ErrorCode code,

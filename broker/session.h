@@ -5,17 +5,19 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
 
+#include "broker.h"
 #include "consumer.h"
 #include "tern_generated.h"
 
 namespace tern {
 
-class Broker;
 class Connection;
+class Topic;
 
 class Session {
  public:
@@ -31,11 +33,18 @@ class Session {
   // detached and destroyed, and the client is told why.
   void close_consumer(Consumer& consumer, wire::ErrorCode code,
                       const std::string& why);
+  // Attaches wildcard consumer `consumer_id` to `topic`, which its pattern
+  // matches.
+  void attach_wildcard(uint64_t consumer_id, Topic& topic);
 
  private:
   void on_hello(const wire::Hello& hello);
   void on_publish(const wire::Publish& publish);
   void on_subscribe(const wire::Subscribe& subscribe);
+  void subscribe_wildcard(uint64_t request_id, const std::string& pattern,
+                          SubscribeRequest request, uint32_t prefetch);
+  void reply_subscribed(uint64_t request_id, uint64_t consumer_id,
+                        const std::string& name);
   void on_unsubscribe(const wire::Unsubscribe& unsubscribe);
   void on_ack(const wire::Ack& ack);
   void on_nack(const wire::Nack& nack);
@@ -47,6 +56,10 @@ class Session {
   void on_delete_subscription(const wire::DeleteSubscription& request);
   template <typename Frame, typename Settle>
   void settle(const Frame& frame, const char* what, Settle settle);
+  // The consumer an Ack or Nack is for: `consumer_id`, or for a wildcard
+  // consumer its part on `topic`. nullptr after replying with an Error.
+  Consumer* find_consumer(uint64_t consumer_id, const flatbuffers::String* topic,
+                          const char* what);
   void reply_deleted(uint64_t request_id);
   void detach(Consumer& consumer);
   void reply_error(uint64_t request_id, wire::ErrorCode code,
@@ -57,6 +70,16 @@ class Session {
   bool greeted_ = false;
   uint64_t next_consumer_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Consumer>> consumers_;
+  // A wildcard consumer is one consumer id with a part (an ephemeral
+  // subscription and its consumer) on each topic its pattern matches.
+  struct Wildcard {
+    SubscribeRequest request;
+    uint32_t prefetch;  // per part
+    std::map<std::string, std::unique_ptr<Consumer>> parts;  // by topic name
+  };
+  std::unordered_map<uint64_t, Wildcard> wildcards_;
+
+  void end_wildcard(uint64_t consumer_id, Wildcard& wildcard);
 };
 
 }  // namespace tern

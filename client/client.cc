@@ -187,6 +187,41 @@ uint64_t Client::publish(const std::string& topic, std::string payload,
   return reply.result.offset;
 }
 
+PublishResult publish_message(Client::Connection& connection,
+                              const std::string& topic,
+                              const OutgoingMessage& message,
+                              Clock::time_point deadline) {
+  flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, {}) +
+                                     encoded_size(message.payload, message.key,
+                                                  message.headers) +
+                                     message.id.size());
+  uint64_t id = connection.next_request_id();
+  // build_publish takes a batch; a one-element one costs a copy of the
+  // message, which this path (request/reply, not bulk) can afford.
+  build_publish(fbb, id, topic, {message}, /*confirm=*/true);
+  check_frame_size(fbb, connection.max_frame_bytes());
+  Reply reply;
+  try {
+    reply = connection.call(id, wire::Body::PublishAck, fbb, "Publish",
+                            deadline);
+  } catch (const Error& e) {
+    rethrow_with_context(e, "publish to " + topic);
+  }
+  if (reply.result.error != ErrorCode::kNone) {
+    throw Error(reply.result.error,
+                "publish to " + topic + " failed: " +
+                    wire::EnumNameErrorCode(
+                        wire::ErrorCode(reply.result.error)));
+  }
+  return reply.result;
+}
+
+PublishResult Client::publish(const std::string& topic,
+                              const OutgoingMessage& message) {
+  return publish_message(*connection_, topic, message,
+                         Clock::now() + connection_->options().timeout);
+}
+
 void Client::publish_async(const std::string& topic,
                            std::vector<OutgoingMessage> messages,
                            ConfirmCallback on_confirm) {
@@ -303,6 +338,62 @@ std::vector<TopicInfo> Client::topics(const std::string& name) {
   return std::move(reply.topics);
 }
 
+bool Client::create_topic(const std::string& name,
+                          const TopicSettings& settings, bool temporary) {
+  if (settings.max_age.count() < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "max_age must not be negative");
+  }
+  flatbuffers::FlatBufferBuilder fbb(256);
+  uint64_t id = connection_->next_request_id();
+  auto topic = fbb.CreateString(name);
+  auto wire_settings = wire::CreateTopicSettings(
+      fbb, uint64_t(settings.max_age.count()), settings.max_bytes,
+      settings.max_messages, settings.work_queue, settings.dead_letter_expired);
+  frame::finish(
+      fbb, wire::Body::CreateTopic,
+      wire::CreateCreateTopic(fbb, id, topic, wire_settings, temporary)
+          .Union());
+  try {
+    return connection_
+        ->call(id, wire::Body::CreateTopicOk, fbb, "CreateTopic",
+               Clock::now() + connection_->options().timeout)
+        .created;
+  } catch (const Error& e) {
+    rethrow_with_context(e, "create of topic " + name);
+  }
+}
+
+void Client::delete_topic(const std::string& name) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  uint64_t id = connection_->next_request_id();
+  auto topic = fbb.CreateString(name);
+  frame::finish(fbb, wire::Body::DeleteTopic,
+                wire::CreateDeleteTopic(fbb, id, topic).Union());
+  try {
+    connection_->call(id, wire::Body::DeleteOk, fbb, "DeleteTopic",
+                      Clock::now() + connection_->options().timeout);
+  } catch (const Error& e) {
+    rethrow_with_context(e, "delete of topic " + name);
+  }
+}
+
+void Client::delete_subscription(const std::string& topic,
+                                 const std::string& name) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  uint64_t id = connection_->next_request_id();
+  auto topic_str = fbb.CreateString(topic);
+  auto name_str = fbb.CreateString(name);
+  frame::finish(
+      fbb, wire::Body::DeleteSubscription,
+      wire::CreateDeleteSubscription(fbb, id, topic_str, name_str).Union());
+  try {
+    connection_->call(id, wire::Body::DeleteOk, fbb, "DeleteSubscription",
+                      Clock::now() + connection_->options().timeout);
+  } catch (const Error& e) {
+    rethrow_with_context(e, "delete of subscription " + name + " on " + topic);
+  }
+}
+
 void Client::close() { connection_->close(); }
 
 bool Client::connected() const { return connection_->connected(); }
@@ -354,39 +445,22 @@ std::optional<Message> Subscription::next(std::chrono::milliseconds timeout) {
   return connection_->next(consumer_id_, timeout);
 }
 
-void Subscription::ack_range(uint64_t first, uint64_t last) {
-  if (consumer_id_ == 0) {
-    throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
-  }
-  if (first > last) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "ack range " + std::to_string(first) + ".." +
-                    std::to_string(last) + " is empty");
-  }
-  flatbuffers::FlatBufferBuilder fbb(96);
-  wire::OffsetRange range(first, last);
-  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
-  frame::finish(fbb, wire::Body::Ack,
-                wire::CreateAck(fbb, consumer_id_, ranges).Union());
-  connection_->send(fbb);
+bool Subscription::wildcard() const {
+  return topic_.find_first_of("*>") != std::string::npos;
 }
 
-namespace {
-void send_nack(Client::Connection& connection, uint64_t consumer_id,
-               uint64_t offset, uint32_t delay_ms, bool dead_letter) {
-  if (consumer_id == 0) {
-    throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
-  }
-  flatbuffers::FlatBufferBuilder fbb(96);
-  wire::OffsetRange range(offset, offset);
-  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
-  frame::finish(fbb, wire::Body::Nack,
-                wire::CreateNack(fbb, consumer_id, ranges, delay_ms,
-                                 dead_letter)
-                    .Union());
-  connection.send(fbb);
+void Subscription::ack(const Message& message) {
+  settle(message.offset, message.offset, message.topic, true);
 }
-}  // namespace
+
+void Subscription::ack_range(uint64_t first, uint64_t last) {
+  if (wildcard()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a wildcard subscription acks by message: offsets are per "
+                "topic");
+  }
+  settle(first, last, topic_, true);
+}
 
 void Subscription::nack(const Message& message,
                         std::chrono::milliseconds delay) {
@@ -395,20 +469,49 @@ void Subscription::nack(const Message& message,
     throw Error(ErrorCode::kInvalidArgument,
                 "nack delay must be from 0 to 2^32-1 ms");
   }
-  send_nack(*connection_, consumer_id_, message.offset,
-            uint32_t(delay.count()), false);
+  settle(message.offset, message.offset, message.topic, false,
+         uint32_t(delay.count()));
 }
 
 void Subscription::reject(const Message& message) {
-  send_nack(*connection_, consumer_id_, message.offset, 0, true);
+  settle(message.offset, message.offset, message.topic, false, 0, true);
+}
+
+void Subscription::settle(uint64_t first, uint64_t last,
+                          const std::string& topic, bool ack,
+                          uint32_t delay_ms, bool dead_letter) {
+  if (consumer_id_ == 0) {
+    throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
+  }
+  if (first > last) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "ack range " + std::to_string(first) + ".." +
+                    std::to_string(last) + " is empty");
+  }
+  flatbuffers::FlatBufferBuilder fbb(96 + topic.size());
+  wire::OffsetRange range(first, last);
+  auto ranges = fbb.CreateVectorOfStructs(&range, 1);
+  // Only a wildcard consumer needs the topic; the others save the bytes.
+  auto topic_str = wildcard() ? fbb.CreateString(topic) : 0;
+  if (ack) {
+    frame::finish(fbb, wire::Body::Ack,
+                  wire::CreateAck(fbb, consumer_id_, ranges, topic_str).Union());
+  } else {
+    frame::finish(fbb, wire::Body::Nack,
+                  wire::CreateNack(fbb, consumer_id_, ranges, delay_ms,
+                                   dead_letter, topic_str)
+                      .Union());
+  }
+  connection_->send(fbb);
 }
 
 void Subscription::unsubscribe() {
   if (consumer_id_ == 0) return;
   uint64_t consumer_id = std::exchange(consumer_id_, 0);
   // Deliveries that race with the Unsubscribe are dropped here; the broker
-  // redelivers them since they are never acked.
-  connection_->forget_consumer(consumer_id);
+  // redelivers them since they are never acked. A consumer the broker ended
+  // (ConsumerClosed) is gone there already: nothing to unsubscribe.
+  if (!connection_->forget_consumer(consumer_id)) return;
   if (!connection_->connected()) return;  // the consumer died with it
 
   flatbuffers::FlatBufferBuilder fbb(64);

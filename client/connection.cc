@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "socket.h"
@@ -31,6 +33,10 @@ bool is_request_error(wire::ErrorCode code) {
     case wire::ErrorCode::InvalidSubscription:
     case wire::ErrorCode::UnknownConsumer:
     case wire::ErrorCode::StorageFailure:
+    case wire::ErrorCode::UnknownTopic:
+    case wire::ErrorCode::TopicExists:
+    case wire::ErrorCode::UnknownSubscription:
+    case wire::ErrorCode::Deleted:
       return true;
     default:
       return false;
@@ -171,25 +177,30 @@ std::optional<Message> Client::Connection::next(
   // thread unsubscribes meanwhile.
   std::shared_ptr<Consumer> consumer = it->second;
   consumer->cv.wait_until(lock, deadline, [&] {
-    return !consumer->queue.empty() || closed_ || consumer->detached;
+    return !consumer->queue.empty() || closed_ || consumer->detached ||
+           consumer->ended;
   });
-  // Messages that arrived before the connection died are still handed out.
+  // Messages that arrived before the connection died, or before the broker
+  // ended the consumer, are still handed out.
   if (!consumer->queue.empty()) {
     Message m = std::move(consumer->queue.front());
     consumer->queue.pop_front();
     return m;
   }
+  if (consumer->ended) throw *consumer->ended;
   if (closed_) throw lost_error();
   return std::nullopt;
 }
 
-void Client::Connection::forget_consumer(uint64_t consumer_id) {
+bool Client::Connection::forget_consumer(uint64_t consumer_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = consumers_.find(consumer_id);
-  if (it == consumers_.end()) return;
+  if (it == consumers_.end()) return false;
+  bool live = !it->second->ended;
   it->second->detached = true;
   it->second->cv.notify_all();
   consumers_.erase(it);
+  return live;
 }
 
 void Client::Connection::check_open() const {
@@ -313,6 +324,20 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
       on_reply(ok->request_id(), wire::Body::ResetOk, reply);
       break;
     }
+    case wire::Body::CreateTopicOk: {
+      auto* ok = frame.body_as_CreateTopicOk();
+      Reply reply;
+      reply.created = ok->created();
+      on_reply(ok->request_id(), wire::Body::CreateTopicOk, reply);
+      break;
+    }
+    case wire::Body::DeleteOk:
+      on_reply(frame.body_as_DeleteOk()->request_id(), wire::Body::DeleteOk,
+               Reply());
+      break;
+    case wire::Body::ConsumerClosed:
+      on_consumer_closed(*frame.body_as_ConsumerClosed());
+      break;
     case wire::Body::TopicList: {
       auto* list = frame.body_as_TopicList();
       Reply reply;
@@ -328,9 +353,21 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
                   {to_string(s->name()), s->consumers(), s->ack_floor(),
                    s->lag(), s->pending(), s->waiting_redelivery(),
                    s->ack_timeout_ms(), s->max_deliveries(),
-                   to_string(s->dead_letter_topic())});
+                   to_string(s->dead_letter_topic()), s->skipped()});
             }
           }
+          // Absent from an older broker: no settings, all zero.
+          if (const wire::TopicSettings* ts = t->settings()) {
+            info.settings.max_age = std::chrono::milliseconds(
+                int64_t(std::min<uint64_t>(ts->max_age_ms(), INT64_MAX)));
+            info.settings.max_bytes = ts->max_bytes();
+            info.settings.max_messages = ts->max_messages();
+            info.settings.work_queue = ts->work_queue();
+            info.settings.dead_letter_expired = ts->dead_letter_expired();
+          }
+          info.messages = t->messages();
+          info.bytes = t->bytes();
+          info.temporary = t->temporary();
           reply.topics.push_back(std::move(info));
         }
       }
@@ -565,6 +602,22 @@ void Client::Connection::on_deliver(const wire::Deliver& deliver) {
   if (it == consumers_.end()) return;
   Consumer& consumer = *it->second;
   for (Message& m : messages) consumer.queue.push_back(std::move(m));
+  consumer.cv.notify_all();
+}
+
+void Client::Connection::on_consumer_closed(
+    const wire::ConsumerClosed& closed) {
+  std::string text = to_string(closed.message());
+  if (text.empty()) text = error_name(closed.code());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = consumers_.find(closed.consumer_id());
+  // Unsubscribed meanwhile (or never ours): nobody to tell.
+  if (it == consumers_.end()) return;
+  Consumer& consumer = *it->second;
+  if (!consumer.ended) {
+    consumer.ended.emplace(ErrorCode(uint16_t(closed.code())),
+                           "subscription ended by the broker: " + text);
+  }
   consumer.cv.notify_all();
 }
 

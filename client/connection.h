@@ -13,6 +13,8 @@
 //     by request id; its PublishAck runs the callback and releases the window.
 //   deliveries: queued on the Consumer named by the frame's consumer id, where
 //     Subscription::next() picks them up.
+//   ConsumerClosed: marks that Consumer ended, with the broker's reason;
+//     next() throws it once the queue is drained.
 //
 // Everything above is guarded by mu_. Callbacks run on the reader thread
 // without mu_ held.
@@ -63,6 +65,8 @@ struct Reply {
   PublishResult result;
   // TopicList.
   std::vector<TopicInfo> topics;
+  // CreateTopicOk.
+  bool created = false;
 };
 
 struct Client::Connection {
@@ -107,10 +111,14 @@ struct Client::Connection {
   size_t unconfirmed() const;
 
   // Consumers: created by the reader on SubscribeOk, so no delivery that
-  // follows it can be missed; removed by forget_consumer().
+  // follows it can be missed; removed by forget_consumer(), which returns
+  // false if the broker had already ended the consumer (ConsumerClosed), so
+  // there is nothing to unsubscribe. An ended consumer stays here until
+  // then, so that next() can hand out what it still holds and then say why
+  // it ended; the broker never reuses a consumer id on a connection.
   std::optional<Message> next(uint64_t consumer_id,
                               std::chrono::milliseconds timeout);
-  void forget_consumer(uint64_t consumer_id);
+  bool forget_consumer(uint64_t consumer_id);
 
   // Throws Error(kConnectionLost) if the connection is closed.
   void check_open() const;
@@ -135,6 +143,7 @@ struct Client::Connection {
     std::condition_variable cv;
     std::deque<Message> queue;
     bool detached = false;  // unsubscribed while someone waited in next()
+    std::optional<Error> ended;  // ConsumerClosed: the broker's reason
   };
 
   Connection(std::string address, ClientOptions options, int fd);
@@ -147,6 +156,7 @@ struct Client::Connection {
   void on_publish_ack(const wire::PublishAck& ack);
   void on_error(const wire::Error& error);
   void on_deliver(const wire::Deliver& deliver);
+  void on_consumer_closed(const wire::ConsumerClosed& closed);
   // Runs a finished publish's callback, then releases its window slots.
   void complete_publish(PendingPublish publish,
                         const std::vector<PublishResult>& results,
@@ -183,5 +193,12 @@ struct Client::Connection {
   std::optional<Error> first_publish_error_;
   std::unordered_map<uint64_t, std::shared_ptr<Consumer>> consumers_;
 };
+
+// Publishes one message and waits (until `deadline`) for its confirm; throws
+// like Client::publish. Shared by Client and Responder (client.cc).
+PublishResult publish_message(Client::Connection& connection,
+                              const std::string& topic,
+                              const OutgoingMessage& message,
+                              std::chrono::steady_clock::time_point deadline);
 
 }  // namespace tern

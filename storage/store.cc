@@ -531,28 +531,26 @@ Status Store::load_topic(TopicRecord* topic) {
                          s.ToString());
   s = db_->Get(rocksdb::ReadOptions(), meta_,
                topic_key(topic->id, kTopicStateTag), &value);
-  if (s.ok()) {
-    if (!decode_state(value, &topic->state)) return damaged("state");
-    return Status::ok();
-  }
-  if (!s.IsNotFound())
+  bool stored = s.ok();
+  if (stored && !decode_state(value, &topic->state)) return damaged("state");
+  if (!stored && !s.IsNotFound())
     return Status::error("cannot read topic " + topic->name + ": " +
                          s.ToString());
-  // No state record: a store written before there was one. Count once.
+  // Without a state record (a store written before there was one) the
+  // messages are counted once. With one, messages past its next offset are
+  // counted in: the broker writes the state with every append, but an offset
+  // must never be handed out twice, whatever happened.
   TopicState& state = topic->state;
-  bool first = true;
-  Status scanned = scan(topic->id, 0,
-                        [&](uint64_t offset, const char*, size_t size) {
-                          if (first) state.first_offset = offset;
-                          first = false;
-                          state.next_offset = offset + 1;
-                          ++state.messages;
-                          state.bytes += size;
-                          return true;
-                        });
-  if (!scanned.is_ok()) return scanned;
-  if (first) state.first_offset = state.next_offset = 0;
-  return Status::ok();
+  bool first = !stored;
+  return scan(topic->id, state.next_offset,
+              [&](uint64_t offset, const char*, size_t size) {
+                if (first) state.first_offset = offset;
+                first = false;
+                state.next_offset = offset + 1;
+                ++state.messages;
+                state.bytes += size;
+                return true;
+              });
 }
 
 Status Store::load_subscriptions(std::vector<SubscriptionRecord>* out) {

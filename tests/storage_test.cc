@@ -776,3 +776,21 @@ TEST_CASE("storage: topic settings and deleting a whole topic") {
   REQUIRE(store->load_dedupe(&ids).is_ok());
   CHECK(ids.empty());
 }
+
+TEST_CASE("storage: messages past the stored next offset are never reused") {
+  TempDir dir;
+  auto store = open_store(dir.sub("data"));
+  {
+    Batch batch(*store);
+    batch.put_topic({3, "t", {}, {}});
+    batch.put_topic_state(3, {0, 6, 6, 600});
+    REQUIRE(store->commit(batch).is_ok());
+  }
+  append(*store, 3, 0, 9, "m");  // three more than the state says
+  std::vector<TopicRecord> topics;
+  REQUIRE(store->load_topics(&topics).is_ok());
+  REQUIRE(topics.size() == 1);
+  CHECK(topics[0].state.next_offset == 9);
+  CHECK(topics[0].state.messages == 9);
+  CHECK(topics[0].state.first_offset == 0);
+}

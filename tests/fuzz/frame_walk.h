@@ -67,6 +67,7 @@ class FrameWalk {
             headers(m->headers());
             bytes(m->payload());
             string(m->id());
+            scalar(m->ttl_ms());
           }
         }
         break;
@@ -94,6 +95,10 @@ class FrameWalk {
         string(wire::EnumNameStartPosition(b->start()));
         scalar(b->prefetch());
         scalar(b->ack_timeout_ms());
+        scalar(b->start_offset());
+        scalar(static_cast<uint64_t>(b->start_time_ms()));
+        scalar(b->max_deliveries());
+        string(b->dead_letter_topic());
         break;
       }
       case wire::Body::SubscribeOk: {
@@ -134,6 +139,7 @@ class FrameWalk {
         const auto* b = f.body_as_Ack();
         scalar(b->consumer_id());
         ranges(b->ranges());
+        string(b->topic());
         break;
       }
       case wire::Body::Nack: {
@@ -142,6 +148,7 @@ class FrameWalk {
         scalar(b->delay_ms());
         scalar(b->dead_letter());
         ranges(b->ranges());
+        string(b->topic());
         break;
       }
       case wire::Body::ListTopics: {
@@ -161,11 +168,21 @@ class FrameWalk {
             if (const auto* subs = t->subscriptions()) {
               for (const wire::SubscriptionInfo* s : *subs) {
                 string(s->name());
-                string(s->dead_letter_topic());
                 scalar(s->consumers());
+                scalar(s->ack_floor());
                 scalar(s->lag());
+                scalar(s->pending());
+                scalar(s->waiting_redelivery());
+                scalar(s->ack_timeout_ms());
+                scalar(s->max_deliveries());
+                string(s->dead_letter_topic());
+                scalar(s->skipped());
               }
             }
+            settings(t->settings());
+            scalar(t->messages());
+            scalar(t->bytes());
+            scalar(t->temporary());
           }
         }
         break;
@@ -184,6 +201,44 @@ class FrameWalk {
         const auto* b = f.body_as_ResetOk();
         scalar(b->request_id());
         scalar(b->offset());
+        break;
+      }
+      case wire::Body::CreateTopic: {
+        const auto* b = f.body_as_CreateTopic();
+        scalar(b->request_id());
+        string(b->topic());
+        settings(b->settings());
+        scalar(b->temporary());
+        break;
+      }
+      case wire::Body::CreateTopicOk: {
+        const auto* b = f.body_as_CreateTopicOk();
+        scalar(b->request_id());
+        scalar(b->created());
+        break;
+      }
+      case wire::Body::DeleteTopic: {
+        const auto* b = f.body_as_DeleteTopic();
+        scalar(b->request_id());
+        string(b->topic());
+        break;
+      }
+      case wire::Body::DeleteSubscription: {
+        const auto* b = f.body_as_DeleteSubscription();
+        scalar(b->request_id());
+        string(b->topic());
+        string(b->subscription());
+        break;
+      }
+      case wire::Body::DeleteOk:
+        scalar(f.body_as_DeleteOk()->request_id());
+        break;
+      case wire::Body::ConsumerClosed: {
+        const auto* b = f.body_as_ConsumerClosed();
+        scalar(b->consumer_id());
+        scalar(static_cast<uint64_t>(b->code()));
+        string(wire::EnumNameErrorCode(b->code()));
+        string(b->message());
         break;
       }
       case wire::Body::NONE:
@@ -240,6 +295,15 @@ class FrameWalk {
       string(h->name());
       bytes(h->value());
     }
+  }
+
+  void settings(const wire::TopicSettings* s) {
+    if (s == nullptr) return scalar(0);
+    scalar(s->max_age_ms());
+    scalar(s->max_bytes());
+    scalar(s->max_messages());
+    scalar(s->work_queue());
+    scalar(s->dead_letter_expired());
   }
 
   void ranges(const flatbuffers::Vector<const wire::OffsetRange*>* ranges) {

@@ -92,7 +92,7 @@ std::vector<std::pair<std::string, std::string>> all_frames() {
         std::vector<flatbuffers::Offset<wire::Message>> messages = {
             wire::CreateMessage(fbb, vec(fbb, "key-1"), headers,
                                 vec(fbb, "hello"), fbb.CreateString("id-1")),
-            wire::CreateMessage(fbb, 0, 0, vec(fbb, "")),
+            wire::CreateMessage(fbb, 0, 0, vec(fbb, ""), 0, 5000),
             wire::CreateMessage(fbb, 0, 0, vec(fbb, std::string(40, 'p')))};
         return wire::CreatePublishDirect(fbb, 2, "orders", true, &messages);
       }));
@@ -108,7 +108,7 @@ std::vector<std::pair<std::string, std::string>> all_frames() {
       "subscribe", make_frame(wire::Body::Subscribe, [](FBB& fbb) {
         return wire::CreateSubscribeDirect(fbb, 4, "orders", "billing",
                                            wire::StartPosition::Earliest, 100,
-                                           5000);
+                                           5000, 0, 0, 3, "orders.failed");
       }));
   frames.emplace_back(
       "subscribe_ok", make_frame(wire::Body::SubscribeOk, [](FBB& fbb) {
@@ -136,8 +136,71 @@ std::vector<std::pair<std::string, std::string>> all_frames() {
   frames.emplace_back("ack", make_frame(wire::Body::Ack, [](FBB& fbb) {
                         std::vector<wire::OffsetRange> ranges = {
                             wire::OffsetRange(0, 1), wire::OffsetRange(5, 9)};
-                        return wire::CreateAckDirect(fbb, 1, &ranges);
+                        return wire::CreateAckDirect(fbb, 1, &ranges,
+                                                     "orders.eu");
                       }));
+  frames.emplace_back(
+      "nack", make_frame(wire::Body::Nack, [](FBB& fbb) {
+        std::vector<wire::OffsetRange> ranges = {wire::OffsetRange(3, 4)};
+        return wire::CreateNackDirect(fbb, 2, &ranges, 250, true, "orders.eu");
+      }));
+  frames.emplace_back("list_topics",
+                      make_frame(wire::Body::ListTopics, [](FBB& fbb) {
+                        return wire::CreateListTopicsDirect(fbb, 6, "orders");
+                      }));
+  frames.emplace_back(
+      "topic_list", make_frame(wire::Body::TopicList, [](FBB& fbb) {
+        std::vector<flatbuffers::Offset<wire::SubscriptionInfo>> subs = {
+            wire::CreateSubscriptionInfoDirect(fbb, "billing", 1, 3, 2, 1, 0,
+                                               30000, 16, "orders.dlq", 4),
+            wire::CreateSubscriptionInfoDirect(fbb, "", 1)};
+        auto settings =
+            wire::CreateTopicSettings(fbb, 60000, 1 << 20, 1000, true, true);
+        std::vector<flatbuffers::Offset<wire::TopicInfo>> topics = {
+            wire::CreateTopicInfoDirect(fbb, "orders", 3, 9, &subs, settings, 6,
+                                        420, false),
+            wire::CreateTopicInfoDirect(fbb, "_inbox.k3", 0, 0, nullptr, 0, 0,
+                                        0, true)};
+        return wire::CreateTopicListDirect(fbb, 6, &topics);
+      }));
+  frames.emplace_back("reset_subscription",
+                      make_frame(wire::Body::ResetSubscription, [](FBB& fbb) {
+                        return wire::CreateResetSubscriptionDirect(
+                            fbb, 8, "orders", "billing",
+                            wire::StartPosition::Time, 0, 1700000000000);
+                      }));
+  frames.emplace_back("reset_ok", make_frame(wire::Body::ResetOk, [](FBB& fbb) {
+                        return wire::CreateResetOk(fbb, 8, 3);
+                      }));
+  frames.emplace_back(
+      "create_topic", make_frame(wire::Body::CreateTopic, [](FBB& fbb) {
+        auto settings =
+            wire::CreateTopicSettings(fbb, 60000, 1 << 20, 1000, true, true);
+        return wire::CreateCreateTopicDirect(fbb, 9, "_inbox.k3", settings,
+                                             true);
+      }));
+  frames.emplace_back("create_topic_ok",
+                      make_frame(wire::Body::CreateTopicOk, [](FBB& fbb) {
+                        return wire::CreateCreateTopicOk(fbb, 9, true);
+                      }));
+  frames.emplace_back("delete_topic",
+                      make_frame(wire::Body::DeleteTopic, [](FBB& fbb) {
+                        return wire::CreateDeleteTopicDirect(fbb, 10, "orders");
+                      }));
+  frames.emplace_back("delete_subscription",
+                      make_frame(wire::Body::DeleteSubscription, [](FBB& fbb) {
+                        return wire::CreateDeleteSubscriptionDirect(
+                            fbb, 11, "orders", "billing");
+                      }));
+  frames.emplace_back("delete_ok",
+                      make_frame(wire::Body::DeleteOk, [](FBB& fbb) {
+                        return wire::CreateDeleteOk(fbb, 11);
+                      }));
+  frames.emplace_back(
+      "consumer_closed", make_frame(wire::Body::ConsumerClosed, [](FBB& fbb) {
+        return wire::CreateConsumerClosedDirect(
+            fbb, 1, wire::ErrorCode::Deleted, "topic orders was deleted");
+      }));
   return frames;
 }
 
@@ -220,9 +283,18 @@ class Script {
     bytes_.push_back(static_cast<char>(v));
     return *this;
   }
+  Script& u16(uint16_t v) {
+    put_le(&bytes_, v, 2);
+    return *this;
+  }
   Script& u32(uint32_t v) {
     put_le(&bytes_, v, 4);
     return *this;
+  }
+  // One kPublish message with only a payload (and a TTL if ttl_ms > 0).
+  Script& message(const std::string& payload, uint8_t ttl_ms = 0) {
+    u8(ttl_ms ? 0x14 : 0x04).blob("").u8(0).blob(payload);
+    return ttl_ms ? u8(ttl_ms) : *this;
   }
   Script& blob(const std::string& s) {  // s.size() < 64
     u8(static_cast<uint8_t>(s.size()));
@@ -310,6 +382,171 @@ void session_seeds() {
   write_seed("session_fuzz", "prefetch_zero",
              S(true, ping).op(session::kSubscribe).u8(1).u8(0).u8(1).u8(0)
                  .u8(1).u8(0).bytes());
+  write_seed("session_fuzz", "broker_only_consumer_closed",
+             S(true, ping).op(session::kBrokerOnly).u8(11).bytes());
+
+  // Retention, and a topic deleted under its consumer. "t.a.b" is deleted
+  // first (it may be left from before), created keeping at most 3 messages,
+  // given 5; durable "s1" subscribes from the earliest with prefetch 2, the
+  // broker's 10 ms retention trims while the script pauses, then the topic
+  // is deleted with the consumer attached (ConsumerClosed), published to
+  // again (a new topic), and the closed consumer acks and nacks.
+  write_seed("session_fuzz", "retention_delete_under_consumer",
+             S(true, ping)
+                 .op(session::kDeleteTopic).u8(1).u8(session::kTAB)
+                 .op(session::kCreateTopic).u8(2).u8(session::kTAB)
+                 .u8(0x02 | 2 << 4).u8(0)
+                 .op(session::kPublish).u8(3).u8(session::kTAB).u8(0x01 | 4 << 2)
+                 .message("m1").message("m2").message("m3").message("m4")
+                 .op(session::kSubscribe).u8(4).u8(session::kTAB)
+                 .u8(session::kS1).u8(1).u8(2).u8(1).u8(0)
+                 .op(session::kPause).u8(15)
+                 .op(session::kPublish).u8(5).u8(session::kTAB).u8(0x01 | 1 << 2)
+                 .message("m5")
+                 .op(session::kPause).u8(15)
+                 .op(session::kDeleteTopic).u8(6).u8(session::kTAB)
+                 .op(session::kPublish).u8(7).u8(session::kTAB).u8(0x01 | 1 << 2)
+                 .message("after")
+                 .op(session::kAck).u8(1).u8(1).u8(0).u8(0xFF)
+                 .op(session::kSettleLast).u8(1)
+                 .op(session::kListTopics).u8(8).u8(1).u8(session::kTAB)
+                 .bytes());
+  // Expiry and work queues: "t.b" recreated as a work queue whose messages
+  // live 50 ms at most, with dead_letter_expired; messages with a 1 ms TTL,
+  // a 200 ms one and none; a durable consumer with max_deliveries 1 whose
+  // dead-letter topic is "_inbox.x", which does not exist. It acks one
+  // delivery and dead-letters another; the subscription is deleted twice.
+  write_seed("session_fuzz", "expiry_work_queue",
+             S(true, ping)
+                 .op(session::kDeleteTopic).u8(1).u8(session::kTB)
+                 .op(session::kCreateTopic).u8(2).u8(session::kTB)
+                 .u8(0x02 | 0x04 | 0x08).u8(2)
+                 .op(session::kPublish).u8(3).u8(session::kTB).u8(0x01 | 3 << 2)
+                 .message("short", 1).message("long", 200).message("plain")
+                 .op(session::kSubscribe).u8(4).u8(session::kTB)
+                 .u8(session::kS2).u8(1).u8(0).u8(1 << 2 | 3 << 4)
+                 .op(session::kPause).u8(19)
+                 .op(session::kSettleLast).u8(0)
+                 .op(session::kSettleLast).u8(1 | 2)
+                 .op(session::kPause).u8(19)
+                 .op(session::kListTopics).u8(5).u8(0)
+                 .op(session::kDeleteSubscription).u8(6).u8(session::kTB)
+                 .u8(session::kS2)
+                 .op(session::kDeleteSubscription).u8(7).u8(session::kTB)
+                 .u8(session::kS2)
+                 .bytes());
+  // A wildcard consumer on "t.>" from the earliest: "t.a.b" is created and
+  // deleted under it, its deliveries are acked naming the topic, nacked
+  // without (InvalidSubscription), and dead-lettered into "t.a.dlq", which
+  // the pattern matches too.
+  write_seed("session_fuzz", "wildcard_create_delete",
+             S(true, ping)
+                 .op(session::kSubscribe).u8(1).u8(session::kTGt)
+                 .u8(session::kEphemeral).u8(1).u8(0).u8(0)
+                 .op(session::kCreateTopic).u8(2).u8(session::kTAB).u8(0)
+                 .u8(0)
+                 .op(session::kPublish).u8(3).u8(session::kTAB).u8(0x01 | 2 << 2)
+                 .message("w1").message("w2")
+                 .op(session::kPublish).u8(4).u8(session::kTA).u8(0x01 | 1 << 2)
+                 .message("w3")
+                 .op(session::kPause).u8(10)
+                 .op(session::kSettleLast).u8(0)
+                 .op(session::kSettleLast).u8(1 | 8)
+                 .op(session::kNack).u8(1).u8(1 | 8 | 16).u8(0).u8(0xFF)
+                 .u8(session::kTA)
+                 .op(session::kDeleteTopic).u8(5).u8(session::kTAB)
+                 .op(session::kPublish).u8(6).u8(session::kTAB).u8(0x01 | 1 << 2)
+                 .message("w4")
+                 .op(session::kPause).u8(10)
+                 .op(session::kAck).u8(1).u8(1 | 8).u8(0).u8(0xFF)
+                 .u8(session::kTAB)
+                 .op(session::kUnsubscribe).u8(7).u8(1)
+                 .bytes());
+  // Patterns: "*" and "t.*" (one ephemeral each), a pattern with a
+  // subscription name, malformed ones; listing and deleting a pattern.
+  write_seed("session_fuzz", "patterns",
+             S(true, ping)
+                 .op(session::kSubscribe).u8(1).u8(session::kStar)
+                 .u8(session::kEphemeral).u8(0).u8(0).u8(0)
+                 .op(session::kSubscribe).u8(2).u8(session::kTStar)
+                 .u8(session::kEphemeral).u8(0).u8(2).u8(0).u8(0)
+                 .op(session::kSubscribe).u8(3).u8(session::kTStar)
+                 .u8(session::kS1).u8(0).u8(0).u8(0)
+                 .op(session::kSubscribe).u8(4).u8(session::kBadStarX)
+                 .u8(session::kEphemeral).u8(0).u8(0).u8(0)
+                 .op(session::kSubscribe).u8(5).u8(session::kBadGtA)
+                 .u8(session::kEphemeral).u8(0).u8(0).u8(0)
+                 .op(session::kPublish).u8(6).u8(session::kTB).u8(0x01 | 1 << 2)
+                 .message("p")
+                 .op(session::kListTopics).u8(7).u8(1).u8(session::kTStar)
+                 .op(session::kDeleteTopic).u8(8).u8(session::kTStar)
+                 .op(session::kPause).u8(5)
+                 .op(session::kSettleLast).u8(0)
+                 .bytes());
+  // A temporary inbox: created, subscribed to and published to on the first
+  // connection, published to from a second; the first is then closed (the
+  // inbox goes with it) and the second publishes to the gone inbox
+  // (UnknownTopic) and tries to create it not temporary (InvalidTopic).
+  write_seed("session_fuzz", "temporary_inbox",
+             S(true, ping)
+                 .op(session::kCreateTopic).u8(1).u8(session::kInbox)
+                 .u8(0x01).u8(0)
+                 .op(session::kSubscribe).u8(2).u8(session::kInbox)
+                 .u8(session::kEphemeral).u8(0).u8(0).u8(0)
+                 .op(session::kPublish).u8(3).u8(session::kInbox)
+                 .u8(0x01 | 1 << 2).message("req")
+                 .op(session::kSwitch).u8(1)
+                 .op(session::kPublish).u8(1).u8(session::kInbox)
+                 .u8(0x01 | 1 << 2).message("reply")
+                 .op(session::kPause).u8(5)
+                 .op(session::kSwitch).u8(0 | 2)
+                 .op(session::kSwitch).u8(1)
+                 .op(session::kPause).u8(5)
+                 .op(session::kPublish).u8(2).u8(session::kInbox)
+                 .u8(0x01 | 1 << 2).message("late")
+                 .op(session::kCreateTopic).u8(3).u8(session::kInbox)
+                 .u8(0).u8(0)
+                 .op(session::kListTopics).u8(4).u8(1).u8(session::kInbox)
+                 .bytes());
+  // A durable consumer on one connection; the other deletes its
+  // subscription and its topic, then the first settles what it got, resets
+  // the subscription and subscribes again.
+  write_seed("session_fuzz", "delete_from_other_connection",
+             S(true, session::kReset)
+                 .op(session::kSubscribe).u8(1).u8(session::kTB)
+                 .u8(session::kS3).u8(1).u8(2).u8(1).u8(0)
+                 .op(session::kPublish).u8(2).u8(session::kTB)
+                 .u8(0x01 | 3 << 2).message("d1").message("d2").message("d3")
+                 .op(session::kPause).u8(5)
+                 .op(session::kSwitch).u8(1)
+                 .op(session::kDeleteSubscription).u8(1).u8(session::kTB)
+                 .u8(session::kS3)
+                 .op(session::kDeleteTopic).u8(2).u8(session::kTB)
+                 .op(session::kSwitch).u8(0)
+                 .op(session::kSettleLast).u8(1 | 4)
+                 .op(session::kResetSubscription).u8(3).u8(session::kTB)
+                 .u8(session::kS3).u8(1).u8(0).u8(0)
+                 .op(session::kSubscribe).u8(4).u8(session::kTB)
+                 .u8(session::kS3).u8(1).u8(0).u8(0)
+                 .op(session::kPause).u8(5)
+                 .bytes());
+  // Nack with a delay, then reset a durable subscription back to the start.
+  write_seed("session_fuzz", "nack_and_reset",
+             S(true, ping)
+                 .op(session::kSubscribe).u8(1).u8(session::kFz)
+                 .u8(session::kS1).u8(0).u8(2).u8(0).u8(0)
+                 .op(session::kPublish).u8(2).u8(session::kFz).u8(0x01 | 2 << 2)
+                 .message("n1").message("n2")
+                 .op(session::kPause).u8(5)
+                 .op(session::kSettleLast).u8(1 | 4)
+                 .op(session::kNack).u8(1).u8(1 | 1 << 5).u8(0).u8(0xFF).u8(3)
+                 .op(session::kPause).u8(10)
+                 .op(session::kResetSubscription).u8(3).u8(session::kFz)
+                 .u8(session::kS1).u8(2).u8(0).u8(0)
+                 .op(session::kPause).u8(5)
+                 .op(session::kResetSubscription).u8(4).u8(session::kFz)
+                 .u8(session::kS2).u8(0).u8(0).u8(0)
+                 .bytes());
 }
 // clang-format on
 

@@ -2,10 +2,12 @@
 //
 // One real tern-broker process (the sanitizer build, $TERN_BROKER) is started
 // when the fuzzer starts, on a free loopback port with a temporary data
-// directory and --fsync never, and serves every input. Each input is a script
-// (session_script.h) that this target turns into frames — valid ones, wrong
-// ones, broker-only ones, garbage — and sends over a fresh TCP connection,
-// reading the replies as it goes and until the connection ends.
+// directory, --fsync never and --retention-interval 10 (so that topics with
+// limits lose messages while a script runs), and serves every input. Each
+// input is a script (session_script.h) that this target turns into frames —
+// valid ones, wrong ones, broker-only ones, garbage — and sends over a fresh
+// TCP connection (and a second one if the script asks), reading the replies
+// as it goes and until the connections end.
 //
 // After every input the broker must still be running and must answer Hello
 // and Ping on a second connection. Along the way, everything the broker sends
@@ -37,6 +39,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -48,7 +51,7 @@
 // Reply features for libFuzzer (see the top of this file).
 extern "C" {
 __attribute__((used, section("__libfuzzer_extra_counters")))
-uint8_t tern_reply_features[4096];
+uint8_t tern_reply_features[32768];
 }
 
 namespace {
@@ -60,8 +63,27 @@ using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 constexpr auto kQuiet = 50ms;  // silence after which a connection is done
-const char* const kTopics[] = {"fz", "fz.b", "fz-c", "Z_9"};
+// The pools of session_script.h. Wildcard patterns match the first topics.
+#define TERN_FUZZ_TOPICS \
+  "t.a", "t.b", "t.a.b", "fz", "_inbox.x", "t.a.dlq", "t", "Z_9"
+const char* const kTopics[] = {TERN_FUZZ_TOPICS};
+const char* const kPatterns[] = {
+    TERN_FUZZ_TOPICS, "t.*", "t.>", "*", ">", "*.b", "t.*x", "t.>.a", "t..*"};
+#undef TERN_FUZZ_TOPICS
+static_assert(sizeof kTopics / sizeof *kTopics == 8, "session_script.h");
+static_assert(sizeof kPatterns / sizeof *kPatterns == 16, "session_script.h");
+static_assert(session::kBadEmpty == 15, "session_script.h");
 const char* const kSubscriptions[] = {"", "s1", "s2", "s-3"};
+
+// With $TERN_FUZZ_TRACE set, what is sent and received goes to stderr (to
+// check what a seed or a crash input does).
+const bool g_trace = getenv("TERN_FUZZ_TRACE") != nullptr;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 struct Broker {
   pid_t pid = -1;
@@ -194,9 +216,11 @@ Bytes publish_frame(Script& in) {
     auto key_offset = parts & 1 ? vec(fbb, key) : 0;
     auto headers_offset = parts & 2 ? fbb.CreateVector(headers) : 0;
     auto payload_offset = parts & 4 ? vec(fbb, payload) : 0;
+    uint32_t ttl = 0;
+    if (parts & 16) ttl = std::max<uint32_t>(in.u8(), 1);
     auto id_offset = parts & 8 ? fbb.CreateString(id) : 0;
     messages.push_back(wire::CreateMessage(fbb, key_offset, headers_offset,
-                                           payload_offset, id_offset));
+                                           payload_offset, id_offset, ttl));
   }
   auto list = fbb.CreateVector(messages);
   wire::PublishBuilder publish(fbb);
@@ -211,26 +235,56 @@ Bytes publish_frame(Script& in) {
   return finish(fbb, wire::Body::Publish, body.Union());
 }
 
+struct Start {
+  wire::StartPosition position;
+  uint64_t offset = 0;
+  int64_t time_ms = 0;
+};
+
+Start start_position(Script& in) {
+  uint8_t s = in.u8();
+  if (s >= 0xF0) return {static_cast<wire::StartPosition>(s)};
+  Start start{static_cast<wire::StartPosition>(s % 4)};
+  start.offset = (s >> 2) % 4;
+  if ((s >> 4) % 2) start.time_ms = now_ms() - 1000;
+  return start;
+}
+
 Bytes subscribe_frame(Script& in) {
   flatbuffers::FlatBufferBuilder fbb;
   uint64_t id = in.u8();
-  auto topic = fbb.CreateString(in.name(kTopics));
+  std::string topic_name = in.name(kPatterns);
+  auto topic = fbb.CreateString(topic_name);
   auto name = fbb.CreateString(in.name(kSubscriptions));
-  uint8_t start = in.u8();
-  if (start < 0xF0) start %= 2;
+  Start start = start_position(in);
   uint8_t prefetch_kind = in.u8() % 4;
   uint32_t prefetch = prefetch_kind == 1   ? 0
                       : prefetch_kind == 2 ? 1 + in.u8() % 8
                       : prefetch_kind == 3 ? in.u32()
                                            : 1000;
-  uint8_t timeout_kind = in.u8() % 3;
+  uint8_t t = in.u8();
+  uint8_t timeout_kind = (t & 3) % 3;
   uint32_t timeout = timeout_kind == 1   ? 1 + in.u8()
                      : timeout_kind == 2 ? in.u32()
                                          : 0;
+  const uint32_t kMaxDeliveries[] = {16, 1, 2, 0};
+  uint32_t max_deliveries = kMaxDeliveries[(t >> 2) & 3];
+  flatbuffers::Offset<flatbuffers::String> dead_letter = 0;
+  switch ((t >> 4) & 3) {
+    case 1:
+      dead_letter = fbb.CreateString("t.b");
+      break;
+    case 2:
+      dead_letter = fbb.CreateString(topic_name);
+      break;
+    case 3:
+      dead_letter = fbb.CreateString("_inbox.x");
+      break;
+  }
   return finish(fbb, wire::Body::Subscribe,
-                wire::CreateSubscribe(fbb, id, topic, name,
-                                      static_cast<wire::StartPosition>(start),
-                                      prefetch, timeout)
+                wire::CreateSubscribe(
+                    fbb, id, topic, name, start.position, prefetch, timeout,
+                    start.offset, start.time_ms, max_deliveries, dead_letter)
                     .Union());
 }
 
@@ -242,23 +296,169 @@ Bytes unsubscribe_frame(Script& in) {
                 wire::CreateUnsubscribe(fbb, id, consumer).Union());
 }
 
-Bytes ack_frame(Script& in) {
-  flatbuffers::FlatBufferBuilder fbb;
-  uint64_t consumer = in.consumer();
+std::vector<wire::OffsetRange> offset_ranges(Script& in, int n) {
   std::vector<wire::OffsetRange> ranges;
-  for (int i = 0, n = in.u8() % 5; i < n; ++i) {
+  for (int i = 0; i < n; ++i) {
     uint64_t first = in.offset();
     uint64_t last = in.offset();
     ranges.emplace_back(first, last);
   }
+  return ranges;
+}
+
+Bytes ack_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t consumer = in.consumer();
+  uint8_t n = in.u8();
+  auto ranges = offset_ranges(in, (n & 7) % 5);
+  auto topic = n & 8 ? fbb.CreateString(in.name(kTopics)) : 0;
   auto list = fbb.CreateVectorOfStructs(ranges);
   return finish(fbb, wire::Body::Ack,
-                wire::CreateAck(fbb, consumer, list).Union());
+                wire::CreateAck(fbb, consumer, list, topic).Union());
+}
+
+Bytes nack_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t consumer = in.consumer();
+  uint8_t f = in.u8();
+  auto ranges = offset_ranges(in, (f & 7) % 5);
+  uint32_t delay = 0;
+  switch ((f >> 5) & 3) {
+    case 1:
+      delay = in.u8();
+      break;
+    case 2:
+      delay = in.u32();
+      break;
+    case 3:
+      delay = 5;
+      break;
+  }
+  auto topic = f & 8 ? fbb.CreateString(in.name(kTopics)) : 0;
+  auto list = fbb.CreateVectorOfStructs(ranges);
+  return finish(
+      fbb, wire::Body::Nack,
+      wire::CreateNack(fbb, consumer, list, delay, f & 16, topic).Union());
+}
+
+Bytes list_topics_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t id = in.u8();
+  auto topic = in.u8() & 1 ? fbb.CreateString(in.name(kPatterns)) : 0;
+  return finish(fbb, wire::Body::ListTopics,
+                wire::CreateListTopics(fbb, id, topic).Union());
+}
+
+Bytes reset_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t id = in.u8();
+  auto topic = fbb.CreateString(in.name(kTopics));
+  auto name = fbb.CreateString(in.name(kSubscriptions));
+  Start start = start_position(in);
+  uint64_t offset = in.offset();
+  uint8_t t = in.u8();
+  int64_t time_ms = t == 0     ? 0
+                    : t < 0xF0 ? now_ms() - 10 * int64_t(t)
+                               : static_cast<int64_t>(in.u64());
+  // ResetSubscription.start defaults to Earliest: Latest must be forced in.
+  fbb.ForceDefaults(true);
+  auto body = wire::CreateResetSubscription(fbb, id, topic, name,
+                                            start.position, offset, time_ms);
+  fbb.ForceDefaults(false);
+  return finish(fbb, wire::Body::ResetSubscription, body.Union());
+}
+
+Bytes create_topic_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t id = in.u8();
+  auto topic = fbb.CreateString(in.name(kTopics));
+  uint8_t flags = in.u8();
+  uint8_t age_kind = in.u8() % 4;
+  uint64_t max_messages = 0, max_bytes = 0, max_age = 0;
+  switch ((flags >> 4) & 3) {
+    case 1:
+      max_messages = 1;
+      break;
+    case 2:
+      max_messages = 3;
+      break;
+    case 3:
+      max_messages = in.u8();
+      break;
+  }
+  switch (flags >> 6) {
+    case 1:
+      max_bytes = 1;
+      break;
+    case 2:
+      max_bytes = 300;
+      break;
+    case 3:
+      max_bytes = in.u16();
+      break;
+  }
+  switch (age_kind) {
+    case 1:
+      max_age = 1;
+      break;
+    case 2:
+      max_age = 50;
+      break;
+    case 3:
+      max_age = in.u16();
+      break;
+  }
+  flatbuffers::Offset<wire::TopicSettings> settings = 0;
+  if (flags & 2)
+    settings = wire::CreateTopicSettings(fbb, max_age, max_bytes, max_messages,
+                                         flags & 4, flags & 8);
+  return finish(
+      fbb, wire::Body::CreateTopic,
+      wire::CreateCreateTopic(fbb, id, topic, settings, flags & 1).Union());
+}
+
+Bytes delete_topic_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t id = in.u8();
+  auto topic = fbb.CreateString(in.name(kPatterns));
+  return finish(fbb, wire::Body::DeleteTopic,
+                wire::CreateDeleteTopic(fbb, id, topic).Union());
+}
+
+Bytes delete_subscription_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t id = in.u8();
+  auto topic = fbb.CreateString(in.name(kTopics));
+  auto name = fbb.CreateString(in.name(kSubscriptions));
+  return finish(fbb, wire::Body::DeleteSubscription,
+                wire::CreateDeleteSubscription(fbb, id, topic, name).Union());
+}
+
+// What kSettleLast settles: the last Deliver a connection received.
+struct LastDeliver {
+  bool seen = false;
+  uint64_t consumer = 0;
+  std::string topic;
+  uint64_t first = 0, last = 0;
+};
+
+Bytes settle_last_frame(uint8_t f, const LastDeliver& d) {
+  flatbuffers::FlatBufferBuilder fbb;
+  std::vector<wire::OffsetRange> ranges = {wire::OffsetRange(d.first, d.last)};
+  auto list = fbb.CreateVectorOfStructs(ranges);
+  auto topic = f & 8 ? 0 : fbb.CreateString(d.topic);
+  if (f & 1)
+    return finish(
+        fbb, wire::Body::Nack,
+        wire::CreateNack(fbb, d.consumer, list, f & 4 ? 5 : 0, f & 2, topic)
+            .Union());
+  return finish(fbb, wire::Body::Ack,
+                wire::CreateAck(fbb, d.consumer, list, topic).Union());
 }
 
 Bytes broker_only_frame(Script& in) {
   flatbuffers::FlatBufferBuilder fbb;
-  switch (in.u8() % 7) {
+  switch (in.u8() % 12) {
     case 0:
       return finish(fbb, wire::Body::HelloOk,
                     wire::CreateHelloOkDirect(fbb, 1, 1, "x", 64).Union());
@@ -281,13 +481,33 @@ Bytes broker_only_frame(Script& in) {
     case 5:
       return finish(fbb, wire::Body::UnsubscribeOk,
                     wire::CreateUnsubscribeOk(fbb, 1).Union());
-    default: {
+    case 6: {
       std::vector<flatbuffers::Offset<wire::Delivery>> deliveries = {
           wire::CreateDelivery(fbb, 0, 1, 0)};
       return finish(
           fbb, wire::Body::Deliver,
-          wire::CreateDeliverDirect(fbb, 1, "fz", "s1", &deliveries).Union());
+          wire::CreateDeliverDirect(fbb, 1, "t.a", "s1", &deliveries).Union());
     }
+    case 7: {
+      std::vector<flatbuffers::Offset<wire::TopicInfo>> topics = {
+          wire::CreateTopicInfoDirect(fbb, "t.a", 0, 1)};
+      return finish(fbb, wire::Body::TopicList,
+                    wire::CreateTopicListDirect(fbb, 1, &topics).Union());
+    }
+    case 8:
+      return finish(fbb, wire::Body::ResetOk,
+                    wire::CreateResetOk(fbb, 1, 0).Union());
+    case 9:
+      return finish(fbb, wire::Body::CreateTopicOk,
+                    wire::CreateCreateTopicOk(fbb, 1, true).Union());
+    case 10:
+      return finish(fbb, wire::Body::DeleteOk,
+                    wire::CreateDeleteOk(fbb, 1).Union());
+    default:
+      return finish(fbb, wire::Body::ConsumerClosed,
+                    wire::CreateConsumerClosedDirect(
+                        fbb, 1, wire::ErrorCode::Deleted, "x")
+                        .Union());
   }
 }
 
@@ -348,6 +568,14 @@ class Connection {
   bool closed() const { return closed_; }
   bool connection_error() const { return connection_error_; }
   void set_last_op(uint8_t op) { last_op_ = op; }
+  const LastDeliver& last_deliver() const { return last_deliver_; }
+  // False once the broker closed or a send failed: nothing more is sent.
+  bool usable() const { return !closed_ && !send_failed_; }
+  bool send_frame(const Bytes& bytes) {
+    if (g_trace) trace_sent(bytes);
+    if (usable() && !send_bytes(bytes)) send_failed_ = true;
+    return usable();
+  }
 
   bool send_bytes(const Bytes& bytes) {
     size_t at = 0;
@@ -416,7 +644,35 @@ class Connection {
     return true;
   }
 
+  void trace_sent(const Bytes& bytes) {
+    const char* what = "bytes";
+    if (bytes.size() >= 8) {
+      auto f = flatbuffers::GetSizePrefixedRoot<wire::Frame>(bytes.data());
+      flatbuffers::Verifier v(
+          reinterpret_cast<const uint8_t*>(bytes.data()) + 4, bytes.size() - 4,
+          64, 1000000, /*check_alignment=*/false);
+      if (v.VerifyBuffer<wire::Frame>(nullptr))
+        what = frame::body_name(f->body_type());
+    }
+    fprintf(stderr, "  fd %d > %s (%zu bytes)%s\n", fd_, what, bytes.size(),
+            usable() ? "" : " [not sent]");
+  }
+
   void on_reply(const wire::Frame& f) {
+    if (g_trace) {
+      std::string detail;
+      if (f.body_type() == wire::Body::Error && f.body_as_Error()->message())
+        detail = f.body_as_Error()->message()->str();
+      if (f.body_type() == wire::Body::Deliver) {
+        const auto* d = f.body_as_Deliver();
+        detail = "consumer " + std::to_string(d->consumer_id()) + " " +
+                 (d->topic() ? d->topic()->str() : "") + " " +
+                 std::to_string(d->messages() ? d->messages()->size() : 0) +
+                 " messages";
+      }
+      fprintf(stderr, "  fd %d < %s %s\n", fd_, frame::body_name(f.body_type()),
+              detail.c_str());
+    }
     auto type = static_cast<unsigned>(f.body_type());
     unsigned code = 0;
     if (f.body_type() == wire::Body::Error) {
@@ -426,20 +682,36 @@ class Connection {
     }
     if (f.body_type() == wire::Body::Pong)
       pong_seen_ = f.body_as_Pong()->request_id();
-    // (operation, reply type, error code) in [0, 3072), (previous reply
-    // type, reply type) in [3072, 3328).
-    unsigned feature = ((last_op_ % 12) * 16 + (type & 15)) * 16 + (code & 15);
-    unsigned sequence = 3072 + previous_type_ * 16 + (type & 15);
+    if (f.body_type() == wire::Body::ConsumerClosed)
+      code = static_cast<unsigned>(f.body_as_ConsumerClosed()->code());
+    if (f.body_type() == wire::Body::Deliver) {
+      const auto* d = f.body_as_Deliver();
+      if (d->messages() && d->messages()->size() > 0) {
+        last_deliver_.seen = true;
+        last_deliver_.consumer = d->consumer_id();
+        last_deliver_.topic = d->topic() ? d->topic()->str() : "";
+        last_deliver_.first = d->messages()->Get(0)->offset();
+        last_deliver_.last =
+            d->messages()->Get(d->messages()->size() - 1)->offset();
+      }
+    }
+    // (operation, reply type, error code) in [0, 24576), (previous reply
+    // type, reply type) in [24576, 25600).
+    static_assert(session::kOpCount < 24, "room for every operation");
+    unsigned feature = ((last_op_ % 24) * 32 + (type & 31)) * 32 + (code & 31);
+    unsigned sequence = 24576 + previous_type_ * 32 + (type & 31);
     for (unsigned index : {feature, sequence}) {
       if (tern_reply_features[index] < 255) ++tern_reply_features[index];
     }
-    previous_type_ = type & 15;
+    previous_type_ = type & 31;
   }
 
   int fd_;
   frame::FrameReader reader_;
   bool closed_ = false;
+  bool send_failed_ = false;
   bool connection_error_ = false;
+  LastDeliver last_deliver_;
   uint64_t pong_seen_ = 0;
   uint8_t last_op_ = 0;
   unsigned previous_type_ = 0;
@@ -479,8 +751,10 @@ bool broker_answers(std::chrono::milliseconds timeout) {
 bool start_broker(const std::string& binary, const std::string& data_dir) {
   g_broker.port = free_port();
   std::string listen = "127.0.0.1:" + std::to_string(g_broker.port);
-  std::vector<std::string> argv = {binary,   "--listen", listen, "--data",
-                                   data_dir, "--fsync",  "never"};
+  std::vector<std::string> argv = {
+      binary,   "--listen", listen,  "--data",
+      data_dir, "--fsync",  "never", "--retention-interval",
+      "10"};
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
@@ -577,22 +851,87 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
+namespace {
+
+// A connection to the broker, greeted with a valid Hello if `hello`.
+std::unique_ptr<Connection> open_connection(bool hello) {
+  int fd = connect_broker();
+  if (fd < 0) fail("cannot connect to the broker");
+  auto c = std::make_unique<Connection>(fd);
+  if (hello) {
+    c->set_last_op(session::kOpCount);
+    c->send_frame(hello_frame(frame::kProtocolVersion, "fuzz"));
+  }
+  return c;
+}
+
+// Reads replies on every open connection for `ms`.
+void pause(std::unique_ptr<Connection> (&connections)[2],
+           std::chrono::milliseconds ms) {
+  auto deadline = Clock::now() + ms;
+  do {
+    for (auto& c : connections) {
+      if (c && !c->closed())
+        c->read_until(std::min(deadline, Clock::now() + 2ms), nullptr, 0ms);
+    }
+  } while (Clock::now() < deadline);
+}
+
+// Ends `c` the way the script says, and checks that a connection error was
+// followed by the broker's close.
+void end_connection(Connection& c, session::Ending ending) {
+  auto deadline = Clock::now() + 2s;
+  switch (ending) {
+    case session::kHalfClose:
+      c.half_close();
+      c.read_until(deadline, nullptr);
+      break;
+    case session::kReset:
+      c.reset();
+      break;
+    default: {
+      const uint64_t kLast = 0x656e64;
+      if (!c.closed()) c.send_frame(ping_frame(kLast));
+      c.read_until(deadline, &kLast);
+    }
+  }
+  if (c.connection_error() && !c.closed()) {
+    // The broker promised to close after a connection error.
+    c.read_until(Clock::now() + 2s, nullptr, 0ms);
+    if (!c.closed())
+      fail("the connection stayed open after a connection error");
+  }
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Script in(data, size);
   uint8_t header = in.u8();
   auto ending = static_cast<session::Ending>((header >> 1) & 3);
 
-  int fd = connect_broker();
-  if (fd < 0) fail("cannot connect to the broker");
   {
-    Connection c(fd);
-    bool open = true;
-    if (header & session::kSayHello) {
-      c.set_last_op(session::kOpCount);
-      open = c.send_bytes(hello_frame(frame::kProtocolVersion, "fuzz"));
-    }
-    for (int ops = 0; open && !in.done() && ops < 64; ++ops) {
+    std::unique_ptr<Connection> connections[2];
+    connections[0] = open_connection(header & session::kSayHello);
+    int current = 0;
+    for (int ops = 0; !in.done() && ops < 64; ++ops) {
       uint8_t op = in.u8() % session::kOpCount;
+      if (op == session::kSwitch) {
+        uint8_t c = in.u8();
+        current = c & 1;
+        auto& target = connections[current];
+        if (target && (c & 2)) {
+          if (c & 4) target->reset();
+          target.reset();
+        }
+        if (!target) target = open_connection(true);
+        continue;
+      }
+      if (op == session::kPause) {
+        pause(connections, std::chrono::milliseconds(in.u8() % 20));
+        continue;
+      }
+      Connection& c = *connections[current];
       c.set_last_op(op);
       Bytes bytes;
       switch (op) {
@@ -629,34 +968,37 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case session::kBadUnion:
           bytes = bad_union_frame(in);
           break;
-        case session::kPause:
-          c.read_until(Clock::now() + std::chrono::milliseconds(in.u8() % 20),
-                       nullptr);
-          continue;
+        case session::kNack:
+          bytes = nack_frame(in);
+          break;
+        case session::kListTopics:
+          bytes = list_topics_frame(in);
+          break;
+        case session::kResetSubscription:
+          bytes = reset_frame(in);
+          break;
+        case session::kCreateTopic:
+          bytes = create_topic_frame(in);
+          break;
+        case session::kDeleteTopic:
+          bytes = delete_topic_frame(in);
+          break;
+        case session::kDeleteSubscription:
+          bytes = delete_subscription_frame(in);
+          break;
+        case session::kSettleLast: {
+          uint8_t f = in.u8();
+          if (!c.last_deliver().seen) continue;
+          bytes = settle_last_frame(f, c.last_deliver());
+          break;
+        }
       }
-      open = c.send_bytes(bytes);
+      c.send_frame(bytes);
     }
 
-    auto deadline = Clock::now() + 2s;
-    switch (ending) {
-      case session::kHalfClose:
-        c.half_close();
-        c.read_until(deadline, nullptr);
-        break;
-      case session::kReset:
-        c.reset();
-        break;
-      default: {
-        const uint64_t kLast = 0x656e64;
-        if (!c.closed()) c.send_bytes(ping_frame(kLast));
-        c.read_until(deadline, &kLast);
-      }
-    }
-    if (c.connection_error() && !c.closed()) {
-      // The broker promised to close after a connection error.
-      c.read_until(Clock::now() + 2s, nullptr, 0ms);
-      if (!c.closed())
-        fail("the connection stayed open after a connection error");
+    // The other connection first, then the current one.
+    for (int i : {1 - current, current}) {
+      if (connections[i]) end_connection(*connections[i], ending);
     }
   }
 

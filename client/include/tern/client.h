@@ -21,12 +21,24 @@
 //     handle(m->payload);
 //     sub.ack(*m);
 //   }
+//
+// Request/reply is built on the same topics (see Client::request and
+// Client::respond):
+//
+//   auto responder = client->respond("prices", [](const tern::Message& m) {
+//     return lookup(m.payload);
+//   });
+//   while (running) responder.serve_one(std::chrono::seconds(1));
+//
+//   tern::Message reply = other->request("prices", "AAPL",
+//                                        std::chrono::seconds(5));
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -51,12 +63,17 @@ enum class ErrorCode : uint16_t {
   kLimitExceeded = 11,
   kInternal = 12,
   kNotAllowed = 13,
+  kUnknownTopic = 14,         // no topic of that name
+  kTopicExists = 15,          // create_topic() with other settings
+  kUnknownSubscription = 16,  // no durable subscription of that name
+  kDeleted = 17,              // the consumer's topic or subscription is gone
   // Client-side:
   kConnectFailed = 1000,  // could not reach the broker
   kConnectionLost = 1001, // the connection closed or failed
   kTimeout = 1002,        // no reply within the timeout
   kProtocol = 1003,       // the broker sent something this client cannot read
   kInvalidArgument = 1004,
+  kRemoteError = 1005,     // a responder failed to handle a request()
 };
 
 class Error : public std::runtime_error {
@@ -73,6 +90,18 @@ struct Header {
   std::string name;
   std::string value;
 };
+
+// Headers request() and Responder use; the "tern-" prefix is reserved for
+// Tern's own headers.
+//
+//   tern-reply-to        on a request: the topic to publish the reply to
+//   tern-correlation-id  on a request, copied onto its reply: which request
+//                        the reply answers
+//   tern-error           on a reply: the responder failed with this message
+//                        (the payload is then empty)
+inline constexpr const char kReplyToHeader[] = "tern-reply-to";
+inline constexpr const char kCorrelationIdHeader[] = "tern-correlation-id";
+inline constexpr const char kErrorHeader[] = "tern-error";
 
 // A message to publish.
 struct OutgoingMessage {
@@ -100,6 +129,14 @@ struct Message {
   std::string key;
   std::vector<Header> headers;
   std::string payload;
+
+  // The value of the first header called `name`, or nullptr.
+  const std::string* header(const std::string& name) const {
+    for (const Header& h : headers) {
+      if (h.name == name) return &h.value;
+    }
+    return nullptr;
+  }
 };
 
 // The outcome of publishing one message: its offset, or an error.
@@ -159,6 +196,34 @@ struct SubscriptionInfo {
   uint32_t ack_timeout_ms = 0;
   uint32_t max_deliveries = 0;
   std::string dead_letter_topic;
+  // Messages retention removed before this subscription acked them (since
+  // the broker started).
+  uint64_t skipped = 0;
+};
+
+// Retention and expiry of a topic, enforced by the broker. Zero / false: no
+// limit. The limits are checked together: a message goes once any of them
+// says so.
+struct TopicSettings {
+  // Messages appended longer ago are deleted.
+  std::chrono::milliseconds max_age{0};
+  // The oldest messages are deleted to keep the stored records under this
+  // many bytes.
+  uint64_t max_bytes = 0;
+  // The oldest messages are deleted to keep at most this many.
+  uint64_t max_messages = 0;
+  // A message is deleted once every durable subscription has acked it.
+  bool work_queue = false;
+  // Messages whose TTL expires go to the dead-letter topic instead of
+  // silently counting as done.
+  bool dead_letter_expired = false;
+
+  bool operator==(const TopicSettings& o) const {
+    return max_age == o.max_age && max_bytes == o.max_bytes &&
+           max_messages == o.max_messages && work_queue == o.work_queue &&
+           dead_letter_expired == o.dead_letter_expired;
+  }
+  bool operator!=(const TopicSettings& o) const { return !(*this == o); }
 };
 
 struct TopicInfo {
@@ -166,9 +231,15 @@ struct TopicInfo {
   uint64_t first_offset = 0;  // lowest offset stored
   uint64_t next_offset = 0;   // offset of the next message
   std::vector<SubscriptionInfo> subscriptions;
+  TopicSettings settings;
+  uint64_t messages = 0;  // messages stored
+  uint64_t bytes = 0;     // bytes of their stored records
+  // Deleted when the connection that created it ends (see create_topic()).
+  bool temporary = false;
 };
 
 class Subscription;
+class Responder;
 
 class Client {
  public:
@@ -187,6 +258,11 @@ class Client {
   // message is durable (per the broker's fsync policy). Returns its offset.
   uint64_t publish(const std::string& topic, std::string payload,
                    std::vector<Header> headers = {});
+
+  // The same for a message with a key, id or ttl. Returns its offset, and
+  // whether it was a duplicate of an earlier message with the same id.
+  PublishResult publish(const std::string& topic,
+                        const OutgoingMessage& message);
 
   // Pipelined publishing: sends `messages` (one frame) and returns without
   // waiting for the confirm, unless max_unconfirmed messages are already
@@ -226,14 +302,70 @@ class Client {
   // result if it does not exist).
   std::vector<TopicInfo> topics(const std::string& name = "");
 
+  // Creates topic `name` with `settings` (publishing and subscribing create
+  // topics too, without settings). Returns true if it was created, false if
+  // it already existed with the same settings; other settings throw
+  // Error(kTopicExists). A `temporary` topic is deleted, with its messages
+  // and subscriptions, when this Client's connection ends; names starting
+  // "_inbox." may only be used for temporary topics.
+  bool create_topic(const std::string& name,
+                    const TopicSettings& settings = {},
+                    bool temporary = false);
+
+  // Deletes a topic with its messages and subscriptions. Its consumers, on
+  // any connection, end: their next() throws Error(kDeleted) once they have
+  // handed out what they had already received. Throws Error(kUnknownTopic)
+  // if there is no such topic.
+  void delete_topic(const std::string& name);
+
+  // Deletes the durable subscription `name` of `topic` and its position. Its
+  // consumers end as with delete_topic(). Throws Error(kUnknownTopic) or
+  // Error(kUnknownSubscription).
+  void delete_subscription(const std::string& topic, const std::string& name);
+
+  // Request/reply: publishes `payload` to `topic` as a request and waits for
+  // the reply a Responder (or anyone honouring the headers) sends back.
+  //
+  // On first use the Client creates a temporary inbox topic
+  // "_inbox.<16 random hex digits>" and one ephemeral subscription on it,
+  // both kept until the Client closes. Each request carries the headers
+  // tern-reply-to (the inbox) and tern-correlation-id, and a ttl of
+  // `timeout`, so a request nobody took in time is never delivered later.
+  // Replies are acked as they arrive; late replies to requests that already
+  // timed out are dropped. Safe to call from several threads at once.
+  //
+  // Throws Error(kTimeout) if no reply arrives within `timeout`,
+  // Error(kRemoteError) if the responder failed (its reply carries
+  // tern-error), Error(kInvalidArgument) if `headers` holds one of the
+  // tern- headers above, and whatever publishing throws.
+  Message request(const std::string& topic, std::string payload,
+                  std::chrono::milliseconds timeout,
+                  std::vector<Header> headers = {});
+
+  // The other side of request(): a Responder answering the requests
+  // published to `topic`. It attaches to the durable subscription
+  // `subscription`, so several responders with the same name share the
+  // requests between them, and requests wait in the topic while none runs
+  // (a new subscription starts at the earliest message; requests that
+  // timed out meanwhile have expired and are skipped).
+  using RequestHandler = std::function<std::string(const Message& request)>;
+  Responder respond(const std::string& topic, RequestHandler handler,
+                    const std::string& subscription = "responders");
+
   void close();
   bool connected() const;
 
   struct Connection;  // shared with Subscription; defined in the .cc
 
  private:
+  struct Inbox;  // request()'s reply topic and waiters, in request.cc
+
   explicit Client(std::shared_ptr<Connection> connection);
+  std::shared_ptr<Inbox> inbox();
+
   std::shared_ptr<Connection> connection_;
+  std::mutex inbox_mu_;  // guards creating inbox_
+  std::shared_ptr<Inbox> inbox_;  // made by the first request()
 };
 
 // One consumer attached to a subscription. Move-only; unsubscribes when
@@ -245,11 +377,20 @@ class Subscription {
   ~Subscription();
 
   // The next delivered message, or nullopt if none arrives within `timeout`.
+  // If the broker ended this consumer (its topic or subscription was
+  // deleted), the messages that had arrived are still handed out, then
+  // next() throws the broker's reason, e.g. Error(kDeleted).
   std::optional<Message> next(std::chrono::milliseconds timeout);
 
-  void ack(const Message& message) { ack_range(message.offset, message.offset); }
+  void ack(const Message& message);
+  // By offset: not for a wildcard subscription (its topics' offsets overlap);
+  // those throw kInvalidArgument.
   void ack(uint64_t offset) { ack_range(offset, offset); }
   void ack_range(uint64_t first, uint64_t last);  // inclusive
+
+  // Whether topic() is a pattern ("orders.*", "orders.>"): messages then
+  // come from every matching topic, and Message::topic says which.
+  bool wildcard() const;
 
   // Hands a message back: it is delivered again (to any consumer of the
   // subscription) after `delay`, with its attempt number one higher.
@@ -270,11 +411,53 @@ class Subscription {
   friend class Client;
   Subscription(std::shared_ptr<Client::Connection> connection,
                uint64_t consumer_id, std::string topic, std::string name);
+  // Sends an Ack or Nack of [first, last]; `topic` only for a wildcard.
+  void settle(uint64_t first, uint64_t last, const std::string& topic,
+              bool ack, uint32_t delay_ms = 0, bool dead_letter = false);
 
   std::shared_ptr<Client::Connection> connection_;
   uint64_t consumer_id_ = 0;
   std::string topic_;
   std::string name_;
+};
+
+// Answers requests (see Client::respond). Move-only; stops taking requests
+// when destroyed. Keeps the connection alive, like a Subscription.
+//
+// For each request, serve_one() runs the handler and publishes what it
+// returns to the request's tern-reply-to topic with the request's
+// tern-correlation-id, then acks the request. So a responder that dies
+// mid-request leaves it to be redelivered to another one (the reply may
+// then come twice; request() takes the first).
+//
+//   - A handler that throws is answered with header tern-error (its what())
+//     and an empty payload; request() throws Error(kRemoteError).
+//   - A message without tern-reply-to is not a request: it is acked and
+//     ignored.
+//   - If the reply topic is gone (the requester closed, so its inbox was
+//     deleted), the request is acked all the same: nobody waits for it.
+class Responder {
+ public:
+  Responder(Responder&&) noexcept = default;
+  Responder& operator=(Responder&&) noexcept = default;
+
+  // Waits up to `timeout` for one request and answers it. Returns true if
+  // it answered one, false if none came (or only messages that are not
+  // requests). Throws if taking the request or publishing the reply fails.
+  // Call it in a loop; not meant to be called from several threads at once
+  // (make one Responder per thread instead).
+  bool serve_one(std::chrono::milliseconds timeout);
+
+  const std::string& topic() const { return requests_.topic(); }
+
+ private:
+  friend class Client;
+  Responder(std::shared_ptr<Client::Connection> connection,
+            Subscription requests, Client::RequestHandler handler);
+
+  std::shared_ptr<Client::Connection> connection_;
+  Subscription requests_;
+  Client::RequestHandler handler_;
 };
 
 }  // namespace tern

@@ -1,0 +1,812 @@
+// Request/reply: Client::request, Client::respond and Responder.
+//
+// Two kinds of tests. The "request (fake broker)" ones run the client against
+// FakeBroker, a hand-scripted stand-in on a loopback port, so the client's own
+// logic (headers, inbox, handing replies to the right thread, dropping late
+// replies, ConsumerClosed) is checked exactly and without depending on the
+// broker. The others run the real broker (BrokerProcess), end to end.
+#include <arpa/inet.h>
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker_process.h"
+#include "frame.h"
+#include "tern/client.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::string str(const flatbuffers::String* s) {
+  return s == nullptr ? std::string() : s->str();
+}
+std::string str(const flatbuffers::Vector<uint8_t>* v) {
+  return v == nullptr
+             ? std::string()
+             : std::string(reinterpret_cast<const char*>(v->data()), v->size());
+}
+
+// A broker stand-in: listens on a free loopback port, accepts one client and
+// lets a test read its frames and answer them by hand. Every wait is bounded.
+class FakeBroker {
+ public:
+  FakeBroker() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (listen_fd_ < 0 ||
+        ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listen_fd_, 1) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) !=
+            0) {
+      throw std::runtime_error("fake broker cannot listen");
+    }
+    port_ = ntohs(addr.sin_port);
+  }
+  ~FakeBroker() {
+    if (fd_ >= 0) ::close(fd_);
+    ::close(listen_fd_);
+  }
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+  // Accepts the client and answers its Hello. False on timeout.
+  bool accept_and_hello(std::chrono::milliseconds timeout) {
+    pollfd pfd{listen_fd_, POLLIN, 0};
+    if (::poll(&pfd, 1, int(timeout.count())) != 1) return false;
+    fd_ = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd_ < 0) return false;
+    const wire::Frame* hello = next(timeout);
+    if (hello == nullptr || hello->body_type() != wire::Body::Hello)
+      return false;
+    flatbuffers::FlatBufferBuilder fbb;
+    frame::finish(
+        fbb, wire::Body::HelloOk,
+        wire::CreateHelloOkDirect(fbb, hello->body_as_Hello()->request_id(), 1,
+                                  "fake", 1u << 20)
+            .Union());
+    send(fbb);
+    return true;
+  }
+
+  // The next frame from the client; nullptr once it closed or at the
+  // timeout. Valid until the next call.
+  const wire::Frame* next(std::chrono::milliseconds timeout) {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+      const wire::Frame* frame = nullptr;
+      auto result = reader_.next(&frame);
+      if (result == frame::FrameReader::Result::kFrame) return frame;
+      if (result != frame::FrameReader::Result::kNeedMore) return nullptr;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - Clock::now());
+      if (left.count() <= 0) return nullptr;
+      pollfd pfd{fd_, POLLIN, 0};
+      if (::poll(&pfd, 1, int(left.count())) != 1) return nullptr;
+      uint8_t* room = reader_.prepare(64 * 1024);
+      ssize_t n = ::recv(fd_, room, 64 * 1024, 0);
+      if (n <= 0) return nullptr;
+      reader_.commit(size_t(n));
+    }
+  }
+
+  void send(const flatbuffers::FlatBufferBuilder& fbb) {
+    const uint8_t* p = fbb.GetBufferPointer();
+    size_t left = fbb.GetSize();
+    while (left > 0) {
+      ssize_t n = ::send(fd_, p, left, MSG_NOSIGNAL);
+      if (n <= 0) return;  // the client went away; the test will notice
+      p += n;
+      left -= size_t(n);
+    }
+  }
+
+  // Delivers one message to `consumer_id` with `headers` and `payload`.
+  void deliver(uint64_t consumer_id, const std::string& topic, uint64_t offset,
+               std::vector<Header> headers, const std::string& payload) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::Header>> hs;
+    for (const Header& h : headers) {
+      std::vector<uint8_t> value(h.value.begin(), h.value.end());
+      hs.push_back(wire::CreateHeaderDirect(fbb, h.name.c_str(), &value));
+    }
+    std::vector<uint8_t> body(payload.begin(), payload.end());
+    std::vector<flatbuffers::Offset<wire::Delivery>> ds = {
+        wire::CreateDeliveryDirect(fbb, offset, 1, 0, nullptr, &hs, &body)};
+    frame::finish(
+        fbb, wire::Body::Deliver,
+        wire::CreateDeliverDirect(fbb, consumer_id, topic.c_str(), "", &ds)
+            .Union());
+    send(fbb);
+  }
+
+  void publish_ack(uint64_t request_id, uint64_t offset,
+                   wire::ErrorCode error = wire::ErrorCode::None) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<wire::PublishResult> results = {
+        wire::PublishResult(offset, error, false)};
+    frame::finish(
+        fbb, wire::Body::PublishAck,
+        wire::CreatePublishAckDirect(fbb, request_id, &results).Union());
+    send(fbb);
+  }
+
+  void subscribe_ok(uint64_t request_id, uint64_t consumer_id) {
+    flatbuffers::FlatBufferBuilder fbb;
+    frame::finish(
+        fbb, wire::Body::SubscribeOk,
+        wire::CreateSubscribeOkDirect(fbb, request_id, consumer_id, "")
+            .Union());
+    send(fbb);
+  }
+
+  void error(uint64_t request_id, wire::ErrorCode code,
+             const std::string& message) {
+    flatbuffers::FlatBufferBuilder fbb;
+    frame::build_error(fbb, request_id, code, message);
+    send(fbb);
+  }
+
+ private:
+  int listen_fd_ = -1;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  frame::FrameReader reader_;
+};
+
+// One published message, as the fake broker saw it.
+struct Published {
+  std::string topic;
+  std::string payload;
+  std::map<std::string, std::string> headers;
+  uint32_t ttl_ms = 0;
+};
+
+Published published(const wire::Publish& publish) {
+  Published p;
+  p.topic = str(publish.topic());
+  const wire::Message* m = publish.messages()->Get(0);
+  p.payload = str(m->payload());
+  if (m->headers()) {
+    for (const wire::Header* h : *m->headers()) {
+      p.headers[str(h->name())] = str(h->value());
+    }
+  }
+  p.ttl_ms = m->ttl_ms();
+  return p;
+}
+
+// What a fake broker's script observed, checked on the test's thread.
+struct Seen {
+  bool hello = false;
+  std::string inbox;  // from CreateTopic
+  bool inbox_temporary = false;
+  std::vector<Published> requests;
+  // The last Subscribe.
+  std::string sub_topic, sub_name;
+  int sub_start = -1;
+  uint32_t sub_prefetch = 0;
+  int acks = 0;
+  std::vector<wire::Body> frames;  // every frame type after Hello
+};
+
+// Serves requests the way a broker plus an echoing responder would, with one
+// twist: it waits until `batch` requests are in, then answers them in
+// reverse order, after first sending a reply nobody asked for.
+void serve_requests_in_reverse(FakeBroker& broker, size_t batch, Seen* seen) {
+  seen->hello = broker.accept_and_hello(5s);
+  if (!seen->hello) return;
+  const uint64_t kInboxConsumer = 42;
+  uint64_t offset = 0;
+  std::vector<Published> pending;
+  auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline) {
+    const wire::Frame* f = broker.next(200ms);
+    if (f == nullptr) {
+      if (seen->requests.size() >= batch && seen->acks >= int(batch)) break;
+      continue;
+    }
+    seen->frames.push_back(f->body_type());
+    switch (f->body_type()) {
+      case wire::Body::CreateTopic: {
+        auto* c = f->body_as_CreateTopic();
+        seen->inbox = str(c->topic());
+        seen->inbox_temporary = c->temporary();
+        flatbuffers::FlatBufferBuilder fbb;
+        frame::finish(
+            fbb, wire::Body::CreateTopicOk,
+            wire::CreateCreateTopicOk(fbb, c->request_id(), true).Union());
+        broker.send(fbb);
+        break;
+      }
+      case wire::Body::Subscribe:
+        broker.subscribe_ok(f->body_as_Subscribe()->request_id(),
+                            kInboxConsumer);
+        break;
+      case wire::Body::Publish: {
+        auto* p = f->body_as_Publish();
+        broker.publish_ack(p->request_id(), offset++);
+        seen->requests.push_back(published(*p));
+        pending.push_back(seen->requests.back());
+        if (pending.size() == batch) {
+          broker.deliver(kInboxConsumer, seen->inbox, 1000,
+                         {{kCorrelationIdHeader, "no-such-request"}}, "stray");
+          for (auto it = pending.rbegin(); it != pending.rend(); ++it) {
+            broker.deliver(
+                kInboxConsumer, seen->inbox, offset++,
+                {{kCorrelationIdHeader, it->headers[kCorrelationIdHeader]}},
+                "re:" + it->payload);
+          }
+          pending.clear();
+        }
+        break;
+      }
+      case wire::Body::Ack:
+        ++seen->acks;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("request (fake broker): replies reach the thread that asked") {
+  FakeBroker broker;
+  const size_t kThreads = 4;
+  Seen seen;
+  std::thread script(serve_requests_in_reverse, std::ref(broker), kThreads,
+                     &seen);
+  std::vector<std::string> answers(kThreads);
+  std::vector<std::string> failures(kThreads);
+  {
+    auto client = Client::connect(broker.address());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        try {
+          answers[i] =
+              client->request("svc", "p" + std::to_string(i), 5s).payload;
+        } catch (const std::exception& e) {
+          failures[i] = e.what();
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  script.join();
+  REQUIRE(seen.hello);
+  for (size_t i = 0; i < kThreads; ++i) {
+    INFO("thread " << i << ": " << failures[i]);
+    CHECK(answers[i] == "re:p" + std::to_string(i));
+  }
+  // One inbox, temporary, named _inbox.<16 hex digits>.
+  CHECK(seen.inbox_temporary);
+  REQUIRE(seen.inbox.size() == 7 + 16);
+  CHECK(seen.inbox.rfind("_inbox.", 0) == 0);
+  CHECK(seen.inbox.find_first_not_of("0123456789abcdef", 7) ==
+        std::string::npos);
+  REQUIRE(seen.requests.size() == kThreads);
+  for (Published& p : seen.requests) {
+    CHECK(p.topic == "svc");
+    CHECK(p.headers[kReplyToHeader] == seen.inbox);
+    CHECK(!p.headers[kCorrelationIdHeader].empty());
+    CHECK(p.ttl_ms == 5000);  // the request expires with its timeout
+  }
+  // Every reply was acked, the stray one too.
+  CHECK(seen.acks == int(kThreads) + 1);
+}
+
+TEST_CASE(
+    "request (fake broker): a timeout is quick and clear, and its late reply "
+    "goes to nobody") {
+  FakeBroker broker;
+  Seen seen;
+  std::string first_id;
+  std::thread script([&] {
+    seen.hello = broker.accept_and_hello(5s);
+    auto deadline = Clock::now() + 10s;
+    int publishes = 0;
+    while (seen.hello && Clock::now() < deadline) {
+      const wire::Frame* f = broker.next(200ms);
+      if (f == nullptr) {
+        if (publishes == 2) break;
+        continue;
+      }
+      if (auto* c = f->body_as_CreateTopic()) {
+        seen.inbox = str(c->topic());
+        flatbuffers::FlatBufferBuilder fbb;
+        frame::finish(
+            fbb, wire::Body::CreateTopicOk,
+            wire::CreateCreateTopicOk(fbb, c->request_id(), true).Union());
+        broker.send(fbb);
+      } else if (auto* s = f->body_as_Subscribe()) {
+        broker.subscribe_ok(s->request_id(), 9);
+      } else if (auto* p = f->body_as_Publish()) {
+        broker.publish_ack(p->request_id(), uint64_t(publishes));
+        Published request = published(*p);
+        seen.requests.push_back(request);
+        if (++publishes == 1) {
+          first_id = request.headers[kCorrelationIdHeader];
+          continue;  // no answer: let it time out
+        }
+        // The late reply to the first request, then the second's.
+        broker.deliver(9, seen.inbox, 10, {{kCorrelationIdHeader, first_id}},
+                       "late");
+        broker.deliver(
+            9, seen.inbox, 11,
+            {{kCorrelationIdHeader, request.headers[kCorrelationIdHeader]}},
+            "second");
+      }
+    }
+  });
+
+  std::string message;
+  ErrorCode code = ErrorCode::kNone;
+  std::chrono::milliseconds took{0};
+  std::string second;
+  try {
+    auto client = Client::connect(broker.address());
+    auto start = Clock::now();
+    try {
+      client->request("quiet", "hello?", 300ms);
+    } catch (const Error& e) {
+      code = e.code();
+      message = e.what();
+    }
+    took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
+                                                                 start);
+    second = client->request("quiet", "again", 5s).payload;
+  } catch (const std::exception& e) {
+    FAIL_CHECK("unexpected error: " << e.what());
+  }
+  script.join();
+  CHECK(code == ErrorCode::kTimeout);
+  CHECK(message ==
+        "no reply to request on 'quiet' within 300 ms (is a responder "
+        "running?)");
+  CHECK(took >= 250ms);
+  CHECK(took < 2s);
+  CHECK(second == "second");
+}
+
+TEST_CASE(
+    "request (fake broker): a consumer the broker closes hands out what it "
+    "had, then throws the broker's reason") {
+  FakeBroker broker;
+  Seen seen;
+  std::thread script([&] {
+    seen.hello = broker.accept_and_hello(5s);
+    auto deadline = Clock::now() + 10s;
+    while (seen.hello && Clock::now() < deadline) {
+      const wire::Frame* f = broker.next(5s);
+      if (f == nullptr) break;  // the client closed
+      seen.frames.push_back(f->body_type());
+      if (auto* s = f->body_as_Subscribe()) {
+        broker.subscribe_ok(s->request_id(), 7);
+        broker.deliver(7, "orders", 0, {}, "m0");
+        broker.deliver(7, "orders", 1, {}, "m1");
+        flatbuffers::FlatBufferBuilder fbb;
+        frame::finish(
+            fbb, wire::Body::ConsumerClosed,
+            wire::CreateConsumerClosedDirect(fbb, 7, wire::ErrorCode::Deleted,
+                                             "topic orders was deleted")
+                .Union());
+        broker.send(fbb);
+      } else if (auto* p = f->body_as_Ping()) {
+        flatbuffers::FlatBufferBuilder fbb;
+        frame::finish(fbb, wire::Body::Pong,
+                      wire::CreatePong(fbb, p->request_id()).Union());
+        broker.send(fbb);
+      }
+    }
+  });
+
+  std::vector<std::string> got;
+  ErrorCode code = ErrorCode::kNone;
+  std::string message;
+  {
+    auto client = Client::connect(broker.address());
+    SubscribeOptions options;
+    options.topic = "orders";
+    auto sub = client->subscribe(options);
+    try {
+      for (int i = 0; i < 5; ++i) {
+        auto m = sub.next(2s);
+        if (!m) break;
+        got.push_back(m->payload);
+      }
+    } catch (const Error& e) {
+      code = e.code();
+      message = e.what();
+    }
+    // Ending it now sends nothing: the broker ended it already.
+    sub.unsubscribe();
+    client->ping();  // everything the client sent is in before the Pong
+  }
+  script.join();
+  REQUIRE(seen.hello);
+  CHECK(got == std::vector<std::string>{"m0", "m1"});
+  CHECK(code == ErrorCode::kDeleted);
+  CHECK(message.find("topic orders was deleted") != std::string::npos);
+  CHECK(std::count(seen.frames.begin(), seen.frames.end(),
+                   wire::Body::Unsubscribe) == 0);
+}
+
+TEST_CASE(
+    "request (fake broker): a responder replies, reports handler errors and "
+    "acks what it cannot answer") {
+  FakeBroker broker;
+  Seen seen;
+  std::vector<Published> replies;
+  std::vector<uint64_t> acked;
+  std::thread script([&] {
+    seen.hello = broker.accept_and_hello(5s);
+    auto deadline = Clock::now() + 10s;
+    while (seen.hello && Clock::now() < deadline) {
+      const wire::Frame* f = broker.next(5s);
+      if (f == nullptr) break;
+      if (auto* s = f->body_as_Subscribe()) {
+        seen.sub_topic = str(s->topic());
+        seen.sub_name = str(s->subscription());
+        seen.sub_start = int(s->start());
+        seen.sub_prefetch = s->prefetch();
+        broker.subscribe_ok(s->request_id(), 3);
+        // A good request, one the handler fails, one without reply-to and
+        // one whose requester is gone.
+        broker.deliver(
+            3, "svc", 0,
+            {{kReplyToHeader, "_inbox.a"}, {kCorrelationIdHeader, "c0"}}, "ok");
+        broker.deliver(
+            3, "svc", 1,
+            {{kReplyToHeader, "_inbox.a"}, {kCorrelationIdHeader, "c1"}},
+            "fail");
+        broker.deliver(3, "svc", 2, {}, "not a request");
+        broker.deliver(
+            3, "svc", 3,
+            {{kReplyToHeader, "_inbox.gone"}, {kCorrelationIdHeader, "c3"}},
+            "ok");
+      } else if (auto* p = f->body_as_Publish()) {
+        replies.push_back(published(*p));
+        if (replies.back().topic == "_inbox.gone") {
+          broker.error(p->request_id(), wire::ErrorCode::UnknownTopic,
+                       "no topic _inbox.gone");
+        } else {
+          broker.publish_ack(p->request_id(), replies.size());
+        }
+      } else if (auto* a = f->body_as_Ack()) {
+        for (const wire::OffsetRange* r : *a->ranges()) {
+          for (uint64_t o = r->first(); o <= r->last(); ++o) acked.push_back(o);
+        }
+      } else if (auto* p = f->body_as_Ping()) {
+        flatbuffers::FlatBufferBuilder fbb;
+        frame::finish(fbb, wire::Body::Pong,
+                      wire::CreatePong(fbb, p->request_id()).Union());
+        broker.send(fbb);
+      } else if (auto* u = f->body_as_Unsubscribe()) {
+        flatbuffers::FlatBufferBuilder fbb;
+        frame::finish(fbb, wire::Body::UnsubscribeOk,
+                      wire::CreateUnsubscribeOk(fbb, u->request_id()).Union());
+        broker.send(fbb);
+      }
+    }
+  });
+
+  std::vector<bool> served;
+  std::string failure;
+  try {
+    auto client = Client::connect(broker.address());
+    auto responder = client->respond("svc", [](const Message& m) {
+      if (m.payload == "fail") throw std::runtime_error("cannot do that");
+      return "done:" + m.payload;
+    });
+    for (int i = 0; i < 4; ++i) served.push_back(responder.serve_one(2s));
+    client->ping();  // the last ack is in
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  script.join();
+  REQUIRE(seen.hello);
+  INFO("failure: " << failure);
+  CHECK(failure.empty());
+  // A durable, shared subscription that starts at the earliest request, one
+  // request at a time.
+  CHECK(seen.sub_topic == "svc");
+  CHECK(seen.sub_name == "responders");
+  CHECK(seen.sub_start == int(wire::StartPosition::Earliest));
+  CHECK(seen.sub_prefetch == 1);
+
+  CHECK(served == std::vector<bool>{true, true, false, true});
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[0].topic == "_inbox.a");
+  CHECK(replies[0].payload == "done:ok");
+  CHECK(replies[0].headers[kCorrelationIdHeader] == "c0");
+  CHECK(replies[0].headers.count(kErrorHeader) == 0);
+  CHECK(replies[1].payload.empty());
+  CHECK(replies[1].headers[kCorrelationIdHeader] == "c1");
+  CHECK(replies[1].headers[kErrorHeader] == "cannot do that");
+  CHECK(replies[2].topic == "_inbox.gone");
+  CHECK(acked == std::vector<uint64_t>{0, 1, 2, 3});
+}
+
+// --- against the real broker ---
+
+namespace {
+
+// A responder serving on its own thread until stopped; `handler` answers.
+class ResponderThread {
+ public:
+  ResponderThread(const std::string& address, const std::string& topic,
+                  Client::RequestHandler handler)
+      : client_(Client::connect(address)),
+        responder_(client_->respond(topic, std::move(handler))),
+        thread_([this] {
+          try {
+            while (!stop_) responder_.serve_one(100ms);
+          } catch (const std::exception& e) {
+            std::lock_guard<std::mutex> lock(mu_);
+            error_ = e.what();
+          }
+        }) {}
+  ~ResponderThread() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::string error() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
+ private:
+  std::unique_ptr<Client> client_;
+  Responder responder_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::string error_;
+  std::thread thread_;  // last: starts once the rest exists
+};
+
+std::vector<std::string> inbox_topics(Client& client) {
+  std::vector<std::string> inboxes;
+  for (const TopicInfo& t : client.topics()) {
+    if (t.name.rfind("_inbox.", 0) == 0) inboxes.push_back(t.name);
+  }
+  return inboxes;
+}
+
+}  // namespace
+
+TEST_CASE("request: a responder's reply comes back to the requester") {
+  BrokerProcess broker;
+  ResponderThread responder(broker.address(), "echo", [](const Message& m) {
+    return "echo:" + m.payload;
+  });
+  auto client = Client::connect(broker.address());
+  Message reply = client->request("echo", "hi", 5s, {{"trace", "t1"}});
+  CHECK(reply.payload == "echo:hi");
+  CHECK(reply.topic.rfind("_inbox.", 0) == 0);
+  // Again, through the same inbox.
+  CHECK(client->request("echo", "again", 5s).payload == "echo:again");
+  CHECK(inbox_topics(*client).size() == 1);
+  CHECK(responder.error().empty());
+}
+
+TEST_CASE(
+    "request: concurrent requests from several threads get their own reply") {
+  BrokerProcess broker;
+  ResponderThread r1(broker.address(), "double",
+                     [](const Message& m) { return m.payload + m.payload; });
+  ResponderThread r2(broker.address(), "double",
+                     [](const Message& m) { return m.payload + m.payload; });
+  auto client = Client::connect(broker.address());
+  const int kThreads = 4, kEach = 25;
+  std::atomic<int> right{0};
+  std::vector<std::string> failures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        for (int i = 0; i < kEach; ++i) {
+          std::string p = std::to_string(t) + "-" + std::to_string(i) + ";";
+          if (client->request("double", p, 5s).payload == p + p) ++right;
+        }
+      } catch (const std::exception& e) {
+        failures[t] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    INFO("thread " << t);
+    CHECK(failures[t].empty());
+  }
+  CHECK(right == kThreads * kEach);
+  CHECK(r1.error().empty());
+  CHECK(r2.error().empty());
+}
+
+TEST_CASE(
+    "request: without a responder it times out quickly with a clear message") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  auto start = Clock::now();
+  try {
+    client->request("nobody-home", "hello?", 300ms);
+    FAIL_CHECK("request returned without a responder");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kTimeout);
+    CHECK(std::string(e.what()) ==
+          "no reply to request on 'nobody-home' within 300 ms (is a "
+          "responder running?)");
+  }
+  auto took = Clock::now() - start;
+  CHECK(took >= 250ms);
+  CHECK(took < 3s);
+}
+
+TEST_CASE("request: a request that timed out is not answered later") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  CHECK_THROWS_AS(client->request("late", "stale", 200ms), Error);
+  std::this_thread::sleep_for(300ms);  // its ttl has passed
+  std::atomic<int> handled{0};
+  ResponderThread responder(broker.address(), "late", [&](const Message& m) {
+    ++handled;
+    return m.payload;
+  });
+  CHECK(client->request("late", "fresh", 5s).payload == "fresh");
+  CHECK(handled == 1);  // only the fresh one
+}
+
+TEST_CASE(
+    "request: the inbox topic is deleted when the requesting client closes") {
+  BrokerProcess broker;
+  ResponderThread responder(broker.address(), "svc",
+                            [](const Message&) { return std::string("ok"); });
+  auto observer = Client::connect(broker.address());
+  {
+    auto client = Client::connect(broker.address());
+    CHECK(client->request("svc", "x", 5s).payload == "ok");
+    auto inboxes = inbox_topics(*observer);
+    REQUIRE(inboxes.size() == 1);
+    auto info = observer->topics(inboxes[0]);
+    REQUIRE(info.size() == 1);
+    CHECK(info[0].temporary);
+  }
+  // The broker notices the close asynchronously: poll, bounded.
+  auto deadline = Clock::now() + 5s;
+  while (!inbox_topics(*observer).empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(inbox_topics(*observer).empty());
+}
+
+TEST_CASE("request: a handler that throws is a remote error") {
+  BrokerProcess broker;
+  ResponderThread responder(broker.address(), "fragile",
+                            [](const Message&) -> std::string {
+                              throw std::runtime_error("out of widgets");
+                            });
+  auto client = Client::connect(broker.address());
+  try {
+    client->request("fragile", "one widget", 5s);
+    FAIL_CHECK("request did not throw");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kRemoteError);
+    CHECK(std::string(e.what()) == "responder failed: out of widgets");
+  }
+  CHECK(responder.error().empty());  // the responder keeps going
+  CHECK_THROWS_AS(client->request("fragile", "again", 5s), Error);
+}
+
+TEST_CASE("request: reserved headers are refused") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  try {
+    client->request("svc", "x", 1s, {{kReplyToHeader, "elsewhere"}});
+    FAIL_CHECK("request accepted a tern-reply-to header");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+  }
+}
+
+TEST_CASE("request: a responder acks requests it cannot answer and goes on") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  // Published by hand: no reply-to, and a reply-to whose inbox is gone.
+  client->publish("svc", "not a request");
+  client->publish("svc", "orphan",
+                  {{kReplyToHeader, "_inbox.0000000000000000"},
+                   {kCorrelationIdHeader, "1"}});
+  int handled = 0;
+  auto responder = client->respond("svc", [&](const Message& m) {
+    ++handled;
+    return m.payload;
+  });
+  CHECK_FALSE(responder.serve_one(5s));  // not a request
+  CHECK(responder.serve_one(5s));        // answered into the void
+  CHECK(handled == 1);
+  CHECK_FALSE(responder.serve_one(300ms));  // both acked: nothing comes back
+  auto info = client->topics("svc");
+  REQUIRE(info.size() == 1);
+  REQUIRE(info[0].subscriptions.size() == 1);
+  CHECK(info[0].subscriptions[0].lag == 0);
+}
+
+TEST_CASE("request: a request waits in the topic until a responder starts") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  std::string reply, failure;
+  std::thread requester([&] {
+    try {
+      reply = client->request("later", "q", 5s).payload;
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  });
+  std::this_thread::sleep_for(500ms);  // the request is in, unanswered
+  {
+    ResponderThread responder(broker.address(), "later", [](const Message& m) {
+      return "a:" + m.payload;
+    });
+    requester.join();
+  }
+  INFO("failure: " << failure);
+  CHECK(reply == "a:q");
+}
+
+TEST_CASE(
+    "request: a deleted inbox ends the waiting request, and the next request "
+    "makes a new one") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  auto admin = Client::connect(broker.address());
+  ErrorCode code = ErrorCode::kNone;
+  std::thread requester([&] {
+    try {
+      client->request("nobody", "x", 5s);
+    } catch (const Error& e) {
+      code = e.code();
+    }
+  });
+  // Wait for the inbox to exist, then delete it under the waiting request.
+  std::vector<std::string> inboxes;
+  auto deadline = Clock::now() + 5s;
+  while ((inboxes = inbox_topics(*admin)).empty() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(inboxes.size() == 1);
+  auto start = Clock::now();
+  admin->delete_topic(inboxes[0]);
+  requester.join();
+  CHECK(code == ErrorCode::kDeleted);
+  CHECK(Clock::now() - start < 2s);  // ended at once, not at the timeout
+
+  ResponderThread responder(broker.address(), "svc",
+                            [](const Message&) { return std::string("ok"); });
+  CHECK(client->request("svc", "y", 5s).payload == "ok");
+  auto now = inbox_topics(*admin);
+  REQUIRE(now.size() == 1);
+  CHECK(now[0] != inboxes[0]);
+}
+
+}  // namespace tern::test

@@ -1,0 +1,118 @@
+// Wildcard consumers: one ephemeral consumer on every topic a pattern
+// matches, topics created later included.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "broker_process.h"
+#include "tern/client.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::set<std::string> topics_of(const std::vector<Message>& messages) {
+  std::set<std::string> topics;
+  for (const auto& m : messages) topics.insert(m.topic);
+  return topics;
+}
+
+TEST_CASE("wildcard: '*' matches one token, on old and new topics") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  client->publish("orders.eu", "before");  // exists before the subscribe
+  SubscribeOptions options;
+  options.topic = "orders.*";
+  options.ack_timeout = 300ms;
+  auto sub = client->subscribe(options);
+
+  for (const char* topic :
+       {"orders.eu", "orders.us", "orders.eu.paris", "orders", "audit"})
+    client->publish(topic, std::string("to ") + topic);
+  auto got = receive(sub, 10, 500ms, 5s);  // acked as received
+  REQUIRE(got.size() == 2);
+  CHECK(topics_of(got) == std::set<std::string>{"orders.eu", "orders.us"});
+  for (const auto& m : got) CHECK(m.payload == "to " + m.topic);
+  // Each was acked on its own topic: nothing comes back after the timeout.
+  CHECK_FALSE(sub.next(700ms));
+}
+
+TEST_CASE("wildcard: '>' matches the rest; unacked messages come back") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  SubscribeOptions options;
+  options.topic = "orders.>";
+  options.ack_timeout = 300ms;
+  auto sub = client->subscribe(options);
+  client->publish("orders.eu", "a");
+  client->publish("orders.eu.paris", "b");
+  client->publish("orders", "not matched");
+
+  auto first = receive(sub, 2, 500ms, 5s, /*ack=*/false);
+  REQUIRE(first.size() == 2);
+  CHECK(topics_of(first) ==
+        std::set<std::string>{"orders.eu", "orders.eu.paris"});
+  // Both offsets are 0: only the topic tells them apart. Ack one.
+  sub.ack(first[0]);
+  auto again = sub.next(3s);
+  REQUIRE(again);
+  CHECK(again->topic == first[1].topic);
+  CHECK(again->attempt == 2);
+  sub.ack(*again);
+  CHECK_FALSE(sub.next(700ms));
+}
+
+TEST_CASE("wildcard: bad patterns and named wildcards are refused") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  auto refused = [&](const std::string& topic, const std::string& name) {
+    SubscribeOptions options;
+    options.topic = topic;
+    options.subscription = name;
+    try {
+      client->subscribe(options);
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kNone;
+  };
+  CHECK(refused("orders.*x", "") == ErrorCode::kInvalidTopic);
+  CHECK(refused("orders.>.eu", "") == ErrorCode::kInvalidTopic);
+  CHECK(refused("orders..*", "") == ErrorCode::kInvalidTopic);
+  CHECK(refused("orders.*", "billing") == ErrorCode::kInvalidSubscription);
+  CHECK(client->topics().empty());  // nothing was created
+  client->publish("orders.eu", "still serving");
+}
+
+TEST_CASE("wildcard: a deleted topic leaves the others; inboxes never match") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  client->publish("jobs.a", "1");
+  client->publish("jobs.b", "1");
+  SubscribeOptions options;
+  options.topic = "jobs.*";
+  options.start = StartPosition::kEarliest;
+  auto sub = client->subscribe(options);
+  CHECK(receive(sub, 10, 500ms, 5s).size() == 2);
+
+  client->delete_topic("jobs.a");
+  client->create_topic("_inbox.jobs", {}, /*temporary=*/true);
+  SubscribeOptions inbox;
+  inbox.topic = "_inbox.*";
+  auto inbox_sub = client->subscribe(inbox);
+  client->publish("_inbox.jobs", "private");
+  CHECK_FALSE(inbox_sub.next(500ms));
+
+  client->publish("jobs.b", "2");
+  client->publish("jobs.a", "again");  // a new topic of the old name
+  auto got = receive(sub, 10, 500ms, 5s);
+  CHECK(topics_of(got) == std::set<std::string>{"jobs.a", "jobs.b"});
+  CHECK(got.size() == 2);
+}
+
+}  // namespace
+}  // namespace tern::test
