@@ -1,7 +1,9 @@
 #include "retention.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
+#include <vector>
 
 #include "broker.h"
 #include "clock.h"
@@ -47,6 +49,9 @@ std::optional<RetentionJob> plan_retention(const Topic& topic,
 RetentionCut find_cut(storage::Store& store, const RetentionJob& job) {
   RetentionCut cut;
   cut.first = job.first;
+  // RocksDB's value bytes have no alignment; a FlatBuffer is read from an
+  // 8-byte aligned copy.
+  std::vector<uint64_t> aligned;
   // Messages go in offset order while any limit says so; the first one all
   // limits keep ends the cut (appends are in time order, so nothing after
   // it is older).
@@ -58,8 +63,10 @@ RetentionCut find_cut(storage::Store& store, const RetentionJob& job) {
                       (job.max_bytes > 0 &&
                        job.bytes - cut.bytes > job.max_bytes);
         if (!remove && job.older_than_ms != 0) {
+          aligned.resize(size / 8 + 1);
+          std::memcpy(aligned.data(), record, size);
           const auto* message = storage::decode_record(
-              reinterpret_cast<const uint8_t*>(record), size);
+              reinterpret_cast<const uint8_t*>(aligned.data()), size);
           remove = message != nullptr &&
                    message->timestamp_ms() < job.older_than_ms;
         }
