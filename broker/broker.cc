@@ -295,9 +295,16 @@ Topic* Broker::create_topic(const std::string& name,
                             uint64_t owner, bool* created, Refusal* refusal) {
   *created = false;
   if (auto it = topics_.find(name); it != topics_.end()) {
-    if (it->second->settings() == settings) return it->second.get();
+    auto owner_of = temporary_owner_.find(it->second->id());
+    bool owned_by_other =
+        owner_of != temporary_owner_.end() && owner_of->second != owner;
+    if (it->second->settings() == settings && !owned_by_other)
+      return it->second.get();
     refusal->code = wire::ErrorCode::TopicExists;
-    refusal->message = "topic " + name + " exists with other settings";
+    refusal->message = owned_by_other
+                           ? "topic " + name +
+                                 " is a temporary topic of another connection"
+                           : "topic " + name + " exists with other settings";
     return nullptr;
   }
   if (!valid_name(name, "topic", wire::ErrorCode::InvalidTopic, refusal) ||

@@ -240,6 +240,17 @@ TEST_CASE("retention: settings are fixed at creation; a conflicting create fails
   }
   client->publish("plain", "auto-created");
   CHECK(info(*client, "plain").settings == TopicSettings{});
+
+  // A temporary topic belongs to its connection: nobody else "creates" it.
+  CHECK(client->create_topic("_inbox.mine", {}, /*temporary=*/true));
+  CHECK_FALSE(client->create_topic("_inbox.mine", {}, true));
+  auto other = Client::connect(broker.address());
+  try {
+    other->create_topic("_inbox.mine", {}, true);
+    FAIL("another connection took over a temporary topic");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kTopicExists);
+  }
 }
 
 TEST_CASE("retention: deleting a topic removes its data from the store") {
