@@ -143,6 +143,15 @@ void Session::subscribe_wildcard(uint64_t request_id,
     return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
                        "a wildcard subscription is ephemeral: it cannot "
                        "have a name");
+  // Checked here once, not per topic as parts attach: a dead-letter topic
+  // the pattern matches would be its own topic's on one of them.
+  const std::string& dlq = request.dead_letter_topic;
+  if (!dlq.empty() && (!valid_pattern(dlq, &why) || is_pattern(dlq) ||
+                       pattern_matches(pattern, dlq)))
+    return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
+                       "dead-letter topic '" + dlq +
+                           "' must be a topic name the pattern does not "
+                           "match");
   uint64_t id = next_consumer_id_++;
   wildcards_[id] = {std::move(request), prefetch, {}};
   // SubscribeOk goes first: deliveries only start in the broker's next

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "broker_process.h"
@@ -155,6 +156,28 @@ TEST_CASE("fuzz regression: the broker refuses an Ack with misaligned ranges") {
   CHECK(closed);
   // And the broker still serves others.
   auto client = Client::connect(broker.address());
+  CHECK(client->ping().count() >= 0);
+}
+
+// session_fuzz, regressions/session_fuzz/retention-max-age-misaligned-record:
+// a topic with a max age and one short message. Retention's scan decoded the
+// record in place from RocksDB's value, which has no alignment; the
+// sanitizer broker died there ("load of misaligned address ... uoffset_t").
+// It now decodes an aligned copy. Under `make asan` this replays the crash;
+// in any build it checks the message really is removed by age.
+TEST_CASE("fuzz regression: age retention reads unaligned stored records") {
+  BrokerOptions options;
+  options.extra_args = {"--retention-interval", "10"};
+  BrokerProcess broker(options);
+  auto client = Client::connect(broker.address());
+  TopicSettings settings;
+  settings.max_age = 1ms;
+  client->create_topic("t.b", settings);
+  client->publish("t.b", "x");
+  auto deadline = Clock::now() + 5s;
+  while (client->topics("t.b").at(0).messages != 0 && Clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  CHECK(client->topics("t.b").at(0).messages == 0);
   CHECK(client->ping().count() >= 0);
 }
 

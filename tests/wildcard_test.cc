@@ -84,6 +84,10 @@ TEST_CASE("wildcard: bad patterns and named wildcards are refused") {
   CHECK(refused("orders.>.eu", "") == ErrorCode::kInvalidTopic);
   CHECK(refused("orders..*", "") == ErrorCode::kInvalidTopic);
   CHECK(refused("orders.*", "billing") == ErrorCode::kInvalidSubscription);
+  SubscribeOptions own_dlq;
+  own_dlq.topic = "orders.*";
+  own_dlq.dead_letter_topic = "orders.dlq";  // orders.* matches it
+  CHECK_THROWS_AS(client->subscribe(own_dlq), Error);
   CHECK(client->topics().empty());  // nothing was created
   client->publish("orders.eu", "still serving");
 }
