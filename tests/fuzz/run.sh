@@ -42,13 +42,19 @@ for target in "$@"; do
   fi
 
   echo "$target: fuzzing for $seconds s"
+  # Only this run's findings count: crash files of earlier runs stay in the
+  # folder (until copied to tests/fuzz/regressions) but must not fail it.
+  stamp="$artifacts/.started"
+  touch "$stamp"
   "$bin" -max_total_time="$seconds" -timeout=30 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$work" "tests/fuzz/corpus/$target" \
     >"$log" 2>&1
   code=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   corpus=$(ls "$work" | wc -l)
-  crashes=$(ls "$artifacts" | grep -c -E '^(crash|leak|timeout|oom|slow-unit)-')
+  crashes=$(find "$artifacts" -maxdepth 1 -newer "$stamp" \
+    \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
+    -o -name 'oom-*' -o -name 'slow-unit-*' \) | wc -l)
   line="$target: ${runs:-?} executions in $seconds s, working corpus $corpus inputs, $crashes crash inputs, exit $code"
   echo "$line"
   summary="$summary$line
