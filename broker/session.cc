@@ -295,7 +295,7 @@ void Session::on_list_topics(const wire::ListTopics& list) {
         wire::CreateTopicSettings(fbb, t.max_age_ms, t.max_bytes,
                                   t.max_messages, t.work_queue,
                                   t.dead_letter_expired),
-        state.messages, state.bytes, t.temporary));
+        state.messages, state.bytes, t.temporary, topic->disk_bytes()));
   }
   frame::finish(fbb, wire::Body::TopicList,
                 wire::CreateTopicList(fbb, list.request_id(),

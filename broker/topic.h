@@ -58,6 +58,9 @@ class Topic {
     return {first_offset_, next_offset_, messages_, bytes_};
   }
   uint64_t first_offset() const { return first_offset_; }
+  // What the topic's messages take on disk and in memtables, as RocksDB
+  // estimates it: removed messages count until compaction drops them.
+  uint64_t disk_bytes() const { return store_.disk_bytes(id_); }
   // Offsets below committed_end() are durable and may be delivered.
   uint64_t committed_end() const { return committed_end_; }
   uint64_t next_offset() const { return next_offset_; }

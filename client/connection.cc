@@ -368,6 +368,7 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
           info.messages = t->messages();
           info.bytes = t->bytes();
           info.temporary = t->temporary();
+          info.disk_bytes = t->disk_bytes();
           reply.topics.push_back(std::move(info));
         }
       }

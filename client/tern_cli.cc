@@ -770,9 +770,10 @@ int run_topics(const std::string& server, const Command& command) {
   std::printf("topic %s\n  first offset %llu, next offset %llu\n",
               t.name.c_str(), (unsigned long long)t.first_offset,
               (unsigned long long)t.next_offset);
-  std::printf("  messages %llu, bytes %llu, temporary %s\n",
-              (unsigned long long)t.messages, (unsigned long long)t.bytes,
-              yes_no(t.temporary));
+  std::printf(
+      "  messages %llu, bytes %llu, on disk about %llu bytes, temporary %s\n",
+      (unsigned long long)t.messages, (unsigned long long)t.bytes,
+      (unsigned long long)t.disk_bytes, yes_no(t.temporary));
   std::printf(
       "  max age %s, max bytes %s, max messages %s, work queue %s, "
       "dead-letter expired %s\n",

@@ -234,6 +234,9 @@ struct TopicInfo {
   TopicSettings settings;
   uint64_t messages = 0;  // messages stored
   uint64_t bytes = 0;     // bytes of their stored records
+  // The space they take on disk, as the broker's RocksDB estimates it.
+  // Retention's removals count until the removed range is compacted.
+  uint64_t disk_bytes = 0;
   // Deleted when the connection that created it ends (see create_topic()).
   bool temporary = false;
 };
