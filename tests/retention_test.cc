@@ -63,6 +63,7 @@ void publish_n(Client& client, const std::string& topic, int n,
 struct Stored {
   storage::TopicRecord topic;
   std::vector<uint64_t> offsets;
+  uint64_t idle_floor = 0;  // ack floor of its subscription "idle", if any
 };
 
 Stored read_store(const std::string& data_dir, const std::string& name) {
@@ -77,6 +78,11 @@ Stored read_store(const std::string& data_dir, const std::string& name) {
   for (const auto& t : topics)
     if (t.name == name) stored.topic = t, found = true;
   REQUIRE(found);
+  std::vector<storage::SubscriptionRecord> subscriptions;
+  REQUIRE(store->load_subscriptions(&subscriptions).is_ok());
+  for (const auto& sub : subscriptions)
+    if (sub.topic_id == stored.topic.id && sub.name == "idle")
+      stored.idle_floor = sub.cursor.ack_floor;
   REQUIRE(store
               ->scan(stored.topic.id, 0,
                      [&](uint64_t offset, const char*, size_t) {
@@ -93,6 +99,13 @@ TEST_CASE("retention: max messages removes the oldest, from the store too") {
   TopicSettings settings;
   settings.max_messages = 100;
   CHECK(client->create_topic("metrics", settings));
+  // A durable subscription that never reads: retention moves it on, and
+  // that is stored like any cursor change.
+  SubscribeOptions idle;
+  idle.topic = "metrics";
+  idle.subscription = "idle";
+  idle.start = StartPosition::kEarliest;
+  client->subscribe(idle).unsubscribe();
   publish_n(*client, "metrics", 1000);
 
   CHECK(wait_for(*client, "metrics",
@@ -119,6 +132,7 @@ TEST_CASE("retention: max messages removes the oldest, from the store too") {
   CHECK(stored.offsets.front() == 900);
   CHECK(stored.topic.state.messages == 100);
   CHECK(stored.topic.settings.max_messages == 100);
+  CHECK(stored.idle_floor == 900);
 }
 
 TEST_CASE("retention: the disk space really comes back") {
