@@ -87,6 +87,10 @@ const char kSubUsage[] =
     "printed. Runs until --count messages were printed, or until --timeout\n"
     "seconds pass without a new message, or forever.\n"
     "\n"
+    "TOPIC may be a pattern (ephemeral only): '*' matches one '.'-separated\n"
+    "token, a final '>' one or more, e.g. 'orders.*' or 'orders.>'. Each line\n"
+    "is then the message's topic, a tab, and the payload.\n"
+    "\n"
     "Options:\n"
     "  --subscription NAME     durable subscription to attach to (created if\n"
     "                          new); without it the subscription is ephemeral\n"
@@ -512,7 +516,9 @@ int run_sub(const std::string& server, const SubArgs& args) {
       continue;  // no --timeout: wait forever
     }
     // Acked only once it is really out, so a failed write means redelivery.
-    if (std::fwrite(m->payload.data(), 1, m->payload.size(), stdout) !=
+    std::string prefix = sub.wildcard() ? m->topic + '\t' : std::string();
+    if (std::fwrite(prefix.data(), 1, prefix.size(), stdout) != prefix.size() ||
+        std::fwrite(m->payload.data(), 1, m->payload.size(), stdout) !=
             m->payload.size() ||
         std::fputc('\n', stdout) == EOF || std::fflush(stdout) != 0) {
       throw std::runtime_error(

@@ -115,3 +115,25 @@ TEST_CASE("cli: an unreachable broker is a clear failure") {
 }
 
 }  // namespace tern::test
+
+namespace tern::test {
+namespace {
+
+TEST_CASE("cli: sub with a pattern prints each message's topic") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  client->publish("orders.eu", "one");
+  client->publish("orders.eu.paris", "not matched by *");
+  client->publish("orders.us", "two");
+  auto result = tern_cli({"--server", broker.address(), "sub", "orders.*",
+                          "--from", "earliest", "--count", "2"});
+  INFO("stderr: " << result.err);
+  CHECK(result.exit_code == 0);
+  // Each topic in order; between topics, in no set order.
+  std::string got = lines(result.out);
+  CHECK((got == "orders.eu\tone|orders.us\ttwo" ||
+         got == "orders.us\ttwo|orders.eu\tone"));
+}
+
+}  // namespace
+}  // namespace tern::test
