@@ -310,6 +310,14 @@ Topic* Broker::create_topic(const std::string& name,
   if (!valid_name(name, "topic", wire::ErrorCode::InvalidTopic, refusal) ||
       !within_limit(topics_.size(), config_.max_topics, "topics", refusal))
     return nullptr;
+  // Ages are compared with Unix milliseconds: beyond this one would wrap.
+  constexpr uint64_t kMaxAgeMs = 100ull * 365 * 86400000;
+  if (settings.max_age_ms > kMaxAgeMs) {
+    refusal->code = wire::ErrorCode::InvalidTopic;
+    refusal->message = "max_age_ms must be at most " +
+                       std::to_string(kMaxAgeMs) + " (100 years)";
+    return nullptr;
+  }
   if (is_inbox(name) && !settings.temporary) {
     refusal->code = wire::ErrorCode::InvalidTopic;
     refusal->message = "topics named _inbox.* must be temporary";

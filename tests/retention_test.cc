@@ -272,6 +272,11 @@ TEST_CASE("retention: settings are fixed at creation; a conflicting create fails
   client->publish("plain", "auto-created");
   CHECK(info(*client, "plain").settings == TopicSettings{});
 
+  TopicSettings forever;
+  forever.max_age = std::chrono::milliseconds(INT64_MAX);
+  CHECK_THROWS_AS(client->create_topic("forever", forever), Error);
+  CHECK(client->topics("forever").empty());
+
   // A temporary topic belongs to its connection: nobody else "creates" it.
   CHECK(client->create_topic("_inbox.mine", {}, /*temporary=*/true));
   CHECK_FALSE(client->create_topic("_inbox.mine", {}, true));
