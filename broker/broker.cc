@@ -376,7 +376,8 @@ void Broker::remove_topic(Topic& topic) {
   for (auto& s : topic.subscriptions()) end_subscription(*s, why);
   write_metadata([id](storage::Batch& b) { b.delete_topic(id); });
   committer_->on_commit([this, id](const storage::Status& status) {
-    if (status.is_ok()) worker_->post([this, id] { store_.compact(id, UINT64_MAX); });
+    if (status.is_ok())
+      worker_->post([this, id] { store_.compact(id, UINT64_MAX); });
   });
   changed_topics_.erase(id);
   temporary_owner_.erase(id);
@@ -487,11 +488,13 @@ void Broker::read_back(Topic& topic, uint64_t from) {
         Topic* topic = find_topic(id);
         if (topic == nullptr) return;  // deleted meanwhile
         if (!result->status.is_ok()) {
-          // The subscriptions ask again when they are next dispatched.
+          // Not an empty stretch: that would skip what is stored there. The
+          // subscriptions ask again when something next dispatches them.
           LOG_ERROR("reading topic %s at offset %llu: %s",
                     topic->name().c_str(), (unsigned long long)from,
                     result->status.message().c_str());
-          result->records.clear();
+          topic->on_read_failed(from);
+          return;
         }
         topic->on_read_back(from, committed_end, std::move(result->records));
         for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
@@ -628,7 +631,8 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset,
   uint64_t at = append(*dlq, *flatbuffers::GetRoot<wire::Message>(
                                  fbb.GetBufferPointer()),
                        unix_ms());
-  committer_->on_commit([this, id = dlq->id(), at](const storage::Status& status) {
+  committer_->on_commit([this, id = dlq->id(),
+                         at](const storage::Status& status) {
     if (Topic* dlq = find_topic(id)) {
       dlq->on_committed(at, at + 1, status.is_ok());
       for (auto& s : dlq->subscriptions()) schedule_dispatch(*s);

@@ -13,8 +13,7 @@
 
 namespace tern {
 
-std::optional<RetentionJob> plan_retention(const Topic& topic,
-                                           int64_t now_ms) {
+std::optional<RetentionJob> plan_retention(const Topic& topic, int64_t now_ms) {
   const storage::TopicSettings& settings = topic.settings();
   RetentionJob job;
   job.topic_id = topic.id();
@@ -22,8 +21,8 @@ std::optional<RetentionJob> plan_retention(const Topic& topic,
   job.end = topic.committed_end();
   job.remove_below = job.first;
   if (settings.max_messages > 0 && job.end > settings.max_messages)
-    job.remove_below = std::max(job.remove_below,
-                                job.end - settings.max_messages);
+    job.remove_below =
+        std::max(job.remove_below, job.end - settings.max_messages);
   if (settings.work_queue) {
     // Only durable subscriptions hold a work queue's messages; without any,
     // nothing is done with them yet and they stay.
@@ -59,16 +58,16 @@ RetentionCut find_cut(storage::Store& store, const RetentionJob& job) {
       job.topic_id, job.first,
       [&](uint64_t offset, const char* record, size_t size) {
         if (offset >= job.end) return false;
-        bool remove = offset < job.remove_below ||
-                      (job.max_bytes > 0 &&
-                       job.bytes - cut.bytes > job.max_bytes);
+        bool remove =
+            offset < job.remove_below ||
+            (job.max_bytes > 0 && job.bytes - cut.bytes > job.max_bytes);
         if (!remove && job.older_than_ms != 0) {
           aligned.resize(size / 8 + 1);
           std::memcpy(aligned.data(), record, size);
           const auto* message = storage::decode_record(
               reinterpret_cast<const uint8_t*>(aligned.data()), size);
-          remove = message != nullptr &&
-                   message->timestamp_ms() < job.older_than_ms;
+          remove =
+              message != nullptr && message->timestamp_ms() < job.older_than_ms;
         }
         if (!remove) return false;
         cut.first = offset + 1;
@@ -81,7 +80,8 @@ RetentionCut find_cut(storage::Store& store, const RetentionJob& job) {
   return cut;
 }
 
-// --- the broker's rounds (loop thread) ----------------------------------------
+// --- the broker's rounds (loop thread)
+// ----------------------------------------
 
 namespace {
 // Range deletes give space back only once compacted. A topic is compacted
@@ -149,11 +149,12 @@ void Broker::apply_retention(const RetentionJob& job, const RetentionCut& cut) {
   progress->second.uncompacted_end = cut.first;
   progress->second.uncompacted_bytes += cut.bytes;
   progress->second.last_cut_ms = uv_now(&loop_);
-  LOG_DEBUG("retention: topic %s offsets %llu..%llu removed (%llu messages, "
-            "%llu bytes)",
-            topic->name().c_str(), (unsigned long long)job.first,
-            (unsigned long long)cut.first - 1,
-            (unsigned long long)cut.messages, (unsigned long long)cut.bytes);
+  LOG_DEBUG(
+      "retention: topic %s offsets %llu..%llu removed (%llu messages, "
+      "%llu bytes)",
+      topic->name().c_str(), (unsigned long long)job.first,
+      (unsigned long long)cut.first - 1, (unsigned long long)cut.messages,
+      (unsigned long long)cut.bytes);
 }
 
 }  // namespace tern

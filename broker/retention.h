@@ -26,12 +26,12 @@ class Topic;
 
 struct RetentionJob {
   uint64_t topic_id = 0;
-  uint64_t first = 0;          // the topic's first offset when planned
-  uint64_t end = 0;            // committed end: nothing from here is removed
-  uint64_t remove_below = 0;   // count and work-queue limits: remove below
-  int64_t older_than_ms = 0;   // age limit: remove appended before; 0: none
-  uint64_t bytes = 0;          // bytes stored now
-  uint64_t max_bytes = 0;      // 0: no limit
+  uint64_t first = 0;         // the topic's first offset when planned
+  uint64_t end = 0;           // committed end: nothing from here is removed
+  uint64_t remove_below = 0;  // count and work-queue limits: remove below
+  int64_t older_than_ms = 0;  // age limit: remove appended before; 0: none
+  uint64_t bytes = 0;         // bytes stored now
+  uint64_t max_bytes = 0;     // 0: no limit
 };
 
 struct RetentionCut {

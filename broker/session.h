@@ -58,8 +58,8 @@ class Session {
   void settle(const Frame& frame, const char* what, Settle settle);
   // The consumer an Ack or Nack is for: `consumer_id`, or for a wildcard
   // consumer its part on `topic`. nullptr after replying with an Error.
-  Consumer* find_consumer(uint64_t consumer_id, const flatbuffers::String* topic,
-                          const char* what);
+  Consumer* find_consumer(uint64_t consumer_id,
+                          const flatbuffers::String* topic, const char* what);
   void reply_deleted(uint64_t request_id);
   void detach(Consumer& consumer);
   void reply_error(uint64_t request_id, wire::ErrorCode code,

@@ -104,7 +104,9 @@ const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset,
     const std::vector<storage::StoredMessage>& records = it->second.records;
     auto found = std::lower_bound(
         records.begin(), records.end(), *offset,
-        [](const storage::StoredMessage& m, uint64_t o) { return m.offset < o; });
+        [](const storage::StoredMessage& m, uint64_t o) {
+          return m.offset < o;
+        });
     for (; found != records.end(); ++found) {
       if (found->offset >= committed_end_) return nullptr;
       *offset = found->offset;

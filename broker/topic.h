@@ -89,6 +89,8 @@ class Topic {
   // from `from` on; `committed_end` is what committed_end() was when asked.
   void on_read_back(uint64_t from, uint64_t committed_end,
                     std::vector<storage::StoredMessage> records);
+  // The read from `from` failed: the next call for it asks again.
+  void on_read_failed(uint64_t from) { reading_.erase(from); }
 
   // Where a subscription starting at `position` begins (offset and time
   // are used by Offset and Time). False for a position this broker does not

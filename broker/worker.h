@@ -4,6 +4,8 @@
 // touch the broker's state again.
 #pragma once
 
+#include <uv.h>
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -11,8 +13,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <uv.h>
 
 namespace tern {
 

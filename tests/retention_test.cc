@@ -146,9 +146,8 @@ TEST_CASE("retention: the disk space really comes back") {
                  [](const TopicInfo& t) { return t.messages == 10; }));
   // Removed at once for readers; the disk follows once the removed range is
   // compacted (ten quiet rounds later).
-  CHECK(wait_for(*client, "bulk", [](const TopicInfo& t) {
-    return t.disk_bytes < (1u << 20);
-  }));
+  CHECK(wait_for(*client, "bulk",
+                 [](const TopicInfo& t) { return t.disk_bytes < (1u << 20); }));
   CHECK(info(*client, "bulk").disk_bytes > 0);
 }
 
@@ -159,9 +158,8 @@ TEST_CASE("retention: max bytes keeps the stored records under the limit") {
   settings.max_bytes = 64 * 1024;
   client->create_topic("blobs", settings);
   publish_n(*client, "blobs", 200, 4096);
-  CHECK(wait_for(*client, "blobs", [](const TopicInfo& t) {
-    return t.bytes <= 64 * 1024;
-  }));
+  CHECK(wait_for(*client, "blobs",
+                 [](const TopicInfo& t) { return t.bytes <= 64 * 1024; }));
   TopicInfo t = info(*client, "blobs");
   // Each record is a little over 4 KiB: one more would not fit.
   CHECK(t.bytes > 60 * 1024);
@@ -195,7 +193,8 @@ TEST_CASE("retention: max age empties a topic; its next offset survives") {
   CHECK(client->publish("events", "after") == 10);
 }
 
-TEST_CASE("retention: a work queue drops what every durable subscription acked") {
+TEST_CASE(
+    "retention: a work queue drops what every durable subscription acked") {
   BrokerProcess broker(fast_retention());
   auto client = Client::connect(broker.address());
   TopicSettings settings;
@@ -255,7 +254,8 @@ TEST_CASE("retention: a subscription behind the cut skips, and says so") {
   CHECK(rest.back().offset == 99);
 }
 
-TEST_CASE("retention: settings are fixed at creation; a conflicting create fails") {
+TEST_CASE(
+    "retention: settings are fixed at creation; a conflicting create fails") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
   TopicSettings settings;
