@@ -110,7 +110,7 @@ Results Bench::run() {
   // Set before any thread starts, so they all read it without a lock.
   int64_t start_ns = now_ns();
   control_.measure_from_ns = start_ns + seconds_to_ns(options_.warmup_s);
-  for (auto& c : consumers_) c->start();
+  if (!options_.replay) start_consumers(start_ns);
   int64_t stop_at_ns =
       options_.duration_s > 0
           ? control_.measure_from_ns + seconds_to_ns(options_.duration_s)
@@ -119,6 +119,11 @@ Results Bench::run() {
   watch(start_ns);
   tear_down();
   return collect(start_ns);
+}
+
+void Bench::start_consumers(int64_t now) {
+  consumers_started_ns_ = now;
+  for (auto& c : consumers_) c->start();
 }
 
 bool Bench::all_delivered() const {
@@ -174,6 +179,7 @@ void Bench::watch(int64_t start_ns) {
                               [](const auto& p) { return p->finished(); });
       if (!done) continue;
       producers_done_ns = now;
+      if (options_.replay) start_consumers(now);
     }
     if (all_delivered()) return;
     if (now - producers_done_ns > drain_ns) {
@@ -268,12 +274,16 @@ Results Bench::collect(int64_t start_ns) const {
     r.publish_msgs_per_s = double(r.measured_published) / r.publish_seconds;
     r.publish_mb_per_s = r.publish_msgs_per_s * mb;
   }
-  if (first_send_ns != 0 && last_delivery_ns > first_send_ns) {
-    r.deliver_seconds = double(last_delivery_ns - first_send_ns) / kSecond;
+  // A replay's deliveries start when its consumers do.
+  int64_t deliver_from_ns =
+      options_.replay ? consumers_started_ns_ : first_send_ns;
+  if (deliver_from_ns != 0 && last_delivery_ns > deliver_from_ns) {
+    r.deliver_seconds = double(last_delivery_ns - deliver_from_ns) / kSecond;
     r.deliver_msgs_per_s = double(r.measured_deliveries) / r.deliver_seconds;
     r.deliver_mb_per_s = r.deliver_msgs_per_s * mb;
   }
-  r.e2e = Latency::from(e2e);
+  // A replayed message waited for the whole publish phase: no latency.
+  if (!options_.replay) r.e2e = Latency::from(e2e);
   r.confirm = Latency::from(confirm);
   r.drained = drained_;
   r.error = control_.error();

@@ -45,6 +45,7 @@ class Bench {
   void tear_down();
   Results collect(int64_t start_ns) const;
   bool all_delivered() const;
+  void start_consumers(int64_t now);
 
   Options options_;  // own copy: the threads keep references to it
   RunControl control_;
@@ -53,6 +54,7 @@ class Bench {
   uint32_t prefetch_ = 0;
   std::chrono::milliseconds ack_timeout_{0};
   bool drained_ = true;
+  int64_t consumers_started_ns_ = 0;
 
   std::vector<std::unique_ptr<DeliveryCheck>> checks_;  // one a subscription
   std::vector<std::unique_ptr<Consumer>> consumers_;

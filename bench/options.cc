@@ -46,6 +46,10 @@ const char kUsage[] =
     "count\n"
     "                       (at most 1,000,000) so delivery does not stall,\n"
     "                       and the ack timeout to 24 h\n"
+    "  --replay             start the consumers only once everything is\n"
+    "                       published: they read it back from the store;\n"
+    "                       delivery is timed from their start, and there\n"
+    "                       is no end-to-end latency\n"
     "  --warmup SECONDS     messages sent in the first SECONDS are checked "
     "but\n"
     "                       left out of throughput and latency (default 0)\n"
@@ -103,6 +107,10 @@ int parse_options(int argc, char** argv, Options* o) {
     }
     if (flag == "--no-ack") {
       o->ack = false;
+      continue;
+    }
+    if (flag == "--replay") {
+      o->replay = true;
       continue;
     }
     if (flag == "--json") {

@@ -29,6 +29,9 @@ struct Options {
   uint32_t prefetch = 1000;
   bool confirm = true;
   bool ack = true;
+  // Consumers start only once everything is published, so they read it all
+  // back from the broker's store; delivery is timed from their start.
+  bool replay = false;
   double warmup_s = 0;  // excluded from throughput and latency figures
   bool json = false;
   // Once the producers are done, how long to wait for the last deliveries.

@@ -89,18 +89,16 @@ const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset,
       return nullptr;
     }
     // Behind the tail: from a stretch read back, if one covers the offset.
-    auto it = read_back_.upper_bound(*offset);
-    if (it == read_back_.begin() || (--it, *offset >= it->second.end)) {
-      // A read from a little before may bring it; else ask for one from here.
-      auto asked = reading_.upper_bound(*offset);
-      if (asked == reading_.begin() ||
-          *offset - *std::prev(asked) >= kReadBackMessages) {
-        reading_.insert(*offset);
-        reader_.read_back(*this, *offset);
-      }
+    auto it = stretch_covering(*offset);
+    if (it == read_back_.end()) {
+      ask_for(*offset);
       *reading = true;
       return nullptr;
     }
+    // Read ahead: the next stretch is on its way while this one is served.
+    uint64_t next = it->second.end;
+    if (next < tail_start && stretch_covering(next) == read_back_.end())
+      ask_for(next);
     const std::vector<storage::StoredMessage>& records = it->second.records;
     auto found = std::lower_bound(
         records.begin(), records.end(), *offset,
@@ -117,6 +115,24 @@ const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset,
     }
     *offset = it->second.end;  // nothing more in this stretch: go on after it
   }
+}
+
+std::map<uint64_t, Topic::Stretch>::const_iterator Topic::stretch_covering(
+    uint64_t offset) const {
+  auto it = read_back_.upper_bound(offset);
+  if (it == read_back_.begin()) return read_back_.end();
+  --it;
+  return offset < it->second.end ? it : read_back_.end();
+}
+
+void Topic::ask_for(uint64_t from) {
+  // A read from a little before may bring it; else ask for one from here.
+  auto asked = reading_.upper_bound(from);
+  if (asked != reading_.begin() &&
+      from - *std::prev(asked) < kReadBackMessages)
+    return;
+  reading_.insert(from);
+  reader_.read_back(*this, from);
 }
 
 void Topic::on_read_back(uint64_t from, uint64_t committed_end,

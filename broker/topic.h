@@ -160,6 +160,11 @@ class Topic {
   std::map<uint64_t, Stretch> read_back_;  // by from
   std::deque<uint64_t> read_back_order_;   // oldest first, for eviction
   std::set<uint64_t> reading_;             // froms asked for, not yet here
+  // The stretch read back that covers `offset`, or read_back_.end().
+  std::map<uint64_t, Stretch>::const_iterator stretch_covering(
+      uint64_t offset) const;
+  // Has the reader read from `from`, unless a read in flight likely covers it.
+  void ask_for(uint64_t from);
 };
 
 }  // namespace tern
