@@ -135,6 +135,7 @@ bool Broker::load() {
     else
       committer_->batch().delete_dedupe(d.topic_id, d.id);
   }
+  for (auto& [name, topic] : topics_) dedupe_ids_ += topic->id_count();
   LOG_INFO("loaded %zu topics, %zu subscriptions and %zu message ids from %s",
            topics.size(), subscriptions.size(), ids.size(),
            config_.data_dir.c_str());
@@ -379,6 +380,7 @@ void Broker::remove_topic(Topic& topic) {
     if (status.is_ok())
       worker_->post([this, id] { store_.compact(id, UINT64_MAX); });
   });
+  dedupe_ids_ -= topic.id_count();
   changed_topics_.erase(id);
   temporary_owner_.erase(id);
   retention_.erase(id);
@@ -529,11 +531,19 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
         results.emplace_back(original, wire::ErrorCode::None, true);
         continue;
       }
+      if (!id.empty() && dedupe_ids_ >= config_.max_dedupe_ids) {
+        // Remembering it would take memory past the limit, and forgetting
+        // older ids early would break their window: refuse this one.
+        results.emplace_back(0, wire::ErrorCode::LimitExceeded, false);
+        continue;
+      }
       uint64_t offset = append(topic, *message, now);
       results.emplace_back(offset, wire::ErrorCode::None, false);
       if (!id.empty()) {
         int64_t expires = now + int64_t(config_.dedupe_window_ms);
+        size_t before = topic.id_count();
         topic.remember_id(id, offset, expires);
+        dedupe_ids_ += topic.id_count() - before;
         committer_->batch().put_dedupe({topic.id(), id, offset, expires});
         new_ids.push_back(std::move(id));
       }
@@ -558,8 +568,12 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
       // Nothing of it was stored, the ids included: a retry must append.
       // (A duplicate of one of these, published meanwhile into the next
       // batch, is still confirmed as a duplicate: rare, and not yet handled.)
-      for (const auto& id : new_ids)
-        if (topic != nullptr) topic->forget_id(id);
+      for (const auto& id : new_ids) {
+        if (topic == nullptr) break;
+        size_t before = topic->id_count();
+        topic->forget_id(id);
+        dedupe_ids_ -= before - topic->id_count();
+      }
       for (auto& r : results)
         if (!r.duplicate())
           r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
@@ -847,7 +861,9 @@ void Broker::expire() {
   for (auto& [name, topic] : topics_) {
     for (auto& s : topic->subscriptions())
       if (s->expire(now)) schedule_dispatch(*s);
-    for (const std::string& id : topic->expire_ids(wall_now))
+    std::vector<std::string> expired = topic->expire_ids(wall_now);
+    dedupe_ids_ -= expired.size();
+    for (const std::string& id : expired)
       committer_->batch().delete_dedupe(topic->id(), id);
   }
 }

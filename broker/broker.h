@@ -197,6 +197,7 @@ class Broker : public DeadLetters, public ReadBackSource {
   std::unordered_map<uint64_t, RetentionProgress> retention_;
   uint64_t next_topic_id_ = 1;
   size_t subscription_count_ = 0;  // over all topics
+  size_t dedupe_ids_ = 0;  // producer message ids remembered, all topics
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   uint64_t next_connection_id_ = 1;
   struct Wildcard {

@@ -31,6 +31,9 @@ const char kUsage[] =
     "30000)\n"
     "  --dedupe-window MS     how long a producer message id is remembered\n"
     "                         per topic (default 120000)\n"
+    "  --max-dedupe-ids N     producer message ids remembered at once, over\n"
+    "                         all topics; beyond, publishes with a new id\n"
+    "                         get LimitExceeded (default 10000000)\n"
     "  --retention-interval MS  how often topic retention runs (default "
     "1000)\n"
     "  --tail-bytes BYTES     recent messages kept in memory per topic; older\n"
@@ -145,6 +148,10 @@ int parse_config(int argc, char** argv, Config* config) {
       if (!parse_number(value, 7ull * 86400000, &n) || n == 0)
         return usage_error("bad --dedupe-window (want 1..604800000 ms)");
       config->dedupe_window_ms = n;
+    } else if (flag == "--max-dedupe-ids") {
+      if (!parse_number(value, 1000000000, &n))
+        return usage_error("bad --max-dedupe-ids (want 0..1000000000)");
+      config->max_dedupe_ids = n;
     } else if (flag == "--retention-interval") {
       if (!parse_number(value, 3600000, &n) || n < 10)
         return usage_error("bad --retention-interval (want 10..3600000 ms)");

@@ -14,6 +14,7 @@ struct Config {
   uint32_t max_frame_bytes = 16u << 20;   // larger frames close the connection
   uint32_t default_ack_timeout_ms = 30000;
   uint64_t dedupe_window_ms = 120000;     // producer message ids remembered
+  size_t max_dedupe_ids = 10000000;       // over all topics (~150 B each)
   uint64_t retention_interval_ms = 1000;  // how often retention runs
   size_t tail_bytes_per_topic = 32u << 20;  // recent messages kept in memory
   // Limits that keep one client, or many, from taking the broker down.

@@ -109,6 +109,7 @@ class Topic {
   bool find_id(const std::string& id, int64_t now_ms, uint64_t* offset) const;
   void remember_id(const std::string& id, uint64_t offset, int64_t expires_ms);
   void forget_id(const std::string& id);
+  size_t id_count() const { return ids_.size(); }
   // Forgets the ids whose window ended by `now_ms` and returns them.
   std::vector<std::string> expire_ids(int64_t now_ms);
 

@@ -116,3 +116,39 @@ TEST_CASE("dedupe: an id is forgotten once its window has passed") {
 
 }  // namespace
 }  // namespace tern::test
+
+namespace tern::test {
+namespace {
+
+TEST_CASE("dedupe: the number of remembered ids is bounded") {
+  BrokerOptions options;
+  options.extra_args = {"--max-dedupe-ids", "3", "--dedupe-window", "1000"};
+  BrokerProcess broker(options);
+  auto client = Client::connect(broker.address());
+  std::vector<PublishResult> results;
+  client->publish_async("orders",
+                        {with_id("a", "1"), with_id("b", "2"),
+                         with_id("c", "3"), with_id("d", "4"),
+                         with_id("a again", "1"), with_id("no id", "")},
+                        [&](const std::vector<PublishResult>& r) { results = r; });
+  CHECK_THROWS_AS(client->flush(), Error);  // the refused one
+  REQUIRE(results.size() == 6);
+  CHECK(results[2].error == ErrorCode::kNone);
+  // A fourth id would pass the limit: refused, and not stored.
+  CHECK(results[3].error == ErrorCode::kLimitExceeded);
+  // Ids already remembered still work, and messages without one are fine.
+  CHECK(results[4].duplicate);
+  CHECK(results[4].offset == 0);
+  CHECK(results[5].error == ErrorCode::kNone);
+  CHECK(payloads(read_topic(broker.address(), "orders")) ==
+        std::vector<std::string>{"a", "b", "c", "no id"});
+
+  // Once their window ends the ids are forgotten and make room again.
+  std::this_thread::sleep_for(1200ms);
+  auto later = publish(*client, "orders", {with_id("d", "4")});
+  REQUIRE(later.size() == 1);
+  CHECK(later[0].error == ErrorCode::kNone);
+}
+
+}  // namespace
+}  // namespace tern::test
