@@ -106,12 +106,14 @@ bool Broker::load() {
     Topic& topic = *it->second;
     AckSet acks(s.cursor);
     uint64_t start = acks.floor();
-    // Only the ack timeout is stored; the other settings come with the next
-    // Subscribe, which every consumer sends before it gets anything.
+    // As last stored; each Subscribe may change them again.
     SubscriptionSettings settings;
     settings.ack_timeout_ms =
         s.ack_timeout_ms ? s.ack_timeout_ms : config_.default_ack_timeout_ms;
-    settings.dead_letter_topic = topic.name() + ".dlq";
+    settings.max_deliveries = s.max_deliveries;
+    settings.dead_letter_topic = s.dead_letter_topic.empty()
+                                     ? topic.name() + ".dlq"
+                                     : s.dead_letter_topic;
     Subscription& restored = topic.add_subscription(
         std::make_unique<Subscription>(topic, s.name, std::move(settings),
                                        std::move(acks), start, *this));
@@ -688,11 +690,15 @@ Subscription* Broker::subscription(Topic& topic,
           name.empty() ? nullptr : topic.find_subscription(name)) {
     // The latest Subscribe's settings apply; an ack timeout of 0 keeps the
     // one the subscription has (it is the persisted one).
-    uint32_t old_timeout = existing->settings().ack_timeout_ms;
-    if (request.ack_timeout_ms == 0) settings.ack_timeout_ms = old_timeout;
+    SubscriptionSettings old = existing->settings();
+    if (request.ack_timeout_ms == 0)
+      settings.ack_timeout_ms = old.ack_timeout_ms;
     existing->set_settings(std::move(settings));
-    if (existing->settings().ack_timeout_ms != old_timeout)
-      persist_cursor(*existing);
+    const SubscriptionSettings& now = existing->settings();
+    if (now.ack_timeout_ms != old.ack_timeout_ms) persist_cursor(*existing);
+    if (now.max_deliveries != old.max_deliveries ||
+        now.dead_letter_topic != old.dead_letter_topic)
+      persist_settings(*existing);
     return existing;
   }
   if (!within_limit(subscription_count_, config_.max_subscriptions,
@@ -714,6 +720,7 @@ Subscription* Broker::subscription(Topic& topic,
   ++subscription_count_;
   if (s.durable()) {
     persist_cursor(s);
+    persist_settings(s);
     LOG_INFO("subscription %s on topic %s created at offset %llu",
              name.c_str(), topic.name().c_str(), (unsigned long long)begin);
   }
@@ -763,6 +770,23 @@ void Broker::consumer_left(Subscription& subscription) {
 
 void Broker::schedule_dispatch(Subscription& subscription) {
   if (subscription.has_consumers()) to_dispatch_.insert(&subscription);
+}
+
+void Broker::persist_settings(Subscription& subscription) {
+  // By name, so a retry writes the settings of then, and none for a
+  // subscription deleted meanwhile.
+  write_metadata([this, id = subscription.topic().id(),
+                  name = subscription.name()](storage::Batch& b) {
+    Topic* topic = find_topic(id);
+    Subscription* s = topic ? topic->find_subscription(name) : nullptr;
+    if (s == nullptr) return;
+    storage::SubscriptionRecord record;
+    record.topic_id = id;
+    record.name = name;
+    record.max_deliveries = s->settings().max_deliveries;
+    record.dead_letter_topic = s->settings().dead_letter_topic;
+    b.put_subscription_settings(record);
+  });
 }
 
 void Broker::persist_cursor(Subscription& subscription) {

@@ -155,6 +155,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   void enforce_retention();
   void apply_retention(const RetentionJob& job, const RetentionCut& cut);
   void persist_cursor(Subscription& subscription);
+  // Stores a durable subscription's max deliveries and dead-letter topic.
+  void persist_settings(Subscription& subscription);
   // Puts the state of every topic that changed since into the batch.
   void write_topic_states();
   // Persists the cursor if the subscription says it changed.

@@ -39,6 +39,7 @@ const char kTopicTag = 'T';
 const char kTopicSettingsTag = 'C';
 const char kTopicStateTag = 'N';
 const char kSubscriptionTag = 'S';
+const char kSubscriptionSettingsTag = 'P';
 const char kDedupeTag = 'D';
 const char kMessagesFamily[] = "messages";
 
@@ -73,8 +74,9 @@ std::string topic_key(uint64_t topic_id, char tag = kTopicTag) {
   return key;
 }
 
-std::string subscription_key(uint64_t topic_id, const std::string& name) {
-  std::string key(1, kSubscriptionTag);
+std::string subscription_key(uint64_t topic_id, const std::string& name,
+                             char tag = kSubscriptionTag) {
+  std::string key(1, tag);
   put_be64(&key, topic_id);
   key += name;
   return key;
@@ -168,7 +170,7 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
   return true;
 }
 
-// --- topic settings and state values ------------------------------------------
+// --- topic settings and state values -----------------------------------------
 // Settings: u64 max_age_ms, u64 max_bytes, u64 max_messages, u8 flags.
 // State: u64 first_offset, u64 next_offset, u64 messages, u64 bytes.
 
@@ -393,7 +395,7 @@ void Batch::delete_topic(uint64_t topic_id) {
                      message_key(topic_id + 1, 0));
   for (char tag : {kTopicTag, kTopicSettingsTag, kTopicStateTag})
     batch_.Delete(meta_, topic_key(topic_id, tag));
-  for (char tag : {kSubscriptionTag, kDedupeTag})
+  for (char tag : {kSubscriptionTag, kSubscriptionSettingsTag, kDedupeTag})
     batch_.DeleteRange(meta_, topic_key(topic_id, tag),
                        topic_key(topic_id + 1, tag));
 }
@@ -403,8 +405,20 @@ void Batch::put_subscription(const SubscriptionRecord& subscription) {
              encode_subscription(subscription));
 }
 
+// Settings value: u32 max_deliveries, then the dead-letter topic's bytes.
+void Batch::put_subscription_settings(const SubscriptionRecord& s) {
+  std::string value;
+  put_le32(&value, s.max_deliveries);
+  value += s.dead_letter_topic;
+  batch_.Put(meta_,
+             subscription_key(s.topic_id, s.name, kSubscriptionSettingsTag),
+             value);
+}
+
 void Batch::delete_subscription(uint64_t topic_id, const std::string& name) {
   batch_.Delete(meta_, subscription_key(topic_id, name));
+  batch_.Delete(meta_,
+                subscription_key(topic_id, name, kSubscriptionSettingsTag));
 }
 
 void Batch::put_dedupe(const DedupeRecord& dedupe) {
@@ -569,6 +583,21 @@ Status Store::load_subscriptions(std::vector<SubscriptionRecord>* out) {
     }
     sub.topic_id = get_be64(key.data() + 1);
     sub.name.assign(key.data() + 9, key.size() - 9);
+    std::string settings;
+    rocksdb::Status s = db_->Get(
+        rocksdb::ReadOptions(), meta_,
+        subscription_key(sub.topic_id, sub.name, kSubscriptionSettingsTag),
+        &settings);
+    if (s.ok()) {
+      if (settings.size() < 4)
+        return Status::error("malformed settings of subscription " + sub.name +
+                             " in " + options_.path);
+      sub.max_deliveries = static_cast<uint32_t>(get_le(settings.data(), 4));
+      sub.dead_letter_topic = settings.substr(4);
+    } else if (!s.IsNotFound()) {
+      return Status::error("cannot read subscription " + sub.name + ": " +
+                           s.ToString());
+    }
     out->push_back(std::move(sub));
   }
   if (!it->status().ok()) {

@@ -9,7 +9,9 @@
 //     "C" | topic id (8 BE)       -> topic settings (retention, flags)
 //     "N" | topic id (8 BE)       -> topic state: first and next offset,
 //                                    messages and bytes stored
-//     "S" | topic id (8 BE) | name -> subscription record (settings + cursor)
+//     "S" | topic id (8 BE) | name -> subscription record (ack timeout, cursor)
+//     "P" | topic id (8 BE) | name -> its delivery settings (max deliveries,
+//                                    dead-letter topic)
 //     "D" | topic id (8 BE) | producer message id
 //                                 -> offset (8 LE) | expires, Unix ms (8 LE)
 // Big-endian keys make each topic one contiguous, ordered key range, so reads
@@ -111,6 +113,11 @@ struct SubscriptionRecord {
   uint32_t ack_timeout_ms = 0;
   Cursor cursor;
   std::vector<Redelivery> redeliveries;  // sorted by offset
+  // Kept apart ("P" key), written only when they change: put_subscription()
+  // leaves them alone, put_subscription_settings() writes only them. A store
+  // from before they were kept loads the defaults.
+  uint32_t max_deliveries = 16;
+  std::string dead_letter_topic;  // empty: "<topic>.dlq"
 };
 
 // A producer message id seen on a topic, for de-duplication: a publish
@@ -147,6 +154,7 @@ class Batch {
   // de-duplication ids.
   void delete_topic(uint64_t topic_id);
   void put_subscription(const SubscriptionRecord& subscription);
+  void put_subscription_settings(const SubscriptionRecord& subscription);
   void delete_subscription(uint64_t topic_id, const std::string& name);
   void put_dedupe(const DedupeRecord& dedupe);
   void delete_dedupe(uint64_t topic_id, const std::string& id);

@@ -213,3 +213,47 @@ TEST_CASE("nack: a delayed redelivery survives a restart, still delayed") {
 
 }  // namespace
 }  // namespace tern::test
+
+namespace tern::test {
+namespace {
+
+TEST_CASE("nack: a durable subscription's delivery settings survive a crash") {
+  BrokerProcess broker;
+  {
+    auto client = Client::connect(broker.address());
+    SubscribeOptions options;
+    options.topic = "jobs";
+    options.subscription = "workers";
+    options.max_deliveries = 3;
+    options.dead_letter_topic = "jobs.dead";
+    client->subscribe(options).unsubscribe();
+    // Confirmed once committed, so everything before it is committed too.
+    client->publish("sync", "x");
+  }
+  broker.kill9();
+  broker.restart();
+  auto client = Client::connect(broker.address());
+  auto topics = client->topics("jobs");
+  REQUIRE(topics.size() == 1);
+  REQUIRE(topics[0].subscriptions.size() == 1);
+  CHECK(topics[0].subscriptions[0].max_deliveries == 3);
+  CHECK(topics[0].subscriptions[0].dead_letter_topic == "jobs.dead");
+
+  // Deleting the subscription deletes them too: a new one has the defaults.
+  client->delete_subscription("jobs", "workers");
+  SubscribeOptions fresh;
+  fresh.topic = "jobs";
+  fresh.subscription = "workers";
+  client->subscribe(fresh).unsubscribe();
+  client->publish("sync", "x");
+  client.reset();
+  broker.kill9();
+  broker.restart();
+  client = Client::connect(broker.address());
+  const auto& s = client->topics("jobs").at(0).subscriptions.at(0);
+  CHECK(s.max_deliveries == 16);
+  CHECK(s.dead_letter_topic == "jobs.dlq");
+}
+
+}  // namespace
+}  // namespace tern::test
