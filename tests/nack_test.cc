@@ -250,7 +250,8 @@ TEST_CASE("nack: a durable subscription's delivery settings survive a crash") {
   broker.kill9();
   broker.restart();
   client = Client::connect(broker.address());
-  const auto& s = client->topics("jobs").at(0).subscriptions.at(0);
+  auto after = client->topics("jobs");
+  const auto& s = after.at(0).subscriptions.at(0);
   CHECK(s.max_deliveries == 16);
   CHECK(s.dead_letter_topic == "jobs.dlq");
 }
