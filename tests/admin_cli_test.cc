@@ -28,14 +28,6 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-SubscribeOptions durable(const std::string& topic, const std::string& name) {
-  SubscribeOptions options;
-  options.topic = topic;
-  options.subscription = name;
-  options.start = StartPosition::kEarliest;
-  return options;
-}
-
 // Calls sub.next() until it throws; returns the error code (kNone if it
 // never threw within `within`).
 ErrorCode next_until_error(Subscription& sub, std::chrono::milliseconds within,

@@ -18,11 +18,7 @@ TEST_CASE("admin: topics list and info report offsets, lag and pending") {
   for (int i = 0; i < 10; ++i) client->publish("orders", "o" + std::to_string(i));
   client->publish("audit", "a");
 
-  SubscribeOptions options;
-  options.topic = "orders";
-  options.subscription = "billing";
-  options.start = StartPosition::kEarliest;
-  options.prefetch = 4;
+  SubscribeOptions options = durable("orders", "billing", 4);
   auto sub = client->subscribe(options);
   auto got = receive(sub, 4, 1s, 5s, /*ack=*/false);
   REQUIRE(got.size() == 4);

@@ -234,6 +234,16 @@ std::vector<Message> receive(Subscription& sub, size_t max,
   return got;
 }
 
+SubscribeOptions durable(const std::string& topic, const std::string& name,
+                         uint32_t prefetch) {
+  SubscribeOptions options;
+  options.topic = topic;
+  options.subscription = name;
+  options.start = StartPosition::kEarliest;
+  options.prefetch = prefetch;
+  return options;
+}
+
 std::vector<Message> read_topic(const std::string& address,
                                 const std::string& topic,
                                 std::chrono::milliseconds idle) {

@@ -111,6 +111,11 @@ std::vector<Message> receive(
     std::chrono::milliseconds total = std::chrono::seconds(20),
     bool ack = true);
 
+// Options for the durable subscription `name` on `topic`, starting (when
+// new) at the earliest message.
+SubscribeOptions durable(const std::string& topic, const std::string& name,
+                         uint32_t prefetch = 1000);
+
 // Everything in `topic`, read from the earliest offset through a new durable
 // subscription (acked as read), until nothing more arrives for `idle`.
 std::vector<Message> read_topic(

@@ -23,16 +23,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-SubscribeOptions durable(const std::string& topic, const std::string& name,
-                         uint32_t prefetch = 1000) {
-  SubscribeOptions options;
-  options.topic = topic;
-  options.subscription = name;
-  options.start = StartPosition::kEarliest;
-  options.prefetch = prefetch;
-  return options;
-}
-
 // Publishes `count` messages "<prefix><i>" with confirms and returns
 // offset -> payload.
 std::map<uint64_t, std::string> publish_confirmed(Client& client,

@@ -15,14 +15,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-SubscribeOptions durable(const std::string& topic, const std::string& name) {
-  SubscribeOptions options;
-  options.topic = topic;
-  options.subscription = name;
-  options.start = StartPosition::kEarliest;
-  return options;
-}
-
 std::map<std::string, std::string> headers_of(const Message& m) {
   std::map<std::string, std::string> out;
   for (const auto& h : m.headers) out[h.name] = h.value;

@@ -101,10 +101,7 @@ TEST_CASE("retention: max messages removes the oldest, from the store too") {
   CHECK(client->create_topic("metrics", settings));
   // A durable subscription that never reads: retention moves it on, and
   // that is stored like any cursor change.
-  SubscribeOptions idle;
-  idle.topic = "metrics";
-  idle.subscription = "idle";
-  idle.start = StartPosition::kEarliest;
+  SubscribeOptions idle = durable("metrics", "idle");
   client->subscribe(idle).unsubscribe();
   publish_n(*client, "metrics", 1000);
 
@@ -205,11 +202,7 @@ TEST_CASE(
   std::this_thread::sleep_for(400ms);
   CHECK(info(*client, "jobs").messages == 100);
 
-  SubscribeOptions options;
-  options.topic = "jobs";
-  options.subscription = "workers";
-  options.start = StartPosition::kEarliest;
-  options.prefetch = 40;
+  SubscribeOptions options = durable("jobs", "workers", 40);
   auto workers = client->subscribe(options);
   options.subscription = "audit";
   auto audit = client->subscribe(options);
@@ -229,11 +222,7 @@ TEST_CASE("retention: a subscription behind the cut skips, and says so") {
   TopicSettings settings;
   settings.max_messages = 10;
   client->create_topic("ticks", settings);
-  SubscribeOptions options;
-  options.topic = "ticks";
-  options.subscription = "slow";
-  options.start = StartPosition::kEarliest;
-  options.prefetch = 5;
+  SubscribeOptions options = durable("ticks", "slow", 5);
   auto sub = client->subscribe(options);
   // It holds five without acking while 95 more arrive.
   publish_n(*client, "ticks", 5);
@@ -333,10 +322,7 @@ TEST_CASE("ttl: a topic can send expired messages to the dead letters") {
   client->flush();
   std::this_thread::sleep_for(300ms);
 
-  SubscribeOptions options;
-  options.topic = "offers";
-  options.subscription = "shop";
-  options.start = StartPosition::kEarliest;
+  SubscribeOptions options = durable("offers", "shop");
   auto sub = client->subscribe(options);
   auto got = receive(sub, 10, 500ms, 5s);
   REQUIRE(got.size() == 1);

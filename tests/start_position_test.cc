@@ -103,10 +103,7 @@ TEST_CASE("start position: a durable subscription can be reset") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
   publish_n(*client, "replay", 5, "r");
-  SubscribeOptions options;
-  options.topic = "replay";
-  options.subscription = "reader";
-  options.start = StartPosition::kEarliest;
+  SubscribeOptions options = durable("replay", "reader");
   {
     auto consumer = Client::connect(broker.address());
     auto sub = consumer->subscribe(options);
@@ -170,10 +167,7 @@ TEST_CASE("replay: subscriptions far behind a small tail read everything back") 
 
   // Two replays at once, at different places, plus a nack with reject and a
   // plain nack from behind the tail.
-  SubscribeOptions a;
-  a.topic = "history";
-  a.subscription = "from-start";
-  a.start = StartPosition::kEarliest;
+  SubscribeOptions a = durable("history", "from-start");
   SubscribeOptions b = a;
   b.subscription = "from-middle";
   b.start = StartPosition::kOffset;

@@ -31,10 +31,7 @@ TEST_CASE("ttl: an expired message is skipped, a live one delivered") {
   client->flush();
   std::this_thread::sleep_for(400ms);
 
-  SubscribeOptions options;
-  options.topic = "news";
-  options.subscription = "reader";
-  options.start = StartPosition::kEarliest;
+  SubscribeOptions options = durable("news", "reader");
   auto sub = client->subscribe(options);
   std::vector<std::string> got;
   for (const auto& m : receive(sub, 10, 500ms, 5s)) got.push_back(m.payload);
@@ -48,10 +45,7 @@ TEST_CASE("ttl: an unacked message is not redelivered after it expired") {
   auto client = Client::connect(broker.address());
   client->publish_async("jobs", {with_ttl("short-lived", 300ms)});
   client->flush();
-  SubscribeOptions options;
-  options.topic = "jobs";
-  options.subscription = "w";
-  options.start = StartPosition::kEarliest;
+  SubscribeOptions options = durable("jobs", "w");
   auto sub = client->subscribe(options);
   auto m = sub.next(2s);
   REQUIRE(m);
