@@ -704,10 +704,13 @@ Subscription* Broker::subscription(Topic& topic,
   if (!within_limit(subscription_count_, config_.max_subscriptions,
                     "subscriptions", refusal))
     return nullptr;
-  // A new subscription: everything before its start counts as done.
-  uint64_t begin;
-  if (!topic.resolve_start(request.start, request.start_offset,
-                           request.start_time_ms, &begin)) {
+  // A new subscription: everything before its start counts as done. Until
+  // a start time is looked up it starts at the first message, so a crash
+  // meanwhile delivers too much rather than too little.
+  bool by_time = request.start == wire::StartPosition::Time;
+  uint64_t begin = topic.first_offset();
+  if (!by_time &&
+      !topic.resolve_start(request.start, request.start_offset, &begin)) {
     refusal->code = wire::ErrorCode::InvalidSubscription;
     refusal->message =
         "unknown start position " + std::to_string(int(request.start));
@@ -721,14 +724,25 @@ Subscription* Broker::subscription(Topic& topic,
   if (s.durable()) {
     persist_cursor(s);
     persist_settings(s);
-    LOG_INFO("subscription %s on topic %s created at offset %llu",
-             name.c_str(), topic.name().c_str(), (unsigned long long)begin);
   }
+  auto created = [durable = s.durable(), name, topic_name = topic.name()](
+                     const Refusal& refusal, uint64_t start) {
+    if (refusal.code != wire::ErrorCode::None)
+      LOG_ERROR("subscription %s on topic %s starts at its first message: %s",
+                name.c_str(), topic_name.c_str(), refusal.message.c_str());
+    else if (durable)
+      LOG_INFO("subscription %s on topic %s created at offset %llu",
+               name.c_str(), topic_name.c_str(), (unsigned long long)start);
+  };
+  if (by_time)
+    start_at_time(s, request.start_time_ms, std::move(created));
+  else
+    created(Refusal(), begin);
   return &s;
 }
 
-bool Broker::reset(const wire::ResetSubscription& request, uint64_t* start,
-                   Refusal* refusal) {
+bool Broker::reset(uint64_t connection_id,
+                   const wire::ResetSubscription& request, Refusal* refusal) {
   std::string topic_name =
       request.topic() ? request.topic()->str() : std::string();
   std::string name =
@@ -743,18 +757,84 @@ bool Broker::reset(const wire::ResetSubscription& request, uint64_t* start,
                        topic_name;
     return false;
   }
+  auto reply = [this, connection_id, request_id = request.request_id(), name,
+                topic_name](const Refusal& refusal, uint64_t start) {
+    flatbuffers::FlatBufferBuilder fbb(128);
+    if (refusal.code != wire::ErrorCode::None) {
+      frame::build_error(fbb, request_id, refusal.code, refusal.message);
+    } else {
+      LOG_INFO("subscription %s on topic %s reset to offset %llu",
+               name.c_str(), topic_name.c_str(), (unsigned long long)start);
+      frame::finish(
+          fbb, wire::Body::ResetOk,
+          wire::CreateResetOk(fbb, request_id, start).Union());
+    }
+    if (Connection* connection = find_connection(connection_id))
+      connection->send(fbb);
+  };
+  if (request.start() == wire::StartPosition::Time) {
+    start_at_time(*s, request.start_time_ms(), std::move(reply));
+    return true;
+  }
+  uint64_t start;
   if (!it->second->resolve_start(request.start(), request.start_offset(),
-                                 request.start_time_ms(), start)) {
+                                 &start)) {
     refusal->message =
         "unknown start position " + std::to_string(int(request.start()));
     return false;
   }
-  s->reset(*start);
+  s->reset(start);
   note_cursor(*s);
   schedule_dispatch(*s);
-  LOG_INFO("subscription %s on topic %s reset to offset %llu", name.c_str(),
-           topic_name.c_str(), (unsigned long long)*start);
+  reply(Refusal(), start);
   return true;
+}
+
+void Broker::start_at_time(
+    Subscription& subscription, int64_t time_ms,
+    std::function<void(const Refusal& refusal, uint64_t start)> done) {
+  uint64_t lookup = ++last_start_lookup_;
+  subscription.hold(lookup);
+  Topic& topic = subscription.topic();
+  struct Result {
+    storage::Status status = storage::Status::ok();
+    uint64_t offset = 0;
+  };
+  auto result = std::make_shared<Result>();
+  reader_->post(
+      [this, id = topic.id(), first = topic.first_offset(),
+       end = topic.committed_end(), time_ms, result] {
+        result->status =
+            store_.offset_at_time(id, first, end, time_ms, &result->offset);
+      },
+      [this, id = topic.id(), lookup, result, done = std::move(done)] {
+        Refusal refusal;
+        Topic* topic = find_topic(id);
+        if (topic == nullptr) {
+          refusal.code = wire::ErrorCode::Deleted;
+          refusal.message = "the topic was deleted";
+          return done(refusal, 0);
+        }
+        Subscription* held = nullptr;
+        for (auto& s : topic->subscriptions())
+          if (s->held_for() == lookup) held = s.get();
+        uint64_t start = 0;
+        if (!result->status.is_ok()) {
+          refusal.code = wire::ErrorCode::StorageFailure;
+          refusal.message = result->status.message();
+          if (held) held->hold(0);
+        } else {
+          // Retention may have moved the topic's start on meanwhile.
+          topic->resolve_start(wire::StartPosition::Offset, result->offset,
+                               &start);
+          if (held) held->reset(start);
+        }
+        if (held) {
+          note_cursor(*held);
+          schedule_dispatch(*held);
+        }
+        done(refusal, start);
+      });
 }
 
 void Broker::consumer_left(Subscription& subscription) {

@@ -106,9 +106,11 @@ class Broker : public DeadLetters, public ReadBackSource {
   void add_wildcard(Session& session, uint64_t consumer_id,
                     const std::string& pattern);
   void remove_wildcard(Session& session, uint64_t consumer_id);
-  // Moves the durable subscription `request` names to its start position;
-  // *start says where that is.
-  bool reset(const wire::ResetSubscription& request, uint64_t* start,
+  // Moves the durable subscription `request` names to its start position
+  // and sends connection `connection_id` the ResetOk saying where that is
+  // (later, for a time: see start_at_time()). False and *refusal if it
+  // cannot.
+  bool reset(uint64_t connection_id, const wire::ResetSubscription& request,
              Refusal* refusal);
   // A consumer left `subscription`; an ephemeral one ends with its consumer.
   void consumer_left(Subscription& subscription);
@@ -154,6 +156,15 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Every --retention-interval: plans a round for each topic with limits.
   void enforce_retention();
   void apply_retention(const RetentionJob& job, const RetentionCut& cut);
+  // Resets `subscription` to the first message appended at or after
+  // `time_ms`. Finding it reads the store, so it is done on the reader
+  // thread; the subscription is held meanwhile. `done` gets the offset once
+  // it is known (even if a later reset overtook this one), or a refusal if
+  // the lookup failed (the subscription then stays where it was) or the
+  // topic went away.
+  void start_at_time(
+      Subscription& subscription, int64_t time_ms,
+      std::function<void(const Refusal& refusal, uint64_t start)> done);
   void persist_cursor(Subscription& subscription);
   // Stores a durable subscription's max deliveries and dead-letter topic.
   void persist_settings(Subscription& subscription);
@@ -199,6 +210,7 @@ class Broker : public DeadLetters, public ReadBackSource {
   std::unordered_map<uint64_t, RetentionProgress> retention_;
   uint64_t next_topic_id_ = 1;
   size_t subscription_count_ = 0;  // over all topics
+  uint64_t last_start_lookup_ = 0;  // names start_at_time() lookups
   size_t dedupe_ids_ = 0;  // producer message ids remembered, all topics
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   uint64_t next_connection_id_ = 1;

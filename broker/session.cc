@@ -305,14 +305,9 @@ void Session::on_list_topics(const wire::ListTopics& list) {
 }
 
 void Session::on_reset(const wire::ResetSubscription& reset) {
-  uint64_t start;
   Refusal refusal;
-  if (!broker_.reset(reset, &start, &refusal))
+  if (!broker_.reset(connection_.id(), reset, &refusal))
     return reply_error(reset.request_id(), refusal.code, refusal.message);
-  flatbuffers::FlatBufferBuilder fbb(64);
-  frame::finish(fbb, wire::Body::ResetOk,
-                wire::CreateResetOk(fbb, reset.request_id(), start).Union());
-  connection_.send(fbb);
 }
 
 void Session::on_create_topic(const wire::CreateTopic& create) {

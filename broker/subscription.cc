@@ -225,7 +225,7 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
 }
 
 void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
-  if (consumers_.empty()) return;
+  if (consumers_.empty() || held_for_ != 0) return;
   touched_.clear();
   while (Consumer* consumer = next_consumer_with_credit()) {
     uint64_t offset;
@@ -295,6 +295,7 @@ void Subscription::reset(uint64_t start) {
   prior_attempts_.clear();
   held_back_.clear();
   cursor_changed_ = true;
+  held_for_ = 0;
   for (Consumer* consumer : consumers_) consumer->unacked = 0;
 }
 

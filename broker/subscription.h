@@ -91,8 +91,15 @@ class Subscription {
   void dispatch(uint64_t now_ms, int64_t wall_ms);
 
   // Starts over at `start`: everything below counts as acked, everything
-  // from it on as never delivered; deliveries out now are forgotten.
+  // from it on as never delivered; deliveries out now are forgotten. Ends a
+  // hold.
   void reset(uint64_t start);
+
+  // While a start position is looked up (Broker::start_at_time), the
+  // subscription hands out nothing; `lookup` names the lookup, so that one
+  // overtaken by a later reset finds the hold gone. 0: not held.
+  void hold(uint64_t lookup) { held_for_ = lookup; }
+  uint64_t held_for() const { return held_for_; }
 
   // Retention removed the topic's messages below `first`: what of them was
   // not acked is skipped (counted in skipped()), deliveries of them out now
@@ -165,6 +172,7 @@ class Subscription {
   std::set<uint64_t> held_back_;
   bool cursor_changed_ = false;
   uint64_t skipped_ = 0;
+  uint64_t held_for_ = 0;
 };
 
 }  // namespace tern

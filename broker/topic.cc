@@ -186,7 +186,7 @@ std::vector<std::string> Topic::expire_ids(int64_t now_ms) {
 }
 
 bool Topic::resolve_start(wire::StartPosition position, uint64_t offset,
-                          int64_t time_ms, uint64_t* start) {
+                          uint64_t* start) {
   switch (position) {
     case wire::StartPosition::Latest:
       *start = committed_end_;
@@ -197,48 +197,9 @@ bool Topic::resolve_start(wire::StartPosition position, uint64_t offset,
     case wire::StartPosition::Offset:
       *start = std::clamp(offset, first_offset_, committed_end_);
       return true;
-    case wire::StartPosition::Time:
-      *start = offset_at_time(time_ms);
-      return true;
+    default:
+      return false;
   }
-  return false;
-}
-
-uint64_t Topic::offset_at_time(int64_t time_ms) {
-  // The timestamp of the message at `*offset` or the next one after it,
-  // moving *offset there; false if there is none below committed_end_.
-  auto timestamp_at_or_after = [this](uint64_t* offset, int64_t* ts) {
-    uint64_t tail_start = tail_.empty() ? next_offset_ : tail_.front().offset;
-    if (*offset < tail_start) {
-      std::vector<storage::StoredMessage> one;
-      if (store_.read(id_, *offset, 1, 1, &one).is_ok() && !one.empty() &&
-          one[0].offset < tail_start) {
-        const auto* m = storage::decode_record(one[0].record);
-        if (m == nullptr) return false;
-        *offset = one[0].offset;
-        *ts = m->timestamp_ms();
-        return true;
-      }
-      *offset = tail_start;
-    }
-    bool reading;
-    const auto* m = record_at_or_after(offset, &reading);
-    if (m == nullptr) return false;
-    *ts = m->timestamp_ms();
-    return true;
-  };
-  uint64_t lo = first_offset_, hi = committed_end_;
-  while (lo < hi) {
-    uint64_t mid = lo + (hi - lo) / 2, found = mid;
-    int64_t ts = 0;
-    // Offsets between mid and found hold nothing, so either way the answer
-    // is found's side of mid.
-    if (!timestamp_at_or_after(&found, &ts) || ts >= time_ms)
-      hi = mid;
-    else
-      lo = found + 1;
-  }
-  return lo;
 }
 
 Subscription* Topic::find_subscription(const std::string& name) {

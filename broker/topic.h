@@ -46,7 +46,7 @@ class Topic {
   static constexpr size_t kReadBackMessages = 512;
   static constexpr size_t kReadBackBytes = 1u << 20;
 
-  // `store` is where offset_at_time() reads; `reader` reads behind the tail.
+  // `store` answers disk_bytes(); `reader` reads behind the tail.
   Topic(storage::Store& store, ReadBackSource& reader,
         const storage::TopicRecord& record, size_t tail_limit_bytes);
 
@@ -92,17 +92,11 @@ class Topic {
   // The read from `from` failed: the next call for it asks again.
   void on_read_failed(uint64_t from) { reading_.erase(from); }
 
-  // Where a subscription starting at `position` begins (offset and time
-  // are used by Offset and Time). False for a position this broker does not
-  // know.
+  // Where a subscription starting at `position` begins (`offset` is used by
+  // Offset). False for Time, which needs the store (Broker::start_at_time),
+  // and for a position this broker does not know.
   bool resolve_start(wire::StartPosition position, uint64_t offset,
-                     int64_t time_ms, uint64_t* start);
-
-  // The first durable offset whose message was appended at or after
-  // `time_ms` (committed_end() if none). Binary search over the broker's
-  // append timestamps, reading one record per step from the store when it is
-  // behind the tail: for creating a subscription, not for the hot path.
-  uint64_t offset_at_time(int64_t time_ms);
+                     uint64_t* start);
 
   // --- de-duplication of producer message ids ---
   // The offset `id` was appended at, if that was within its window.

@@ -27,6 +27,8 @@
 
 #include <sys/statvfs.h>
 
+#include "record.h"
+
 namespace tern::storage {
 
 namespace {
@@ -695,6 +697,32 @@ Status Store::read(uint64_t topic_id, uint64_t from, size_t max_messages,
                          " from " + options_.path + ": " +
                          it->status().ToString());
   }
+  return Status::ok();
+}
+
+Status Store::offset_at_time(uint64_t topic_id, uint64_t first, uint64_t end,
+                             int64_t time_ms, uint64_t* offset) {
+  // Messages below lo are older than time_ms; `found` is the first message
+  // at or after hi (end if none), and none in [lo, hi) is later than it.
+  uint64_t lo = first, hi = end, found = end;
+  std::vector<StoredMessage> one;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    Status s = read(topic_id, mid, 1, 1, &one);
+    if (!s.is_ok()) return s;
+    if (one.empty() || one[0].offset >= hi) {
+      hi = mid;  // nothing stored in [mid, hi)
+      continue;
+    }
+    const wire::StoredMessage* m = decode_record(one[0].record);
+    if (m != nullptr && m->timestamp_ms() < time_ms) {
+      lo = one[0].offset + 1;
+    } else {  // an unreadable record is not skipped: start there
+      hi = mid;
+      found = one[0].offset;
+    }
+  }
+  *offset = found;
   return Status::ok();
 }
 

@@ -196,6 +196,13 @@ class Store {
   Status read(uint64_t topic_id, uint64_t from, size_t max_messages,
               size_t max_bytes, std::vector<StoredMessage>* out);
 
+  // Sets *offset to the first message of `topic_id` in [first, end) appended
+  // at or after `time_ms` (Unix ms), or to `end` if there is none. Append
+  // times rise with offsets, so this is a binary search: a few dozen point
+  // reads however long the topic.
+  Status offset_at_time(uint64_t topic_id, uint64_t first, uint64_t end,
+                        int64_t time_ms, uint64_t* offset);
+
   // Calls visit(offset, record bytes) for the messages of `topic_id` from
   // `from` on, in order, until it returns false or the topic ends. The bytes
   // are only valid during the call. For scans that should not copy.

@@ -22,6 +22,8 @@ struct Reply {
   wire::ErrorCode code = wire::ErrorCode::None;
   std::string message;
   uint32_t max_frame_bytes = 0;  // from HelloOk
+  uint64_t request_id = 0;       // from Error and ResetOk
+  uint64_t offset = 0;           // from ResetOk
 };
 
 // A bare socket speaking (or not) the wire protocol by hand.
@@ -123,7 +125,12 @@ class RawConnection {
     reply.type = frame->body_type();
     if (auto error = frame->body_as_Error()) {
       reply.code = error->code();
+      reply.request_id = error->request_id();
       if (error->message()) reply.message = error->message()->str();
+    }
+    if (auto ok = frame->body_as_ResetOk()) {
+      reply.request_id = ok->request_id();
+      reply.offset = ok->offset();
     }
     if (auto ok = frame->body_as_HelloOk()) {
       reply.max_frame_bytes = ok->max_frame_bytes();

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "broker_process.h"
+#include "raw_connection.h"
 #include "tern/client.h"
 
 namespace tern::test {
@@ -136,6 +138,95 @@ TEST_CASE("start position: a durable subscription can be reset") {
   // Only existing durable subscriptions can be reset.
   to.subscription = "nobody";
   CHECK_THROWS_AS(client->reset_subscription(to), Error);
+}
+
+// Publishes five "early" messages, then three "late" ones a little later;
+// returns a time between the two.
+std::chrono::system_clock::time_point early_then_late(Client& client,
+                                                      const std::string& topic) {
+  publish_n(client, topic, 5, "early");
+  std::this_thread::sleep_for(30ms);
+  auto cut = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(30ms);
+  publish_n(client, topic, 3, "late");
+  return cut;
+}
+
+TEST_CASE("start position: a durable subscription can be reset to a time") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  auto cut = early_then_late(*client, "audit");
+
+  // A consumer holding all eight unacked when the reset comes: what it
+  // holds is forgotten, and from the cut on everything comes again.
+  SubscribeOptions to = durable("audit", "auditor");
+  to.start = StartPosition::kTime;
+  to.start_time = cut;
+  {
+    auto consumer = Client::connect(broker.address());
+    auto sub = consumer->subscribe(durable("audit", "auditor"));
+    CHECK(receive(sub, 8, 500ms, 5s, false).size() == 8);
+    CHECK(client->reset_subscription(to) == 5);
+    std::vector<std::string> again;
+    for (const auto& m : receive(sub, 10, 500ms, 5s))
+      again.push_back(m.payload);
+    CHECK(again == std::vector<std::string>{"late0", "late1", "late2"});
+  }
+
+  // After a restart nothing is in memory: the lookup reads the store.
+  client.reset();
+  CHECK(broker.stop() == 0);
+  broker.restart();
+  client = Client::connect(broker.address());
+  to.start_time = cut + std::chrono::hours(1);
+  CHECK(client->reset_subscription(to) == 8);  // after everything: the end
+  to.start_time = cut;
+  CHECK(client->reset_subscription(to) == 5);
+  CHECK(client->topics("audit")[0].subscriptions[0].lag == 3);
+}
+
+TEST_CASE("start position: a reset to a time overtaken by another reset") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  auto cut = early_then_late(*client, "race");
+  SubscribeOptions latest = durable("race", "r");
+  latest.start = StartPosition::kLatest;
+  client->subscribe(latest);  // creates it
+
+  // Sent back to back on one connection: the time is still being looked up
+  // when the second reset arrives. Both are answered, and the later one
+  // is where the subscription ends up.
+  RawConnection raw(broker.address());
+  REQUIRE(raw.hello().type == wire::Body::HelloOk);
+  auto reset = [&](uint64_t request_id, wire::StartPosition start,
+                   uint64_t offset, int64_t time_ms, const char* name = "r") {
+    flatbuffers::FlatBufferBuilder fbb;
+    frame::finish(fbb, wire::Body::ResetSubscription,
+                  wire::CreateResetSubscriptionDirect(fbb, request_id, "race",
+                                                      name, start, offset,
+                                                      time_ms)
+                      .Union());
+    REQUIRE(raw.send_frame(fbb));
+  };
+  int64_t cut_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       cut.time_since_epoch())
+                       .count();
+  reset(7, wire::StartPosition::Time, 0, cut_ms);
+  reset(8, wire::StartPosition::Offset, 1, 0);
+  std::map<uint64_t, uint64_t> answers;  // request id -> offset
+  for (int i = 0; i < 2; ++i) {
+    Reply reply = raw.next(5s);
+    REQUIRE(reply.type == wire::Body::ResetOk);
+    answers[reply.request_id] = reply.offset;
+  }
+  CHECK(answers == std::map<uint64_t, uint64_t>{{7, 5}, {8, 1}});
+  CHECK(client->topics("race")[0].subscriptions[0].lag == 7);
+
+  // A reset of a subscription that does not exist is refused at once.
+  reset(9, wire::StartPosition::Time, 0, cut_ms, "nobody");
+  Reply refused = raw.next(5s);
+  CHECK(refused.type == wire::Body::Error);
+  CHECK(refused.request_id == 9);
 }
 
 }  // namespace

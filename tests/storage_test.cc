@@ -212,6 +212,41 @@ TEST_CASE("storage: appended messages read back in order with their contents") {
   }
 }
 
+TEST_CASE("storage: offset_at_time finds the first message appended then") {
+  TempDir dir;
+  auto store = open_store(dir.sub("data"));
+  // Topic 4: offsets 10..109 appended at 1000, 1010, ... with a hole at
+  // 40..59 (as if deleted), and a neighbouring topic that must not count.
+  Batch batch(*store);
+  for (uint64_t offset = 10; offset < 110; ++offset) {
+    if (offset >= 40 && offset < 60) continue;
+    std::string record = make_record("m", 1000 + 10 * int64_t(offset - 10));
+    batch.put_message(4, offset, record.data(), record.size());
+  }
+  std::string other = make_record("other", 0);
+  batch.put_message(5, 0, other.data(), other.size());
+  REQUIRE(store->commit(batch).is_ok());
+
+  auto at = [&](int64_t time_ms, uint64_t first = 10, uint64_t end = 110) {
+    uint64_t offset = 12345;
+    Status s = store->offset_at_time(4, first, end, time_ms, &offset);
+    INFO(s.message());
+    REQUIRE(s.is_ok());
+    return offset;
+  };
+  CHECK(at(0) == 10);       // before everything: the first message
+  CHECK(at(1000) == 10);    // exactly a message's time
+  CHECK(at(1001) == 11);    // between two: the later one
+  CHECK(at(1290) == 39);
+  CHECK(at(1291) == 60);    // in the hole: the first message after it
+  CHECK(at(1500) == 60);
+  CHECK(at(1990) == 109);
+  CHECK(at(1991) == 110);   // after everything: the end
+  CHECK(at(0, 20, 30) == 20);  // only within [first, end)
+  CHECK(at(5000, 20, 30) == 30);
+  CHECK(at(1000, 200, 200) == 200);  // an empty range
+}
+
 TEST_CASE("storage: a message without key or headers keeps them absent") {
   flatbuffers::FlatBufferBuilder in;
   in.Finish(tern::wire::CreateMessage(in, 0, 0, in.CreateVector<uint8_t>({})));
