@@ -20,6 +20,10 @@ namespace {
 
 // How often ack deadlines are checked; ack timeouts are this coarse.
 constexpr uint64_t kTickMs = 50;
+// How long after a failed read-back it is tried again: soon enough that a
+// passing error costs a consumer little, late enough not to spin on a
+// lasting one.
+constexpr uint64_t kRereadDelayMs = 1000;
 constexpr size_t kMaxNameBytes = 200;
 
 bool valid_name(const std::string& name, const char* what,
@@ -493,11 +497,12 @@ void Broker::read_back(Topic& topic, uint64_t from) {
         if (topic == nullptr) return;  // deleted meanwhile
         if (!result->status.is_ok()) {
           // Not an empty stretch: that would skip what is stored there. The
-          // subscriptions ask again when something next dispatches them.
+          // subscriptions ask again in a second (see expire()).
           LOG_ERROR("reading topic %s at offset %llu: %s",
                     topic->name().c_str(), (unsigned long long)from,
                     result->status.message().c_str());
           topic->on_read_failed(from);
+          reread_.emplace(id, now_ms() + kRereadDelayMs);
           return;
         }
         topic->on_read_back(from, committed_end, std::move(result->records));
@@ -912,6 +917,16 @@ void Broker::after_io() {
 
   uint64_t now = uv_now(&loop_);
   int64_t wall_now = unix_ms();
+  for (auto it = reread_.begin(); it != reread_.end();) {
+    Topic* topic = find_topic(it->first);
+    if (topic != nullptr && it->second > now) {
+      ++it;
+      continue;
+    }
+    if (topic != nullptr)
+      for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
+    it = reread_.erase(it);
+  }
   // Swapped, not moved: both sets keep their buckets from one iteration to
   // the next. Dispatching may schedule more, for the next iteration.
   dispatching_.swap(to_dispatch_);

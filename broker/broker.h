@@ -139,7 +139,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   static void on_check(uv_check_t* handle);
   bool listen();
   void after_io();
-  // Every tick: ack deadlines, expired message ids, retries of metadata.
+  // Every tick: ack deadlines, expired message ids, retries of metadata
+  // writes and of failed read-backs.
   void expire();
   static void on_retention_timer(uv_timer_t* handle);
   // Puts a metadata write into the filling batch. If that batch fails (e.g.
@@ -226,6 +227,9 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Metadata whose commit failed, written again on the next tick.
   std::vector<std::function<void(storage::Batch&)>> retry_writes_;
   std::vector<std::pair<uint64_t, std::string>> retry_cursors_;
+  // Topics whose read-back failed: topic id -> loop time to dispatch their
+  // subscriptions again, so that they ask for the stretch once more.
+  std::unordered_map<uint64_t, uint64_t> reread_;
   bool stopping_ = false;
 };
 
