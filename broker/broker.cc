@@ -121,7 +121,7 @@ bool Broker::load() {
     Subscription& restored = topic.add_subscription(
         std::make_unique<Subscription>(topic, s.name, std::move(settings),
                                        std::move(acks), start, *this));
-    restored.restore(s.redeliveries, uv_now(&loop_), unix_ms());
+    restored.restore(s.redeliveries, s.skipped, uv_now(&loop_), unix_ms());
     ++subscription_count_;
   }
   std::vector<storage::DedupeRecord> ids;
@@ -900,6 +900,7 @@ void Broker::after_io() {
       record.ack_timeout_ms = s->settings().ack_timeout_ms;
       record.cursor = s->acks().to_cursor();
       record.redeliveries = s->redeliveries(uv_now(&loop_), unix_ms());
+      record.skipped = s->skipped();
       committer_->batch().put_subscription(record);
       persisted.emplace_back(record.topic_id, record.name);
     }

@@ -270,7 +270,9 @@ std::vector<storage::Redelivery> Subscription::redeliveries(
 }
 
 void Subscription::restore(const std::vector<storage::Redelivery>& saved,
-                           uint64_t now_ms, int64_t wall_ms) {
+                           uint64_t skipped, uint64_t now_ms,
+                           int64_t wall_ms) {
+  skipped_ = skipped;
   for (const storage::Redelivery& r : saved) {
     if (acks_.contains(r.offset)) continue;
     if (r.due_ms == 0) {

@@ -110,8 +110,9 @@ class Subscription {
   // survive a restart; `now_ms` is loop time, `wall_ms` Unix time.
   std::vector<storage::Redelivery> redeliveries(uint64_t now_ms,
                                                 int64_t wall_ms) const;
+  // Takes back the redeliveries and skipped() count stored before a restart.
   void restore(const std::vector<storage::Redelivery>& redeliveries,
-               uint64_t now_ms, int64_t wall_ms);
+               uint64_t skipped, uint64_t now_ms, int64_t wall_ms);
   // True once after anything that is stored changed (acks, redeliveries):
   // the owner then writes the cursor. The one signal for every path.
   bool take_cursor_changed() { return std::exchange(cursor_changed_, false); }

@@ -12,6 +12,9 @@
 //   u64 ack_floor
 //   u32 count
 //   count x (u64 first, u64 last)      inclusive acked ranges above the floor
+//   then, only if there are redeliveries or a skipped count:
+//   u32 n, n x (u64 offset, u32 attempts, u64 due_ms)   redeliveries
+//   u64 skipped                        only if not 0
 // Fixed-width fields keep the decoder a few lines of bounds-checked reads; the
 // ranges are few (acks are mostly in order, so the floor absorbs them).
 #include "store.h"
@@ -118,9 +121,9 @@ std::string encode_subscription(const SubscriptionRecord& sub) {
     put_le64(&value, range.first);
     put_le64(&value, range.second);
   }
-  // Redeliveries follow only when there are any: u32 count, then 20 bytes
-  // each (offset u64, attempts u32, due u64).
-  if (!sub.redeliveries.empty()) {
+  // The tail is left out while it would say nothing, so the common value
+  // stays small and values written before a field existed still decode.
+  if (!sub.redeliveries.empty() || sub.skipped != 0) {
     put_le32(&value, static_cast<uint32_t>(sub.redeliveries.size()));
     for (const Redelivery& r : sub.redeliveries) {
       put_le64(&value, r.offset);
@@ -128,6 +131,7 @@ std::string encode_subscription(const SubscriptionRecord& sub) {
       put_le64(&value, static_cast<uint64_t>(r.due_ms));
     }
   }
+  if (sub.skipped != 0) put_le64(&value, sub.skipped);
   return value;
 }
 
@@ -142,10 +146,17 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
   // Checked before allocating anything, so a damaged count cannot ask for
   // gigabytes.
   if ((size - 16) / 16 < count) return false;
-  size_t rest = size - 16 - 16 * count;  // the optional redeliveries
-  if (rest != 0 && (rest < 4 || (rest - 4) % 20 != 0 ||
-                    (rest - 4) / 20 != get_le(p + 16 + 16 * count, 4)))
-    return false;
+  size_t rest = size - 16 - 16 * count;  // the optional tail
+  uint64_t redeliveries = 0;
+  bool has_skipped = false;
+  if (rest != 0) {
+    if (rest < 4) return false;
+    redeliveries = get_le(p + 16 + 16 * count, 4);
+    if ((rest - 4) / 20 < redeliveries) return false;
+    size_t after = rest - 4 - 20 * redeliveries;
+    if (after != 0 && after != 8) return false;
+    has_skipped = after == 8;
+  }
   sub->cursor.acked.clear();
   sub->cursor.acked.reserve(count);
   p += 16;
@@ -158,8 +169,8 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
     sub->cursor.acked.emplace_back(first, last);
   }
   sub->redeliveries.clear();
+  sub->skipped = 0;
   if (rest == 0) return true;
-  uint64_t redeliveries = get_le(p, 4);
   p += 4;
   sub->redeliveries.reserve(redeliveries);
   for (uint64_t i = 0; i < redeliveries; ++i, p += 20) {
@@ -169,6 +180,7 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
     r.due_ms = static_cast<int64_t>(get_le(p + 12, 8));
     sub->redeliveries.push_back(r);
   }
+  if (has_skipped) sub->skipped = get_le(p, 8);
   return true;
 }
 

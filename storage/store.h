@@ -113,6 +113,7 @@ struct SubscriptionRecord {
   uint32_t ack_timeout_ms = 0;
   Cursor cursor;
   std::vector<Redelivery> redeliveries;  // sorted by offset
+  uint64_t skipped = 0;  // messages retention removed before they were acked
   // Kept apart ("P" key), written only when they change: put_subscription()
   // leaves them alone, put_subscription_settings() writes only them. A store
   // from before they were kept loads the defaults.

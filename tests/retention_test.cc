@@ -222,25 +222,33 @@ TEST_CASE("retention: a subscription behind the cut skips, and says so") {
   TopicSettings settings;
   settings.max_messages = 10;
   client->create_topic("ticks", settings);
-  SubscribeOptions options = durable("ticks", "slow", 5);
-  auto sub = client->subscribe(options);
-  // It holds five without acking while 95 more arrive.
-  publish_n(*client, "ticks", 5);
-  auto held = receive(sub, 5, 500ms, 10s, /*ack=*/false);
-  REQUIRE(held.size() == 5);
-  publish_n(*client, "ticks", 95);
-  CHECK(wait_for(*client, "ticks",
-                 [](const TopicInfo& t) { return t.first_offset == 90; }));
-  SubscriptionInfo s = info(*client, "ticks").subscriptions.at(0);
-  CHECK(s.skipped == 90);
-  CHECK(s.ack_floor == 90);
-  CHECK(s.lag == 10);
-  // What it held is forgotten; it goes on with what is left.
-  for (const auto& m : held) sub.ack(m);
-  auto rest = receive(sub, 100, 500ms, 10s);
-  REQUIRE(rest.size() == 10);
-  CHECK(rest.front().offset == 90);
-  CHECK(rest.back().offset == 99);
+  {
+    auto sub = client->subscribe(durable("ticks", "slow", 5));
+    // It holds five without acking while 95 more arrive.
+    publish_n(*client, "ticks", 5);
+    auto held = receive(sub, 5, 500ms, 10s, /*ack=*/false);
+    REQUIRE(held.size() == 5);
+    publish_n(*client, "ticks", 95);
+    CHECK(wait_for(*client, "ticks",
+                   [](const TopicInfo& t) { return t.first_offset == 90; }));
+    SubscriptionInfo s = info(*client, "ticks").subscriptions.at(0);
+    CHECK(s.skipped == 90);
+    CHECK(s.ack_floor == 90);
+    CHECK(s.lag == 10);
+    // What it held is forgotten; it goes on with what is left.
+    for (const auto& m : held) sub.ack(m);
+    auto rest = receive(sub, 100, 500ms, 10s);
+    REQUIRE(rest.size() == 10);
+    CHECK(rest.front().offset == 90);
+    CHECK(rest.back().offset == 99);
+  }
+
+  // The count is stored with the cursor: a restart keeps it.
+  client.reset();
+  CHECK(broker.stop() == 0);
+  broker.restart();
+  client = Client::connect(broker.address());
+  CHECK(info(*client, "ticks").subscriptions.at(0).skipped == 90);
 }
 
 TEST_CASE(

@@ -386,12 +386,15 @@ TEST_CASE("storage: reopening restores topics and subscriptions") {
   billing.ack_timeout_ms = 30000;
   billing.cursor.ack_floor = 3;
   billing.cursor.acked = {{5, 6}, {9, 9}};
+  billing.redeliveries = {{7, 2, 0}, {8, 16, 1234567}};
+  billing.skipped = 3;
 
   SubscriptionRecord audit;
   audit.topic_id = 2;
   audit.name = "audit log";  // names are arbitrary bytes to the store
   audit.ack_timeout_ms = 1;
   audit.cursor.ack_floor = UINT64_MAX;
+  audit.skipped = 1ull << 40;  // a skipped count without redeliveries
 
   {
     auto store = open_store(dir.path(), sync);
@@ -440,11 +443,18 @@ TEST_CASE("storage: reopening restores topics and subscriptions") {
   CHECK(subs[0].ack_timeout_ms == 30000);
   CHECK(subs[0].cursor.ack_floor == 4);
   CHECK(subs[0].cursor.acked == billing.cursor.acked);
+  REQUIRE(subs[0].redeliveries.size() == 2);
+  CHECK(subs[0].redeliveries[1].offset == 8);
+  CHECK(subs[0].redeliveries[1].attempts == 16);
+  CHECK(subs[0].redeliveries[1].due_ms == 1234567);
+  CHECK(subs[0].skipped == 3);
   CHECK(subs[1].topic_id == 2);
   CHECK(subs[1].name == "audit log");
   CHECK(subs[1].ack_timeout_ms == 1);
   CHECK(subs[1].cursor.ack_floor == UINT64_MAX);
   CHECK(subs[1].cursor.acked.empty());
+  CHECK(subs[1].redeliveries.empty());
+  CHECK(subs[1].skipped == 1ull << 40);
 
   auto messages = read_all(*store, 1, 10);
   REQUIRE(messages.size() == 2);
