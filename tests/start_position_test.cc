@@ -32,6 +32,18 @@ std::vector<std::string> payloads_from(const std::string& address,
   return out;
 }
 
+// Publishes five "early" messages, then three "late" ones a little later;
+// returns a time between the two.
+std::chrono::system_clock::time_point early_then_late(Client& client,
+                                                      const std::string& topic) {
+  publish_n(client, topic, 5, "early");
+  std::this_thread::sleep_for(30ms);
+  auto cut = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(30ms);
+  publish_n(client, topic, 3, "late");
+  return cut;
+}
+
 TEST_CASE("start position: a new subscription can start at an offset") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
@@ -60,11 +72,7 @@ TEST_CASE("start position: a new subscription can start at an offset") {
 TEST_CASE("start position: a new subscription can start at a time") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
-  publish_n(*client, "events", 5, "early");
-  std::this_thread::sleep_for(30ms);
-  auto cut = std::chrono::system_clock::now();
-  std::this_thread::sleep_for(30ms);
-  publish_n(*client, "events", 3, "late");
+  auto cut = early_then_late(*client, "events");
 
   SubscribeOptions options;
   options.topic = "events";
@@ -83,6 +91,26 @@ TEST_CASE("start position: a new subscription can start at a time") {
   options.subscription = "since-the-start";
   options.start_time = cut - std::chrono::hours(1);
   CHECK(payloads_from(broker.address(), options).size() == 8);
+}
+
+TEST_CASE("start position: a wildcard subscription starts at a time on each topic") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  publish_n(*client, "zone.a", 4, "a-early");
+  publish_n(*client, "zone.b", 2, "b-early");
+  std::this_thread::sleep_for(30ms);
+  auto cut = std::chrono::system_clock::now();
+  std::this_thread::sleep_for(30ms);
+  publish_n(*client, "zone.a", 1, "a-late");
+  publish_n(*client, "zone.b", 2, "b-late");
+
+  SubscribeOptions options;
+  options.topic = "zone.*";
+  options.start = StartPosition::kTime;
+  options.start_time = cut;
+  std::vector<std::string> got = payloads_from(broker.address(), options);
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<std::string>{"a-late0", "b-late0", "b-late1"});
 }
 
 TEST_CASE("start position: tern sub --from offset:N") {
@@ -138,18 +166,6 @@ TEST_CASE("start position: a durable subscription can be reset") {
   // Only existing durable subscriptions can be reset.
   to.subscription = "nobody";
   CHECK_THROWS_AS(client->reset_subscription(to), Error);
-}
-
-// Publishes five "early" messages, then three "late" ones a little later;
-// returns a time between the two.
-std::chrono::system_clock::time_point early_then_late(Client& client,
-                                                      const std::string& topic) {
-  publish_n(client, topic, 5, "early");
-  std::this_thread::sleep_for(30ms);
-  auto cut = std::chrono::system_clock::now();
-  std::this_thread::sleep_for(30ms);
-  publish_n(client, topic, 3, "late");
-  return cut;
 }
 
 TEST_CASE("start position: a durable subscription can be reset to a time") {
