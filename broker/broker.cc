@@ -529,12 +529,17 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
   // id) the offset of the original.
   std::vector<wire::PublishResult> results;
   std::vector<std::string> new_ids;
+  // Duplicates of messages not durable yet, by result index: they stand or
+  // fall with their original's commit.
+  std::vector<std::pair<size_t, std::string>> unsettled;
   if (publish.messages()) {
     results.reserve(publish.messages()->size());
     for (const wire::Message* message : *publish.messages()) {
       std::string id = message->id() ? message->id()->str() : std::string();
       uint64_t original;
       if (!id.empty() && topic.find_id(id, now, &original)) {
+        if (original >= topic.committed_end())
+          unsettled.emplace_back(results.size(), id);
         results.emplace_back(original, wire::ErrorCode::None, true);
         continue;
       }
@@ -562,7 +567,8 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
   committer_->on_commit([this, topic_id = topic.id(), first, end, confirm,
                          request_id, connection_id,
                          results = std::move(results),
-                         new_ids = std::move(new_ids)](
+                         new_ids = std::move(new_ids),
+                         unsettled = std::move(unsettled)](
                             const storage::Status& status) mutable {
     // The topic may have been deleted meanwhile; its messages were stored
     // all the same, until the delete.
@@ -573,8 +579,6 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
     }
     if (!status.is_ok()) {
       // Nothing of it was stored, the ids included: a retry must append.
-      // (A duplicate of one of these, published meanwhile into the next
-      // batch, is still confirmed as a duplicate: rare, and not yet handled.)
       for (const auto& id : new_ids) {
         if (topic == nullptr) break;
         size_t before = topic->id_count();
@@ -584,6 +588,16 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
       for (auto& r : results)
         if (!r.duplicate())
           r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
+    }
+    // The original's commit has returned by now (commits return in order):
+    // if it failed, its id was forgotten just above or in that batch's own
+    // callback, and this duplicate was not stored either.
+    for (const auto& [index, id] : unsettled) {
+      uint64_t original;
+      if (topic != nullptr && (!topic->find_id(id, unix_ms(), &original) ||
+                               original != results[index].offset()))
+        results[index] =
+            wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
     }
     Connection* connection = find_connection(connection_id);
     if (!confirm || connection == nullptr) return;

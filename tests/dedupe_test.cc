@@ -69,6 +69,39 @@ TEST_CASE("dedupe: a repeated message id gets the original offset back") {
         std::vector<std::string>{"a", "b", "c"});
 }
 
+TEST_CASE("dedupe: a duplicate of a message whose write failed fails too") {
+  // Every commit fails: the free-space floor is above any real disk.
+  BrokerOptions options;
+  options.extra_args = {"--min-free", "1048576GiB"};
+  BrokerProcess broker(options);
+  auto client = Client::connect(broker.address());
+
+  // Twice in one frame (one batch), then in two frames sent back to back
+  // (the second may well be in the next batch): the repeats are not
+  // "duplicates of" anything stored, so they fail like their original.
+  std::vector<PublishResult> same_frame;
+  client->publish_async("lost",
+                        {with_id("a", "id-1"), with_id("a-again", "id-1")},
+                        [&](const auto& r) { same_frame = r; });
+  CHECK_THROWS_AS(client->flush(), Error);
+  REQUIRE(same_frame.size() == 2);
+  for (const auto& r : same_frame) {
+    CHECK(r.error == ErrorCode::kStorageFailure);
+    CHECK_FALSE(r.duplicate);
+  }
+  std::vector<PublishResult> first, second;
+  client->publish_async("lost", {with_id("b", "id-2")},
+                        [&](const auto& r) { first = r; });
+  client->publish_async("lost", {with_id("b-again", "id-2")},
+                        [&](const auto& r) { second = r; });
+  CHECK_THROWS_AS(client->flush(), Error);
+  REQUIRE(first.size() == 1);
+  REQUIRE(second.size() == 1);
+  CHECK(first[0].error == ErrorCode::kStorageFailure);
+  CHECK(second[0].error == ErrorCode::kStorageFailure);
+  CHECK_FALSE(second[0].duplicate);
+}
+
 TEST_CASE("dedupe: ids are remembered across a restart and a kill -9") {
   BrokerProcess broker;
   {
