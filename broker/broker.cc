@@ -932,16 +932,6 @@ void Broker::after_io() {
 
   uint64_t now = uv_now(&loop_);
   int64_t wall_now = unix_ms();
-  for (auto it = reread_.begin(); it != reread_.end();) {
-    Topic* topic = find_topic(it->first);
-    if (topic != nullptr && it->second > now) {
-      ++it;
-      continue;
-    }
-    if (topic != nullptr)
-      for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
-    it = reread_.erase(it);
-  }
   // Swapped, not moved: both sets keep their buckets from one iteration to
   // the next. Dispatching may schedule more, for the next iteration.
   dispatching_.swap(to_dispatch_);
@@ -992,6 +982,16 @@ void Broker::expire() {
 
   uint64_t now = uv_now(&loop_);
   int64_t wall_now = unix_ms();
+  for (auto it = reread_.begin(); it != reread_.end();) {
+    Topic* topic = find_topic(it->first);
+    if (topic != nullptr && it->second > now) {
+      ++it;
+      continue;
+    }
+    if (topic != nullptr)
+      for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
+    it = reread_.erase(it);
+  }
   for (auto& [name, topic] : topics_) {
     for (auto& s : topic->subscriptions())
       if (s->expire(now)) schedule_dispatch(*s);
