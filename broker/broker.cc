@@ -26,6 +26,17 @@ constexpr uint64_t kTickMs = 50;
 constexpr uint64_t kRereadDelayMs = 1000;
 constexpr size_t kMaxNameBytes = 200;
 
+// Ages are compared with Unix milliseconds: beyond this one would wrap.
+constexpr uint64_t kMaxAgeMs = 100ull * 365 * 86400000;
+
+bool valid_settings(const storage::TopicSettings& settings, Refusal* refusal) {
+  if (settings.max_age_ms <= kMaxAgeMs) return true;
+  refusal->code = wire::ErrorCode::InvalidTopic;
+  refusal->message = "max_age_ms must be at most " +
+                     std::to_string(kMaxAgeMs) + " (100 years)";
+  return false;
+}
+
 bool valid_name(const std::string& name, const char* what,
                 wire::ErrorCode code, Refusal* refusal) {
   refusal->code = code;
@@ -315,16 +326,9 @@ Topic* Broker::create_topic(const std::string& name,
     return nullptr;
   }
   if (!valid_name(name, "topic", wire::ErrorCode::InvalidTopic, refusal) ||
-      !within_limit(topics_.size(), config_.max_topics, "topics", refusal))
+      !within_limit(topics_.size(), config_.max_topics, "topics", refusal) ||
+      !valid_settings(settings, refusal))
     return nullptr;
-  // Ages are compared with Unix milliseconds: beyond this one would wrap.
-  constexpr uint64_t kMaxAgeMs = 100ull * 365 * 86400000;
-  if (settings.max_age_ms > kMaxAgeMs) {
-    refusal->code = wire::ErrorCode::InvalidTopic;
-    refusal->message = "max_age_ms must be at most " +
-                       std::to_string(kMaxAgeMs) + " (100 years)";
-    return nullptr;
-  }
   if (is_inbox(name) && !settings.temporary) {
     refusal->code = wire::ErrorCode::InvalidTopic;
     refusal->message = "topics named _inbox.* must be temporary";
@@ -343,14 +347,46 @@ Topic* Broker::create_topic(const std::string& name,
       if (pattern_matches(w.pattern, name))
         w.session->attach_wildcard(w.consumer_id, topic);
   }
-  write_metadata([this, id = record.id](storage::Batch& b) {
-    if (Topic* t = find_topic(id))
-      b.put_topic({id, t->name(), t->settings(), t->state()});
-  });
+  persist_topic(topic);
   changed_topics_.insert(record.id);
   *created = true;
   LOG_INFO("topic %s created", name.c_str());
   return &topic;
+}
+
+bool Broker::alter_topic(const std::string& name,
+                         const storage::TopicSettings& settings,
+                         Refusal* refusal) {
+  auto it = topics_.find(name);
+  if (it == topics_.end()) {
+    refusal->code = wire::ErrorCode::UnknownTopic;
+    refusal->message = "no topic " + name;
+    return false;
+  }
+  Topic& topic = *it->second;
+  refusal->code = wire::ErrorCode::InvalidTopic;
+  if (topic.settings().temporary) {
+    refusal->message = "topic " + name + " is temporary: it cannot be altered";
+    return false;
+  }
+  if (settings.work_queue != topic.settings().work_queue) {
+    // Turning it on would delete at once what subscriptions acked but other
+    // readers may still replay; turning it off changes what was promised.
+    refusal->message = "work_queue is fixed when the topic is created";
+    return false;
+  }
+  if (!valid_settings(settings, refusal)) return false;
+  topic.set_settings(settings);
+  persist_topic(topic);
+  LOG_INFO("topic %s altered", name.c_str());
+  return true;
+}
+
+void Broker::persist_topic(Topic& topic) {
+  write_metadata([this, id = topic.id()](storage::Batch& b) {
+    if (Topic* t = find_topic(id))
+      b.put_topic({id, t->name(), t->settings(), t->state()});
+  });
 }
 
 Topic& Broker::add_topic(const storage::TopicRecord& record) {

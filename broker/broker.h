@@ -83,6 +83,10 @@ class Broker : public DeadLetters, public ReadBackSource {
   Topic* create_topic(const std::string& name,
                       const storage::TopicSettings& settings, uint64_t owner,
                       bool* created, Refusal* refusal);
+  // Replaces the retention limits of the existing topic `name` (see
+  // AlterTopic in PROTOCOL.md); the next retention round applies them.
+  bool alter_topic(const std::string& name,
+                   const storage::TopicSettings& settings, Refusal* refusal);
   // Deletes a topic with its messages and subscriptions, or one durable
   // subscription; their consumers are closed.
   bool delete_topic(const std::string& name, Refusal* refusal);
@@ -149,6 +153,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   // spin. `write` runs each time, so it should write the state of then.
   void write_metadata(std::function<void(storage::Batch&)> write);
   Topic& add_topic(const storage::TopicRecord& record);
+  // Stores the topic's name and settings (and state).
+  void persist_topic(Topic& topic);
   Topic* find_topic(uint64_t id);
   // Removes `topic` from memory and its data from the store.
   void remove_topic(Topic& topic);

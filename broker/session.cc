@@ -15,6 +15,19 @@ constexpr uint32_t kMaxPrefetch = 1000000;
 std::string str(const flatbuffers::String* s) {
   return s ? std::string(s->data(), s->size()) : std::string();
 }
+
+// Absent settings are the defaults: no limits.
+storage::TopicSettings topic_settings(const wire::TopicSettings* t) {
+  storage::TopicSettings settings;
+  if (t != nullptr) {
+    settings.max_age_ms = t->max_age_ms();
+    settings.max_bytes = t->max_bytes();
+    settings.max_messages = t->max_messages();
+    settings.work_queue = t->work_queue();
+    settings.dead_letter_expired = t->dead_letter_expired();
+  }
+  return settings;
+}
 }  // namespace
 
 Session::Session(Broker& broker, Connection& connection)
@@ -51,6 +64,8 @@ void Session::on_frame(const wire::Frame& frame) {
       return on_reset(*frame.body_as_ResetSubscription());
     case wire::Body::CreateTopic:
       return on_create_topic(*frame.body_as_CreateTopic());
+    case wire::Body::AlterTopic:
+      return on_alter_topic(*frame.body_as_AlterTopic());
     case wire::Body::DeleteTopic:
       return on_delete_topic(*frame.body_as_DeleteTopic());
     case wire::Body::DeleteSubscription:
@@ -311,14 +326,7 @@ void Session::on_reset(const wire::ResetSubscription& reset) {
 }
 
 void Session::on_create_topic(const wire::CreateTopic& create) {
-  storage::TopicSettings settings;
-  if (const wire::TopicSettings* t = create.settings()) {
-    settings.max_age_ms = t->max_age_ms();
-    settings.max_bytes = t->max_bytes();
-    settings.max_messages = t->max_messages();
-    settings.work_queue = t->work_queue();
-    settings.dead_letter_expired = t->dead_letter_expired();
-  }
+  storage::TopicSettings settings = topic_settings(create.settings());
   settings.temporary = create.temporary();
   bool created;
   Refusal refusal;
@@ -332,6 +340,19 @@ void Session::on_create_topic(const wire::CreateTopic& create) {
         frame::finish(
             fbb, wire::Body::CreateTopicOk,
             wire::CreateCreateTopicOk(fbb, request_id, created).Union());
+      });
+}
+
+void Session::on_alter_topic(const wire::AlterTopic& alter) {
+  Refusal refusal;
+  if (!broker_.alter_topic(str(alter.topic()), topic_settings(alter.settings()),
+                           &refusal))
+    return reply_error(alter.request_id(), refusal.code, refusal.message);
+  broker_.reply_when_committed(
+      connection_.id(), alter.request_id(),
+      [request_id = alter.request_id()](flatbuffers::FlatBufferBuilder& fbb) {
+        frame::finish(fbb, wire::Body::AlterTopicOk,
+                      wire::CreateAlterTopicOk(fbb, request_id).Union());
       });
 }
 

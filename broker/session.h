@@ -52,6 +52,7 @@ class Session {
   void on_list_topics(const wire::ListTopics& list);
   void on_reset(const wire::ResetSubscription& reset);
   void on_create_topic(const wire::CreateTopic& create);
+  void on_alter_topic(const wire::AlterTopic& alter);
   void on_delete_topic(const wire::DeleteTopic& request);
   void on_delete_subscription(const wire::DeleteSubscription& request);
   template <typename Frame, typename Settle>

@@ -53,6 +53,9 @@ class Topic {
   uint64_t id() const { return id_; }
   const std::string& name() const { return name_; }
   const storage::TopicSettings& settings() const { return settings_; }
+  void set_settings(const storage::TopicSettings& settings) {
+    settings_ = settings;
+  }
   // What the topic holds, as stored with each batch that changes it.
   storage::TopicState state() const {
     return {first_offset_, next_offset_, messages_, bytes_};

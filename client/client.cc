@@ -27,6 +27,16 @@ size_t encoded_size(const std::string& payload, const std::string& key,
   return n;
 }
 
+flatbuffers::Offset<wire::TopicSettings> build_settings(
+    flatbuffers::FlatBufferBuilder& fbb, const TopicSettings& settings) {
+  if (settings.max_age.count() < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "max_age must not be negative");
+  }
+  return wire::CreateTopicSettings(
+      fbb, uint64_t(settings.max_age.count()), settings.max_bytes,
+      settings.max_messages, settings.work_queue, settings.dead_letter_expired);
+}
+
 flatbuffers::Offset<wire::Message> build_message(
     flatbuffers::FlatBufferBuilder& fbb, const std::string& payload,
     const std::string& key, const std::vector<Header>& headers,
@@ -340,15 +350,10 @@ std::vector<TopicInfo> Client::topics(const std::string& name) {
 
 bool Client::create_topic(const std::string& name,
                           const TopicSettings& settings, bool temporary) {
-  if (settings.max_age.count() < 0) {
-    throw Error(ErrorCode::kInvalidArgument, "max_age must not be negative");
-  }
   flatbuffers::FlatBufferBuilder fbb(256);
   uint64_t id = connection_->next_request_id();
   auto topic = fbb.CreateString(name);
-  auto wire_settings = wire::CreateTopicSettings(
-      fbb, uint64_t(settings.max_age.count()), settings.max_bytes,
-      settings.max_messages, settings.work_queue, settings.dead_letter_expired);
+  auto wire_settings = build_settings(fbb, settings);
   frame::finish(
       fbb, wire::Body::CreateTopic,
       wire::CreateCreateTopic(fbb, id, topic, wire_settings, temporary)
@@ -360,6 +365,22 @@ bool Client::create_topic(const std::string& name,
         .created;
   } catch (const Error& e) {
     rethrow_with_context(e, "create of topic " + name);
+  }
+}
+
+void Client::alter_topic(const std::string& name,
+                         const TopicSettings& settings) {
+  flatbuffers::FlatBufferBuilder fbb(256);
+  uint64_t id = connection_->next_request_id();
+  auto topic = fbb.CreateString(name);
+  auto wire_settings = build_settings(fbb, settings);
+  frame::finish(fbb, wire::Body::AlterTopic,
+                wire::CreateAlterTopic(fbb, id, topic, wire_settings).Union());
+  try {
+    connection_->call(id, wire::Body::AlterTopicOk, fbb, "AlterTopic",
+                      Clock::now() + connection_->options().timeout);
+  } catch (const Error& e) {
+    rethrow_with_context(e, "alter of topic " + name);
   }
 }
 

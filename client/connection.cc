@@ -335,6 +335,10 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
       on_reply(frame.body_as_DeleteOk()->request_id(), wire::Body::DeleteOk,
                Reply());
       break;
+    case wire::Body::AlterTopicOk:
+      on_reply(frame.body_as_AlterTopicOk()->request_id(),
+               wire::Body::AlterTopicOk, Reply());
+      break;
     case wire::Body::ConsumerClosed:
       on_consumer_closed(*frame.body_as_ConsumerClosed());
       break;

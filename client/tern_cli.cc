@@ -7,6 +7,9 @@
 //   tern [--server HOST:PORT] topics create TOPIC [--max-age DURATION]
 //        [--max-bytes SIZE] [--max-messages N] [--work-queue]
 //        [--dead-letter-expired]
+//   tern [--server HOST:PORT] topics alter TOPIC [--max-age DURATION|none]
+//        [--max-bytes SIZE|none] [--max-messages N|none]
+//        [--[no-]dead-letter-expired]
 //   tern [--server HOST:PORT] subs reset TOPIC NAME --to POSITION
 //   tern [--server HOST:PORT] subs delete TOPIC NAME
 //   tern [--server HOST:PORT] request TOPIC MESSAGE [--timeout DURATION]
@@ -27,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -53,6 +57,8 @@ const char kMainUsage[] =
     "  topics info TOPIC       show a topic, its settings and subscriptions\n"
     "  topics create TOPIC [OPTIONS]\n"
     "                          create a topic with retention settings\n"
+    "  topics alter TOPIC OPTIONS\n"
+    "                          change a topic's retention settings\n"
     "  topics delete TOPIC     delete a topic, its messages and subscriptions\n"
     "  subs reset TOPIC NAME --to POSITION\n"
     "                          move a durable subscription\n"
@@ -109,6 +115,7 @@ const char kTopicsUsage[] =
     "usage: tern [--server HOST:PORT] topics list\n"
     "       tern [--server HOST:PORT] topics info TOPIC\n"
     "       tern [--server HOST:PORT] topics create TOPIC [OPTIONS]\n"
+    "       tern [--server HOST:PORT] topics alter TOPIC OPTIONS\n"
     "       tern [--server HOST:PORT] topics delete TOPIC\n"
     "\n"
     "list: one line per topic: name, first and next offset, subscriptions.\n"
@@ -119,10 +126,13 @@ const char kTopicsUsage[] =
     "create: creates TOPIC with the settings below (none: keep everything).\n"
     "Creating a topic that exists with the same settings succeeds; with\n"
     "other settings it fails.\n"
+    "alter: changes the settings given and keeps the others; 'none' lifts\n"
+    "a limit. Retention applies new limits within a second. --work-queue is\n"
+    "fixed at creation.\n"
     "delete: deletes TOPIC with its messages and subscriptions; their\n"
     "consumers are ended.\n"
     "\n"
-    "Options of create:\n"
+    "Options of create and alter:\n"
     "  --max-age DURATION      delete messages older than this: a whole\n"
     "                          number with ms, s, m, h or d, e.g. 24h\n"
     "  --max-bytes SIZE        keep the stored messages under this size: a\n"
@@ -133,7 +143,9 @@ const char kTopicsUsage[] =
     "  --work-queue            delete a message once every durable\n"
     "                          subscription acknowledged it\n"
     "  --dead-letter-expired   send messages whose time to live ran out to\n"
-    "                          the dead-letter topic\n";
+    "                          the dead-letter topic\n"
+    "  --no-dead-letter-expired\n"
+    "                          let them go without (the default)\n";
 
 const char kSubsUsage[] =
     "usage: tern [--server HOST:PORT] subs reset TOPIC NAME --to POSITION\n"
@@ -692,10 +704,13 @@ struct Command {
   SubArgs sub;
   RequestArgs request;
   ReplyArgs reply;
-  std::string topics_action;  // "list", "info", "create" or "delete"
-  std::string topics_name;    // for all but "list"
-  tern::TopicSettings settings;  // for "create"
-  bool settings_given = false;
+  // "list", "info", "create", "alter" or "delete"
+  std::string topics_action;
+  std::string topics_name;  // for all but "list"
+  // The settings options of "create" and "alter", in order, each as the
+  // change it makes: create applies them to no limits, alter to the
+  // topic's own settings.
+  std::vector<std::function<void(tern::TopicSettings&)>> setting_changes;
   std::string subs_action;  // "reset" or "delete"
   // subs: topic and subscription in sub.topic / sub.subscription; for reset
   // the position in sub.start / sub.start_at.
@@ -747,10 +762,25 @@ int run_topics(const std::string& server, const Command& command) {
   auto client = tern::Client::connect(server);
   const std::string& name = command.topics_name;
   if (command.topics_action == "create") {
-    bool created = client->create_topic(name, command.settings);
+    tern::TopicSettings settings;
+    for (const auto& change : command.setting_changes) change(settings);
+    bool created = client->create_topic(name, settings);
     std::printf(created ? "created topic %s\n"
                         : "topic %s exists already, with these settings\n",
                 name.c_str());
+    return 0;
+  }
+  if (command.topics_action == "alter") {
+    // Read, change, write: the options not given keep their values.
+    auto topics = client->topics(name);
+    if (topics.empty()) {
+      std::fprintf(stderr, "tern: no topic named %s\n", name.c_str());
+      return 1;
+    }
+    tern::TopicSettings settings = topics[0].settings;
+    for (const auto& change : command.setting_changes) change(settings);
+    client->alter_topic(name, settings);
+    std::printf("altered topic %s\n", name.c_str());
     return 0;
   }
   if (command.topics_action == "delete") {
@@ -890,25 +920,33 @@ bool parse(int argc, char** argv, std::string* server, Command* command) {
       continue;
     }
     if (command->name == "topics") {
-      tern::TopicSettings& settings = command->settings;
-      bool matched = true;
+      using Settings = tern::TopicSettings;
+      std::function<void(Settings&)> change;
+      // "none" lifts a limit (for alter; with create it is the default).
       if (in.option("--max-age", &value, usage)) {
-        settings.max_age = parse_duration("--max-age", value, usage);
+        auto age = value == "none" ? std::chrono::milliseconds(0)
+                                   : parse_duration("--max-age", value, usage);
+        change = [age](Settings& s) { s.max_age = age; };
       } else if (in.option("--max-bytes", &value, usage)) {
-        settings.max_bytes = parse_size("--max-bytes", value, usage);
+        uint64_t bytes =
+            value == "none" ? 0 : parse_size("--max-bytes", value, usage);
+        change = [bytes](Settings& s) { s.max_bytes = bytes; };
       } else if (in.option("--max-messages", &value, usage)) {
-        settings.max_messages =
-            parse_count("--max-messages", value,
-                        std::numeric_limits<uint64_t>::max(), usage);
+        uint64_t n = value == "none"
+                         ? 0
+                         : parse_count("--max-messages", value,
+                                       std::numeric_limits<uint64_t>::max(),
+                                       usage);
+        change = [n](Settings& s) { s.max_messages = n; };
       } else if (in.flag("--work-queue")) {
-        settings.work_queue = true;
+        change = [](Settings& s) { s.work_queue = true; };
       } else if (in.flag("--dead-letter-expired")) {
-        settings.dead_letter_expired = true;
-      } else {
-        matched = false;
+        change = [](Settings& s) { s.dead_letter_expired = true; };
+      } else if (in.flag("--no-dead-letter-expired")) {
+        change = [](Settings& s) { s.dead_letter_expired = false; };
       }
-      if (matched) {
-        command->settings_given = true;
+      if (change) {
+        command->setting_changes.push_back(std::move(change));
         continue;
       }
     }
@@ -942,21 +980,27 @@ bool parse(int argc, char** argv, std::string* server, Command* command) {
 
   if (command->name == "topics") {
     if (positional.empty()) {
-      throw UsageError{"missing list, info, create or delete", usage};
+      throw UsageError{"missing list, info, create, alter or delete", usage};
     }
     const std::string& action = command->topics_action = positional[0];
-    if (command->settings_given && action != "create") {
-      throw UsageError{"retention options go with 'topics create' only",
-                       usage};
+    bool takes_settings = action == "create" || action == "alter";
+    if (!command->setting_changes.empty() && !takes_settings) {
+      throw UsageError{
+          "retention options go with 'topics create' and 'topics alter' only",
+          usage};
+    }
+    if (action == "alter" && command->setting_changes.empty()) {
+      throw UsageError{"'topics alter' needs at least one option", usage};
     }
     if (action == "list" && positional.size() == 1) return true;
-    if ((action == "info" || action == "create" || action == "delete") &&
+    if ((action == "info" || takes_settings || action == "delete") &&
         positional.size() == 2) {
       command->topics_name = positional[1];
       return true;
     }
     throw UsageError{"want 'topics list', 'topics info TOPIC', 'topics "
-                     "create TOPIC [OPTIONS]' or 'topics delete TOPIC'",
+                     "create TOPIC [OPTIONS]', 'topics alter TOPIC OPTIONS' "
+                     "or 'topics delete TOPIC'",
                      usage};
   }
   if (command->name == "subs") {

@@ -231,6 +231,25 @@ TEST_CASE("cli: topics create, info and delete") {
   CHECK(contains(shown.out, "subscription billing"));
   CHECK(contains(shown.out, "skipped 0"));
 
+  // Alter changes what it is given and keeps the rest.
+  auto altered =
+      tern_cli({"--server", server, "topics", "alter", "events", "--max-age",
+                "none", "--max-messages", "20", "--no-dead-letter-expired"});
+  INFO("alter: " << altered.out << altered.err);
+  CHECK(altered.exit_code == 0);
+  CHECK(contains(altered.out, "altered topic events"));
+  info = client->topics("events");
+  REQUIRE(info.size() == 1);
+  CHECK(info[0].settings.max_age == 0ms);
+  CHECK(info[0].settings.max_bytes == (1ull << 30));
+  CHECK(info[0].settings.max_messages == 20);
+  CHECK(info[0].settings.work_queue);
+  CHECK_FALSE(info[0].settings.dead_letter_expired);
+  auto unknown = tern_cli(
+      {"--server", server, "topics", "alter", "nowhere", "--max-messages", "5"});
+  CHECK(unknown.exit_code == 1);
+  CHECK(contains(unknown.err, "no topic named nowhere"));
+
   auto deleted = tern_cli({"--server", server, "topics", "delete", "events"});
   CHECK(deleted.exit_code == 0);
   CHECK(contains(deleted.out, "deleted topic events"));
@@ -345,7 +364,11 @@ TEST_CASE("cli: bad retention values and durations are usage errors") {
        "--max-bytes must be"},
       {{"topics", "create", "t", "--max-messages", "-1"},
        "--max-messages must be"},
-      {{"topics", "info", "t", "--work-queue"}, "with 'topics create' only"},
+      {{"topics", "info", "t", "--work-queue"},
+       "with 'topics create' and 'topics alter' only"},
+      {{"topics", "alter", "t"}, "needs at least one option"},
+      {{"topics", "alter", "t", "--max-messages", "0"},
+       "--max-messages must be"},
       {{"topics", "delete"}, "want 'topics list'"},
       {{"subs", "delete", "t"}, "want 'subs reset"},
       {{"request", "t"}, "missing MESSAGE"},
@@ -367,7 +390,8 @@ TEST_CASE("cli: bad retention values and durations are usage errors") {
 TEST_CASE("cli: --help lists the new commands") {
   auto result = tern_cli({"--help"});
   CHECK(result.exit_code == 0);
-  for (const char* command : {"topics create", "topics delete", "subs delete",
+  for (const char* command : {"topics create", "topics alter", "topics delete",
+                              "subs delete",
                               "request TOPIC", "reply TOPIC"}) {
     CHECK(contains(result.out, command));
   }

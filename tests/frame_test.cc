@@ -357,6 +357,24 @@ std::vector<Sample> one_of_each() {
           CHECK(m->code() == wire::ErrorCode::Deleted);
         });
   }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto settings = wire::CreateTopicSettings(fbb, 3600000, 0, 500);
+    add(wire::Body::AlterTopic, fbb,
+        wire::CreateAlterTopicDirect(fbb, 22, "jobs", settings).Union(),
+        [](const wire::Frame* f) {
+          const auto* m = f->body_as_AlterTopic();
+          CHECK(m->topic()->str() == "jobs");
+          CHECK(m->settings()->max_messages() == 500);
+        });
+  }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    add(wire::Body::AlterTopicOk, fbb, wire::CreateAlterTopicOk(fbb, 22).Union(),
+        [](const wire::Frame* f) {
+          CHECK(f->body_as_AlterTopicOk()->request_id() == 22);
+        });
+  }
   return samples;
 }
 

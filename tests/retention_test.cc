@@ -251,8 +251,7 @@ TEST_CASE("retention: a subscription behind the cut skips, and says so") {
   CHECK(info(*client, "ticks").subscriptions.at(0).skipped == 90);
 }
 
-TEST_CASE(
-    "retention: settings are fixed at creation; a conflicting create fails") {
+TEST_CASE("retention: a create with other settings than the topic's fails") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
   TopicSettings settings;
@@ -284,6 +283,52 @@ TEST_CASE(
   } catch (const Error& e) {
     CHECK(e.code() == ErrorCode::kTopicExists);
   }
+}
+
+TEST_CASE("retention: limits can be altered, and the change is stored") {
+  BrokerProcess broker(fast_retention());
+  auto client = Client::connect(broker.address());
+  publish_n(*client, "metrics", 50);  // auto-created: no limits
+
+  // A limit added later applies to what is there.
+  TopicSettings ten;
+  ten.max_messages = 10;
+  client->alter_topic("metrics", ten);
+  CHECK(info(*client, "metrics").settings == ten);
+  CHECK(wait_for(*client, "metrics", [](const TopicInfo& t) {
+    return t.first_offset == 40 && t.messages == 10;
+  }));
+
+  // Lifted again: nothing more is removed. Kept across a restart.
+  client->alter_topic("metrics", TopicSettings{});
+  publish_n(*client, "metrics", 20);
+  std::this_thread::sleep_for(400ms);  // four retention rounds
+  CHECK(info(*client, "metrics").messages == 30);
+  client.reset();
+  CHECK(broker.stop() == 0);
+  broker.restart();
+  client = Client::connect(broker.address());
+  CHECK(info(*client, "metrics").settings == TopicSettings{});
+
+  auto refused = [&](const std::string& topic, const TopicSettings& settings) {
+    try {
+      client->alter_topic(topic, settings);
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kNone;
+  };
+  TopicSettings queue;
+  queue.work_queue = true;
+  CHECK(refused("metrics", queue) == ErrorCode::kInvalidTopic);
+  CHECK(refused("nowhere", ten) == ErrorCode::kUnknownTopic);
+  CHECK(client->topics("nowhere").empty());
+  CHECK(client->create_topic("_inbox.x", {}, /*temporary=*/true));
+  CHECK(refused("_inbox.x", ten) == ErrorCode::kInvalidTopic);
+  TopicSettings forever;
+  forever.max_age = std::chrono::milliseconds(INT64_MAX);
+  CHECK(refused("metrics", forever) == ErrorCode::kInvalidTopic);
+  CHECK(info(*client, "metrics").settings == TopicSettings{});
 }
 
 TEST_CASE("retention: deleting a topic removes its data from the store") {

@@ -241,6 +241,16 @@ class FrameWalk {
         string(b->message());
         break;
       }
+      case wire::Body::AlterTopic: {
+        const auto* b = f.body_as_AlterTopic();
+        scalar(b->request_id());
+        string(b->topic());
+        settings(b->settings());
+        break;
+      }
+      case wire::Body::AlterTopicOk:
+        scalar(f.body_as_AlterTopicOk()->request_id());
+        break;
       case wire::Body::NONE:
         break;
     }

@@ -192,6 +192,15 @@ std::vector<std::pair<std::string, std::string>> all_frames() {
                         return wire::CreateDeleteSubscriptionDirect(
                             fbb, 11, "orders", "billing");
                       }));
+  frames.emplace_back(
+      "alter_topic", make_frame(wire::Body::AlterTopic, [](FBB& fbb) {
+        auto settings = wire::CreateTopicSettings(fbb, 60000, 0, 1000);
+        return wire::CreateAlterTopicDirect(fbb, 12, "orders", settings);
+      }));
+  frames.emplace_back("alter_topic_ok",
+                      make_frame(wire::Body::AlterTopicOk, [](FBB& fbb) {
+                        return wire::CreateAlterTopicOk(fbb, 12);
+                      }));
   frames.emplace_back("delete_ok",
                       make_frame(wire::Body::DeleteOk, [](FBB& fbb) {
                         return wire::CreateDeleteOk(fbb, 11);
@@ -461,6 +470,21 @@ void session_seeds() {
                  .op(session::kAck).u8(1).u8(1 | 8).u8(0).u8(0xFF)
                  .u8(session::kTAB)
                  .op(session::kUnsubscribe).u8(7).u8(1)
+                 .bytes());
+  // Altering: "t.a" gets max_messages 1 after four messages; then a
+  // work_queue change (refused), no settings (limits lifted) and an unknown
+  // topic.
+  write_seed("session_fuzz", "alter_topic",
+             S(true, ping)
+                 .op(session::kPublish).u8(1).u8(session::kTA).u8(0x01 | 4 << 2)
+                 .message("a1").message("a2").message("a3").message("a4")
+                 .op(session::kAlterTopic).u8(2).u8(session::kTA).u8(0x02 | 1 << 4)
+                 .u8(0)
+                 .op(session::kPause).u8(20)
+                 .op(session::kAlterTopic).u8(3).u8(session::kTA).u8(0x02 | 0x04)
+                 .u8(0)
+                 .op(session::kAlterTopic).u8(4).u8(session::kTA).u8(0).u8(0)
+                 .op(session::kAlterTopic).u8(5).u8(session::kZ9).u8(0x02).u8(0)
                  .bytes());
   // Patterns: "*" and "t.*" (one ephemeral each), a pattern with a
   // subscription name, malformed ones; listing and deleting a pattern.

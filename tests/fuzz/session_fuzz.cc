@@ -368,11 +368,10 @@ Bytes reset_frame(Script& in) {
   return finish(fbb, wire::Body::ResetSubscription, body.Union());
 }
 
-Bytes create_topic_frame(Script& in) {
-  flatbuffers::FlatBufferBuilder fbb;
-  uint64_t id = in.u8();
-  auto topic = fbb.CreateString(in.name(kTopics));
-  uint8_t flags = in.u8();
+// The settings of kCreateTopic and kAlterTopic, from `flags` on (see
+// session_script.h); none unless bit 1 of flags is set.
+flatbuffers::Offset<wire::TopicSettings> topic_settings(
+    Script& in, flatbuffers::FlatBufferBuilder& fbb, uint8_t flags) {
   uint8_t age_kind = in.u8() % 4;
   uint64_t max_messages = 0, max_bytes = 0, max_age = 0;
   switch ((flags >> 4) & 3) {
@@ -408,13 +407,29 @@ Bytes create_topic_frame(Script& in) {
       max_age = in.u16();
       break;
   }
-  flatbuffers::Offset<wire::TopicSettings> settings = 0;
-  if (flags & 2)
-    settings = wire::CreateTopicSettings(fbb, max_age, max_bytes, max_messages,
-                                         flags & 4, flags & 8);
+  if (!(flags & 2)) return 0;
+  return wire::CreateTopicSettings(fbb, max_age, max_bytes, max_messages,
+                                   flags & 4, flags & 8);
+}
+
+Bytes create_topic_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t id = in.u8();
+  auto topic = fbb.CreateString(in.name(kTopics));
+  uint8_t flags = in.u8();
+  auto settings = topic_settings(in, fbb, flags);
   return finish(
       fbb, wire::Body::CreateTopic,
       wire::CreateCreateTopic(fbb, id, topic, settings, flags & 1).Union());
+}
+
+Bytes alter_topic_frame(Script& in) {
+  flatbuffers::FlatBufferBuilder fbb;
+  uint64_t id = in.u8();
+  auto topic = fbb.CreateString(in.name(kTopics));
+  auto settings = topic_settings(in, fbb, in.u8());
+  return finish(fbb, wire::Body::AlterTopic,
+                wire::CreateAlterTopic(fbb, id, topic, settings).Union());
 }
 
 Bytes delete_topic_frame(Script& in) {
@@ -979,6 +994,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           break;
         case session::kCreateTopic:
           bytes = create_topic_frame(in);
+          break;
+        case session::kAlterTopic:
+          bytes = alter_topic_frame(in);
           break;
         case session::kDeleteTopic:
           bytes = delete_topic_frame(in);

@@ -63,6 +63,8 @@
 //                (flags >> 4) & 3 max_messages: 0, 1, 3, u8; flags >> 6
 //                max_bytes: 0, 1, 300, u16), u8 age (% 4 max_age_ms: 0, 1,
 //                50, u16), then the u8 / u16 / u16 arguments in that order
+//   kAlterTopic  u8 request id, topic, then as kCreateTopic from flags on
+//                (bit 0 unused)
 //   kDeleteTopic u8 request id, pattern topic
 //   kDeleteSubscription  u8 request id, topic, sub
 //   kSettleLast  u8 f: settles the messages of the last Deliver received on
@@ -99,6 +101,7 @@ enum Op : uint8_t {
   kDeleteSubscription,
   kSettleLast,
   kSwitch,
+  kAlterTopic,
   kOpCount
 };
 

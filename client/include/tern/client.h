@@ -315,6 +315,13 @@ class Client {
                     const TopicSettings& settings = {},
                     bool temporary = false);
 
+  // Replaces the retention limits (and dead_letter_expired) of the existing
+  // topic `name`; the broker applies them within a retention interval.
+  // `work_queue` must be what the topic was created with. Throws
+  // Error(kUnknownTopic), or Error(kInvalidTopic) for a temporary topic or a
+  // changed work_queue.
+  void alter_topic(const std::string& name, const TopicSettings& settings);
+
   // Deletes a topic with its messages and subscriptions. Its consumers, on
   // any connection, end: their next() throws Error(kDeleted) once they have
   // handed out what they had already received. Throws Error(kUnknownTopic)
