@@ -37,6 +37,13 @@ bool valid_settings(const storage::TopicSettings& settings, Refusal* refusal) {
   return false;
 }
 
+bool known_start(wire::StartPosition position, Refusal* refusal) {
+  if (position <= wire::StartPosition::MAX) return true;
+  refusal->code = wire::ErrorCode::InvalidSubscription;
+  refusal->message = "unknown start position " + std::to_string(int(position));
+  return false;
+}
+
 bool valid_name(const std::string& name, const char* what,
                 wire::ErrorCode code, Refusal* refusal) {
   refusal->code = code;
@@ -759,40 +766,32 @@ Subscription* Broker::subscription(Topic& topic,
   if (!within_limit(subscription_count_, config_.max_subscriptions,
                     "subscriptions", refusal))
     return nullptr;
-  // A new subscription: everything before its start counts as done. Until
-  // a start time is looked up it starts at the first message, so a crash
-  // meanwhile delivers too much rather than too little.
-  bool by_time = request.start == wire::StartPosition::Time;
-  uint64_t begin = topic.first_offset();
-  if (!by_time &&
-      !topic.resolve_start(request.start, request.start_offset, &begin)) {
-    refusal->code = wire::ErrorCode::InvalidSubscription;
-    refusal->message =
-        "unknown start position " + std::to_string(int(request.start));
-    return nullptr;
-  }
+  if (!known_start(request.start, refusal)) return nullptr;
+  // A new subscription starts at the topic's first message and is moved to
+  // its start position from there: until a start time is looked up, a crash
+  // delivers too much rather than too little.
   AckSet acks;
-  acks.raise_floor(begin);
+  acks.raise_floor(topic.first_offset());
   Subscription& s = topic.add_subscription(std::make_unique<Subscription>(
-      topic, name, std::move(settings), std::move(acks), begin, *this));
+      topic, name, std::move(settings), std::move(acks), topic.first_offset(),
+      *this));
   ++subscription_count_;
   if (s.durable()) {
     persist_cursor(s);
     persist_settings(s);
   }
-  auto created = [durable = s.durable(), name, topic_name = topic.name()](
-                     const Refusal& refusal, uint64_t start) {
-    if (refusal.code != wire::ErrorCode::None)
-      LOG_ERROR("subscription %s on topic %s starts at its first message: %s",
-                name.c_str(), topic_name.c_str(), refusal.message.c_str());
-    else if (durable)
-      LOG_INFO("subscription %s on topic %s created at offset %llu",
-               name.c_str(), topic_name.c_str(), (unsigned long long)start);
-  };
-  if (by_time)
-    start_at_time(s, request.start_time_ms, std::move(created));
-  else
-    created(Refusal(), begin);
+  move_to_start(
+      s, request.start, request.start_offset, request.start_time_ms,
+      [durable = s.durable(), name, topic_name = topic.name()](
+          const Refusal& refusal, uint64_t start) {
+        if (refusal.code != wire::ErrorCode::None)
+          LOG_ERROR("subscription %s on topic %s starts at its first "
+                    "message: %s",
+                    name.c_str(), topic_name.c_str(), refusal.message.c_str());
+        else if (durable)
+          LOG_INFO("subscription %s on topic %s created at offset %llu",
+                   name.c_str(), topic_name.c_str(), (unsigned long long)start);
+      });
   return &s;
 }
 
@@ -827,27 +826,23 @@ bool Broker::reset(uint64_t connection_id,
     if (Connection* connection = find_connection(connection_id))
       connection->send(fbb);
   };
-  if (request.start() == wire::StartPosition::Time) {
-    start_at_time(*s, request.start_time_ms(), std::move(reply));
-    return true;
-  }
-  uint64_t start;
-  if (!it->second->resolve_start(request.start(), request.start_offset(),
-                                 &start)) {
-    refusal->message =
-        "unknown start position " + std::to_string(int(request.start()));
-    return false;
-  }
-  s->reset(start);
-  note_cursor(*s);
-  schedule_dispatch(*s);
-  reply(Refusal(), start);
+  if (!known_start(request.start(), refusal)) return false;
+  move_to_start(*s, request.start(), request.start_offset(),
+                request.start_time_ms(), std::move(reply));
   return true;
 }
 
-void Broker::start_at_time(
-    Subscription& subscription, int64_t time_ms,
+void Broker::move_to_start(
+    Subscription& subscription, wire::StartPosition position, uint64_t offset,
+    int64_t time_ms,
     std::function<void(const Refusal& refusal, uint64_t start)> done) {
+  if (position != wire::StartPosition::Time) {
+    uint64_t start = subscription.topic().resolve_start(position, offset);
+    subscription.reset(start);
+    note_cursor(subscription);
+    schedule_dispatch(subscription);
+    return done(Refusal(), start);
+  }
   uint64_t lookup = ++last_start_lookup_;
   subscription.hold(lookup);
   Topic& topic = subscription.topic();
@@ -880,8 +875,8 @@ void Broker::start_at_time(
           if (held) held->hold(0);
         } else {
           // Retention may have moved the topic's start on meanwhile.
-          topic->resolve_start(wire::StartPosition::Offset, result->offset,
-                               &start);
+          start =
+              topic->resolve_start(wire::StartPosition::Offset, result->offset);
           if (held) held->reset(start);
         }
         if (held) {

@@ -112,7 +112,7 @@ class Broker : public DeadLetters, public ReadBackSource {
   void remove_wildcard(Session& session, uint64_t consumer_id);
   // Moves the durable subscription `request` names to its start position
   // and sends connection `connection_id` the ResetOk saying where that is
-  // (later, for a time: see start_at_time()). False and *refusal if it
+  // (later, for a time: see move_to_start()). False and *refusal if it
   // cannot.
   bool reset(uint64_t connection_id, const wire::ResetSubscription& request,
              Refusal* refusal);
@@ -163,14 +163,16 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Every --retention-interval: plans a round for each topic with limits.
   void enforce_retention();
   void apply_retention(const RetentionJob& job, const RetentionCut& cut);
-  // Resets `subscription` to the first message appended at or after
-  // `time_ms`. Finding it reads the store, so it is done on the reader
-  // thread; the subscription is held meanwhile. `done` gets the offset once
-  // it is known (even if a later reset overtook this one), or a refusal if
-  // the lookup failed (the subscription then stays where it was) or the
-  // topic went away.
-  void start_at_time(
-      Subscription& subscription, int64_t time_ms,
+  // Moves `subscription` to a start position (a known one: `offset` is for
+  // Offset, `time_ms` for Time) as Subscription::reset() does, and calls
+  // `done` with where it now starts. A time means a look in the store, done
+  // on the reader thread while the subscription is held: `done` then comes
+  // later, with the offset (even if a later reset overtook this one), or
+  // with a refusal if the lookup failed (the subscription stays where it
+  // was) or the topic went away.
+  void move_to_start(
+      Subscription& subscription, wire::StartPosition position,
+      uint64_t offset, int64_t time_ms,
       std::function<void(const Refusal& refusal, uint64_t start)> done);
   void persist_cursor(Subscription& subscription);
   // Stores a durable subscription's max deliveries and dead-letter topic.
@@ -217,7 +219,7 @@ class Broker : public DeadLetters, public ReadBackSource {
   std::unordered_map<uint64_t, RetentionProgress> retention_;
   uint64_t next_topic_id_ = 1;
   size_t subscription_count_ = 0;  // over all topics
-  uint64_t last_start_lookup_ = 0;  // names start_at_time() lookups
+  uint64_t last_start_lookup_ = 0;  // names move_to_start()'s lookups
   size_t dedupe_ids_ = 0;  // producer message ids remembered, all topics
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   uint64_t next_connection_id_ = 1;

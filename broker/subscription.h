@@ -95,7 +95,7 @@ class Subscription {
   // hold.
   void reset(uint64_t start);
 
-  // While a start position is looked up (Broker::start_at_time), the
+  // While a start position is looked up (Broker::move_to_start), the
   // subscription hands out nothing; `lookup` names the lookup, so that one
   // overtaken by a later reset finds the hold gone. 0: not held.
   void hold(uint64_t lookup) { held_for_ = lookup; }

@@ -185,20 +185,15 @@ std::vector<std::string> Topic::expire_ids(int64_t now_ms) {
   return expired;
 }
 
-bool Topic::resolve_start(wire::StartPosition position, uint64_t offset,
-                          uint64_t* start) {
+uint64_t Topic::resolve_start(wire::StartPosition position,
+                              uint64_t offset) const {
   switch (position) {
     case wire::StartPosition::Latest:
-      *start = committed_end_;
-      return true;
+      return committed_end_;
     case wire::StartPosition::Earliest:
-      *start = first_offset_;
-      return true;
-    case wire::StartPosition::Offset:
-      *start = std::clamp(offset, first_offset_, committed_end_);
-      return true;
+      return first_offset_;
     default:
-      return false;
+      return std::clamp(offset, first_offset_, committed_end_);
   }
 }
 

@@ -95,11 +95,10 @@ class Topic {
   // The read from `from` failed: the next call for it asks again.
   void on_read_failed(uint64_t from) { reading_.erase(from); }
 
-  // Where a subscription starting at `position` begins (`offset` is used by
-  // Offset). False for Time, which needs the store (Broker::start_at_time),
-  // and for a position this broker does not know.
-  bool resolve_start(wire::StartPosition position, uint64_t offset,
-                     uint64_t* start);
+  // Where a subscription starting at `position` begins: Latest, Earliest,
+  // or Offset (`offset` clamped to what is stored). Not for Time, which
+  // needs the store (Broker::move_to_start).
+  uint64_t resolve_start(wire::StartPosition position, uint64_t offset) const;
 
   // --- de-duplication of producer message ids ---
   // The offset `id` was appended at, if that was within its window.

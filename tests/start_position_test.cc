@@ -243,6 +243,12 @@ TEST_CASE("start position: a reset to a time overtaken by another reset") {
   Reply refused = raw.next(5s);
   CHECK(refused.type == wire::Body::Error);
   CHECK(refused.request_id == 9);
+  // So is a start position this broker does not know.
+  reset(10, wire::StartPosition(9), 0, 0);
+  Reply unknown = raw.next(5s);
+  CHECK(unknown.type == wire::Body::Error);
+  CHECK(unknown.code == wire::ErrorCode::InvalidSubscription);
+  CHECK(unknown.message.find("unknown start position 9") != std::string::npos);
 }
 
 }  // namespace
