@@ -788,12 +788,17 @@ TEST_CASE(
       code = e.code();
     }
   });
-  // Wait for the inbox to exist, then delete it under the waiting request.
-  std::vector<std::string> inboxes;
+  // Wait for the request to be sent (so its inbox exists and is subscribed
+  // to), then delete the inbox under the waiting request.
+  auto sent = [&] {
+    auto topics = admin->topics("nobody");
+    return !topics.empty() && topics[0].next_offset > 0;
+  };
   auto deadline = Clock::now() + 5s;
-  while ((inboxes = inbox_topics(*admin)).empty() && Clock::now() < deadline) {
+  while (!sent() && Clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
+  std::vector<std::string> inboxes = inbox_topics(*admin);
   REQUIRE(inboxes.size() == 1);
   auto start = Clock::now();
   admin->delete_topic(inboxes[0]);
