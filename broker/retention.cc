@@ -145,7 +145,12 @@ void Broker::apply_retention(const RetentionJob& job, const RetentionCut& cut) {
                      storage::Batch& b) { b.delete_messages(id, from, to); });
   topic->remove_before(cut.first, cut.messages, cut.bytes);
   changed_topics_.insert(job.topic_id);
-  for (auto& s : topic->subscriptions()) note_cursor(*s);
+  // Deliveries of what was removed are forgotten: that frees credit, and
+  // nothing else may come along to use it.
+  for (auto& s : topic->subscriptions()) {
+    note_cursor(*s);
+    schedule_dispatch(*s);
+  }
   progress->second.uncompacted_end = cut.first;
   progress->second.uncompacted_bytes += cut.bytes;
   progress->second.last_cut_ms = uv_now(&loop_);

@@ -251,6 +251,27 @@ TEST_CASE("retention: a subscription behind the cut skips, and says so") {
   CHECK(info(*client, "ticks").subscriptions.at(0).skipped == 90);
 }
 
+TEST_CASE("retention: credit freed by a cut is used at once") {
+  BrokerProcess broker(fast_retention());
+  auto client = Client::connect(broker.address());
+  TopicSettings settings;
+  settings.max_messages = 5;
+  client->create_topic("gauges", settings);
+  SubscribeOptions options = durable("gauges", "panel", 5);
+  options.ack_timeout = 2000ms;
+  auto sub = client->subscribe(options);
+  publish_n(*client, "gauges", 5);
+  REQUIRE(receive(sub, 5, 500ms, 10s, /*ack=*/false).size() == 5);
+  // Retention removes the five it holds (and more): its credit is free
+  // again, and what is left must come without any other nudge (no ack, no
+  // publish, no ack timeout: the removed deliveries are forgotten).
+  publish_n(*client, "gauges", 20);
+  auto rest = receive(sub, 5, 1500ms, 10s, /*ack=*/false);
+  REQUIRE(rest.size() == 5);
+  CHECK(rest.front().offset == 20);
+  CHECK(rest.back().offset == 24);
+}
+
 TEST_CASE("retention: a create with other settings than the topic's fails") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
