@@ -813,18 +813,25 @@ bool Broker::reset(uint64_t connection_id,
   }
   auto reply = [this, connection_id, request_id = request.request_id(), name,
                 topic_name](const Refusal& refusal, uint64_t start) {
-    flatbuffers::FlatBufferBuilder fbb(128);
     if (refusal.code != wire::ErrorCode::None) {
+      flatbuffers::FlatBufferBuilder fbb(128);
       frame::build_error(fbb, request_id, refusal.code, refusal.message);
-    } else {
-      LOG_INFO("subscription %s on topic %s reset to offset %llu",
-               name.c_str(), topic_name.c_str(), (unsigned long long)start);
-      frame::finish(
-          fbb, wire::Body::ResetOk,
-          wire::CreateResetOk(fbb, request_id, start).Union());
+      if (Connection* connection = find_connection(connection_id))
+        connection->send(fbb);
+      return;
     }
-    if (Connection* connection = find_connection(connection_id))
-      connection->send(fbb);
+    LOG_INFO("subscription %s on topic %s reset to offset %llu", name.c_str(),
+             topic_name.c_str(), (unsigned long long)start);
+    // ResetOk promises the new position survives a crash: the cursor goes
+    // into the filling batch now, and the reply waits for its commit.
+    write_cursors();
+    reply_when_committed(connection_id, request_id,
+                         [request_id, start](flatbuffers::FlatBufferBuilder& fbb) {
+                           frame::finish(fbb, wire::Body::ResetOk,
+                                         wire::CreateResetOk(fbb, request_id,
+                                                             start)
+                                             .Union());
+                         });
   };
   if (!known_start(request.start(), refusal)) return false;
   move_to_start(*s, request.start(), request.start_offset(),
@@ -936,27 +943,7 @@ void Broker::after_io() {
   // Acks and nacks schedule a dispatch; their cursor changes (and the dead
   // letters of a nack) go into this very batch.
   for (Subscription* s : to_dispatch_) note_cursor(*s);
-  if (!to_persist_.empty()) {
-    std::vector<std::pair<uint64_t, std::string>> persisted;
-    for (Subscription* s : to_persist_) {
-      storage::SubscriptionRecord record;
-      record.topic_id = s->topic().id();
-      record.name = s->name();
-      record.ack_timeout_ms = s->settings().ack_timeout_ms;
-      record.cursor = s->acks().to_cursor();
-      record.redeliveries = s->redeliveries(uv_now(&loop_), unix_ms());
-      record.skipped = s->skipped();
-      committer_->batch().put_subscription(record);
-      persisted.emplace_back(record.topic_id, record.name);
-    }
-    committer_->on_commit([this, persisted = std::move(persisted)](
-                              const storage::Status& status) {
-      if (!status.is_ok())
-        retry_cursors_.insert(retry_cursors_.end(), persisted.begin(),
-                              persisted.end());
-    });
-    to_persist_.clear();
-  }
+  write_cursors();
   // Before dispatching: a commit that completes right away (--fsync never)
   // schedules deliveries that can go out in this same iteration.
   committer_->kick();
@@ -980,6 +967,29 @@ void Broker::after_io() {
     uv_idle_stop(&idle_);
   else
     uv_idle_start(&idle_, [](uv_idle_t*) {});
+}
+
+void Broker::write_cursors() {
+  if (to_persist_.empty()) return;
+  std::vector<std::pair<uint64_t, std::string>> persisted;
+  for (Subscription* s : to_persist_) {
+    storage::SubscriptionRecord record;
+    record.topic_id = s->topic().id();
+    record.name = s->name();
+    record.ack_timeout_ms = s->settings().ack_timeout_ms;
+    record.cursor = s->acks().to_cursor();
+    record.redeliveries = s->redeliveries(uv_now(&loop_), unix_ms());
+    record.skipped = s->skipped();
+    committer_->batch().put_subscription(record);
+    persisted.emplace_back(record.topic_id, record.name);
+  }
+  committer_->on_commit([this, persisted = std::move(persisted)](
+                            const storage::Status& status) {
+    if (!status.is_ok())
+      retry_cursors_.insert(retry_cursors_.end(), persisted.begin(),
+                            persisted.end());
+  });
+  to_persist_.clear();
 }
 
 void Broker::write_topic_states() {

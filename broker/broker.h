@@ -174,7 +174,11 @@ class Broker : public DeadLetters, public ReadBackSource {
       Subscription& subscription, wire::StartPosition position,
       uint64_t offset, int64_t time_ms,
       std::function<void(const Refusal& refusal, uint64_t start)> done);
+  // Marks the cursor to be written with the next batch (write_cursors()).
   void persist_cursor(Subscription& subscription);
+  // Puts every cursor marked so far into the filling batch; a failed commit
+  // marks them again on the next tick.
+  void write_cursors();
   // Stores a durable subscription's max deliveries and dead-letter topic.
   void persist_settings(Subscription& subscription);
   // Puts the state of every topic that changed since into the batch.

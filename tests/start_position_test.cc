@@ -201,6 +201,32 @@ TEST_CASE("start position: a durable subscription can be reset to a time") {
   CHECK(client->topics("audit")[0].subscriptions[0].lag == 3);
 }
 
+TEST_CASE("start position: a confirmed reset survives kill -9 at once") {
+  BrokerProcess broker;  // --fsync always
+  {
+    auto client = Client::connect(broker.address());
+    publish_n(*client, "rewind", 5, "m");
+    SubscribeOptions latest = durable("rewind", "r");
+    latest.start = StartPosition::kLatest;
+    client->subscribe(latest);
+  }
+  // ResetOk says the new position is stored: a crash right after it must
+  // not bring back the old one. Alternating ends, so each round moves it.
+  for (int round = 0; round < 6; ++round) {
+    auto client = Client::connect(broker.address());
+    SubscribeOptions to = durable("rewind", "r");
+    to.start = round % 2 == 0 ? StartPosition::kEarliest : StartPosition::kLatest;
+    uint64_t start = client->reset_subscription(to);
+    broker.kill9();
+    client.reset();
+    broker.restart();
+    client = Client::connect(broker.address());
+    CAPTURE(round);
+    CHECK(start == (round % 2 == 0 ? 0u : 5u));
+    CHECK(client->topics("rewind")[0].subscriptions[0].ack_floor == start);
+  }
+}
+
 TEST_CASE("start position: a reset to a time overtaken by another reset") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
