@@ -24,7 +24,6 @@ constexpr uint64_t kTickMs = 50;
 // passing error costs a consumer little, late enough not to spin on a
 // lasting one.
 constexpr uint64_t kRereadDelayMs = 1000;
-constexpr size_t kMaxNameBytes = 200;
 
 // Ages are compared with Unix milliseconds: beyond this one would wrap.
 constexpr uint64_t kMaxAgeMs = 100ull * 365 * 86400000;
@@ -44,22 +43,28 @@ bool known_start(wire::StartPosition position, Refusal* refusal) {
   return false;
 }
 
-bool valid_name(const std::string& name, const char* what,
-                wire::ErrorCode code, Refusal* refusal) {
-  refusal->code = code;
-  if (name.empty() || name.size() > kMaxNameBytes) {
-    refusal->message = std::string(what) + " name must be 1 to " +
-                       std::to_string(kMaxNameBytes) + " bytes";
+// Subscription names: 1 to 200 bytes of letters, digits, '.', '_', '-'.
+bool valid_subscription_name(const std::string& name, Refusal* refusal) {
+  refusal->code = wire::ErrorCode::InvalidSubscription;
+  if (name.empty() || name.size() > kMaxTopicNameBytes) {
+    refusal->message = "subscription name must be 1 to " +
+                       std::to_string(kMaxTopicNameBytes) + " bytes";
     return false;
   }
   for (unsigned char c : name) {
     if (!(std::isalnum(c) || c == '.' || c == '_' || c == '-')) {
-      refusal->message = std::string(what) + " name '" + name +
+      refusal->message = "subscription name '" + name +
                          "' may only hold letters, digits, '.', '_' and '-'";
       return false;
     }
   }
   return true;
+}
+
+bool valid_topic(const std::string& name, Refusal* refusal) {
+  if (valid_topic_name(name, &refusal->message)) return true;
+  refusal->code = wire::ErrorCode::InvalidTopic;
+  return false;
 }
 
 bool within_limit(size_t count, size_t limit, const char* what,
@@ -296,16 +301,11 @@ Connection* Broker::find_connection(uint64_t id) {
   return it == connections_.end() ? nullptr : it->second.get();
 }
 
-namespace {
-// Inboxes are the temporary topics replies go to (see PROTOCOL.md,
-// request/reply). One that does not exist has lost its requester: a reply
-// to it must fail, not create a topic nobody will ever read or delete.
-bool is_inbox(const std::string& name) { return name.rfind("_inbox.", 0) == 0; }
-}  // namespace
-
 Topic* Broker::topic(const std::string& name, Refusal* refusal) {
   auto it = topics_.find(name);
   if (it != topics_.end()) return it->second.get();
+  // An inbox that does not exist has lost its requester: a reply to it must
+  // fail, not create a topic nobody will ever read or delete.
   if (is_inbox(name)) {
     refusal->code = wire::ErrorCode::UnknownTopic;
     refusal->message = "no inbox " + name + " (its requester is gone)";
@@ -332,7 +332,7 @@ Topic* Broker::create_topic(const std::string& name,
                            : "topic " + name + " exists with other settings";
     return nullptr;
   }
-  if (!valid_name(name, "topic", wire::ErrorCode::InvalidTopic, refusal) ||
+  if (!valid_topic(name, refusal) ||
       !within_limit(topics_.size(), config_.max_topics, "topics", refusal) ||
       !valid_settings(settings, refusal))
     return nullptr;
@@ -668,7 +668,7 @@ uint64_t Broker::append(Topic& topic, const wire::Message& message,
 
 bool Broker::dead_letter(Subscription& from, uint64_t offset,
                          uint32_t attempts, const wire::StoredMessage& message,
-                         const char* reason) {
+                         const char* reason, std::string* error) {
   const std::string& to = from.settings().dead_letter_topic;
   if (from.topic().settings().temporary) {
     // An inbox's replies are for one requester; nobody would read them.
@@ -680,16 +680,17 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset,
   Refusal refusal;
   Topic* dlq = topic(to, &refusal);
   if (dlq == nullptr) {
-    LOG_ERROR("cannot dead-letter offset %llu of %s to %s: %s",
-              (unsigned long long)offset, from.topic().name().c_str(),
-              to.c_str(), refusal.message.c_str());
+    *error = refusal.message;
     return false;
   }
   // The original key, headers and payload, plus where it came from and why.
+  // The tern-dlq-* headers of an earlier dead-lettering are replaced, not
+  // added to: a message passed along dead-letter topics stays the size it
+  // was (see the Deliver frame bound in PROTOCOL.md).
   flatbuffers::FlatBufferBuilder fbb(
       1024 + (message.payload() ? message.payload()->size() : 0));
   std::vector<flatbuffers::Offset<wire::Header>> headers;
-  frame::copy_headers(fbb, message.headers(), &headers);
+  frame::copy_headers(fbb, message.headers(), &headers, "tern-dlq-");
   auto add = [&](const char* name, const std::string& value) {
     headers.push_back(wire::CreateHeader(
         fbb, fbb.CreateString(name),
@@ -727,27 +728,18 @@ Subscription* Broker::subscription(Topic& topic,
                                    const SubscribeRequest& request,
                                    Refusal* refusal) {
   const std::string& name = request.subscription;
-  if (!name.empty() && !valid_name(name, "subscription",
-                                   wire::ErrorCode::InvalidSubscription,
-                                   refusal))
+  if (!name.empty() && !valid_subscription_name(name, refusal))
     return nullptr;
   SubscriptionSettings settings;
   settings.ack_timeout_ms = request.ack_timeout_ms
                                 ? request.ack_timeout_ms
                                 : config_.default_ack_timeout_ms;
   settings.max_deliveries = request.max_deliveries;
-  settings.dead_letter_topic = request.dead_letter_topic;
-  if (settings.dead_letter_topic.empty()) {
-    settings.dead_letter_topic = topic.name() + ".dlq";
-  } else if (!valid_name(settings.dead_letter_topic, "dead-letter topic",
-                         wire::ErrorCode::InvalidSubscription, refusal)) {
+  settings.dead_letter_topic = request.dead_letter_topic.empty()
+                                   ? topic.name() + ".dlq"
+                                   : request.dead_letter_topic;
+  if (!valid_dead_letter_topic(topic, settings.dead_letter_topic, refusal))
     return nullptr;
-  }
-  if (settings.dead_letter_topic == topic.name()) {
-    refusal->code = wire::ErrorCode::InvalidSubscription;
-    refusal->message = "a subscription's dead-letter topic cannot be its own";
-    return nullptr;
-  }
   if (Subscription* existing =
           name.empty() ? nullptr : topic.find_subscription(name)) {
     // The latest Subscribe's settings apply; an ack timeout of 0 keeps the
@@ -793,6 +785,28 @@ Subscription* Broker::subscription(Topic& topic,
                    name.c_str(), topic_name.c_str(), (unsigned long long)start);
       });
   return &s;
+}
+
+bool Broker::valid_dead_letter_topic(const Topic& topic, const std::string& to,
+                                     Refusal* refusal) const {
+  // Checked up front: a message given up later has nowhere else to go. A
+  // temporary topic's messages are dropped instead (see dead_letter()).
+  if (topic.settings().temporary) return true;
+  if (!valid_topic_name(to, &refusal->message)) {
+    refusal->message = "dead-letter topic '" + to + "': " + refusal->message;
+    if (to == topic.name() + ".dlq")
+      refusal->message += "; the topic's name leaves no room for '.dlq', so "
+                          "name a dead_letter_topic";
+  } else if (to == topic.name()) {
+    refusal->message = "a subscription's dead-letter topic cannot be its own";
+  } else if (is_inbox(to)) {
+    refusal->message = "a dead-letter topic cannot be an inbox (" + to +
+                       "): it ends with its requester";
+  } else {
+    return true;
+  }
+  refusal->code = wire::ErrorCode::InvalidSubscription;
+  return false;
 }
 
 bool Broker::reset(uint64_t connection_id,

@@ -110,6 +110,10 @@ class Broker : public DeadLetters, public ReadBackSource {
   void add_wildcard(Session& session, uint64_t consumer_id,
                     const std::string& pattern);
   void remove_wildcard(Session& session, uint64_t consumer_id);
+  // Whether `to` may be the dead-letter topic of a subscription on `topic`:
+  // a valid topic name, not `topic` itself, not an inbox.
+  bool valid_dead_letter_topic(const Topic& topic, const std::string& to,
+                               Refusal* refusal) const;
   // Moves the durable subscription `request` names to its start position
   // and sends connection `connection_id` the ResetOk saying where that is
   // (later, for a time: see move_to_start()). False and *refusal if it
@@ -121,8 +125,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   // DeadLetters: appends the message to the subscription's dead-letter topic
   // with headers saying where it came from and why.
   bool dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
-                   const wire::StoredMessage& message,
-                   const char* reason) override;
+                   const wire::StoredMessage& message, const char* reason,
+                   std::string* error) override;
   // ReadBackSource: reads a stretch of `topic` from `from` on the reader
   // thread, hands it to the topic and dispatches its subscriptions.
   void read_back(Topic& topic, uint64_t from) override;

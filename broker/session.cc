@@ -161,12 +161,12 @@ void Session::subscribe_wildcard(uint64_t request_id,
   // Checked here once, not per topic as parts attach: a dead-letter topic
   // the pattern matches would be its own topic's on one of them.
   const std::string& dlq = request.dead_letter_topic;
-  if (!dlq.empty() && (!valid_pattern(dlq, &why) || is_pattern(dlq) ||
+  if (!dlq.empty() && (!valid_topic_name(dlq, &why) || is_inbox(dlq) ||
                        pattern_matches(pattern, dlq)))
     return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
                        "dead-letter topic '" + dlq +
                            "' must be a topic name the pattern does not "
-                           "match");
+                           "match, and not an inbox");
   uint64_t id = next_consumer_id_++;
   wildcards_[id] = {std::move(request), prefetch, {}};
   // SubscribeOk goes first: deliveries only start in the broker's next
@@ -300,7 +300,11 @@ void Session::on_list_topics(const wire::ListTopics& list) {
           acks.floor(), lag, uint32_t(s->pending_count()),
           uint32_t(s->waiting_count()), s->settings().ack_timeout_ms,
           s->settings().max_deliveries,
-          fbb.CreateString(s->settings().dead_letter_topic), s->skipped()));
+          fbb.CreateString(s->settings().dead_letter_topic), s->skipped(),
+          uint32_t(s->dead_letter_blocked()),
+          s->dead_letter_blocked() == 0
+              ? 0
+              : fbb.CreateString(s->dead_letter_error())));
     }
     const storage::TopicSettings& t = topic->settings();
     storage::TopicState state = topic->state();

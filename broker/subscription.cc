@@ -1,6 +1,7 @@
 #include "subscription.h"
 
 #include <algorithm>
+#include <string_view>
 
 #include "connection.h"
 #include "consumer.h"
@@ -16,8 +17,8 @@ constexpr size_t kMaxDeliverFrameBytes = 1u << 20;
 }  // namespace
 
 namespace {
-// A message whose dead-lettering failed (e.g. the dead-letter topic cannot be
-// created) is tried again this much later, not in a tight loop.
+// Messages whose dead-lettering failed (e.g. the dead-letter topic cannot be
+// created) are tried again this much later, not in a tight loop.
 constexpr uint64_t kDeadLetterRetryMs = 1000;
 }  // namespace
 
@@ -62,6 +63,7 @@ void Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
   for (auto it = redeliver_.lower_bound(first);
        it != redeliver_.end() && it->first <= last;) {
     mark_acked(it->first, it->first);
+    give_up_.erase(it->first);
     it = redeliver_.erase(it);
   }
 }
@@ -102,7 +104,7 @@ void Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
     --consumer.unacked;
     if (dead_letter) {
       // Dead-lettered on its way out again, where its record is at hand.
-      rejected_.insert(offset);
+      give_up_[offset] = "rejected";
       redeliver_[offset] = attempts;
     } else if (delay_ms == 0) {
       redeliver_[offset] = attempts;
@@ -116,12 +118,30 @@ void Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
 void Subscription::give_up(uint64_t offset, uint32_t attempts,
                            const wire::StoredMessage& message,
                            const char* reason, uint64_t now_ms) {
-  if (dead_letters_.dead_letter(*this, offset, attempts, message, reason)) {
+  std::string error;
+  if (dead_letters_.dead_letter(*this, offset, attempts, message, reason,
+                                &error)) {
     mark_acked(offset, offset);
+    if (!dead_letter_error_.empty() && blocked_.empty()) {
+      LOG_INFO("subscription %s on topic %s: dead-lettering to %s works "
+               "again",
+               name_.c_str(), topic_.name().c_str(),
+               settings_.dead_letter_topic.c_str());
+      dead_letter_error_.clear();
+    }
     return;
   }
-  delayed_.emplace(now_ms + kDeadLetterRetryMs,
-                   std::make_pair(offset, attempts));
+  // Held back, never delivered again: it was given up on. Logged when the
+  // reason changes, not once a second per message.
+  if (error != dead_letter_error_)
+    LOG_ERROR("subscription %s on topic %s: cannot dead-letter to %s, "
+              "holding such messages back until it can: %s",
+              name_.c_str(), topic_.name().c_str(),
+              settings_.dead_letter_topic.c_str(), error.c_str());
+  dead_letter_error_ = std::move(error);
+  if (blocked_.empty()) blocked_retry_ms_ = now_ms + kDeadLetterRetryMs;
+  blocked_[offset] = {attempts, reason};
+  cursor_changed_ = true;
 }
 
 void Subscription::expire_message(uint64_t offset, uint32_t attempts,
@@ -157,23 +177,23 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
     auto it = redeliver_.begin();
     uint64_t wanted = it->first, o = wanted;
     *attempt = it->second + 1;
-    bool rejected = rejected_.erase(wanted) > 0;
     if (acks_.contains(wanted)) {  // acked while it waited
       redeliver_.erase(it);
+      give_up_.erase(wanted);
       continue;
     }
     *record = topic_.record_at_or_after(&o, &reading);
-    if (reading) {
-      if (rejected) rejected_.insert(wanted);
-      return false;  // dispatched again once the store read is back
-    }
+    if (reading) return false;  // dispatched again once the store read is back
     redeliver_.erase(it);
+    auto why = give_up_.find(wanted);
+    const char* give_up_reason = why == give_up_.end() ? nullptr : why->second;
+    if (why != give_up_.end()) give_up_.erase(why);
     if (*record == nullptr || o != wanted) {  // no longer stored
       mark_acked(wanted, wanted);
       continue;
     }
-    if (rejected) {
-      give_up(wanted, *attempt - 1, **record, "rejected", now_ms);
+    if (give_up_reason != nullptr) {
+      give_up(wanted, *attempt - 1, **record, give_up_reason, now_ms);
       continue;
     }
     if (expired(*record)) {
@@ -200,7 +220,9 @@ bool Subscription::next_message(uint64_t now_ms, int64_t wall_ms,
     // Offsets skipped were never stored (a failed commit): count them done.
     if (o > next_offset_) mark_acked(next_offset_, o - 1);
     next_offset_ = o + 1;
-    if (acks_.contains(o) || held_back_.count(o)) continue;
+    // Held back: waiting elsewhere (a delayed nack, a dead letter) since
+    // before a restart; handed out from there, not by this pass.
+    if (acks_.contains(o) || held_back_.erase(o)) continue;
     if (expired(*record)) {
       auto prior = prior_attempts_.find(o);
       expire_message(o, prior == prior_attempts_.end() ? 0 : prior->second,
@@ -252,13 +274,25 @@ void Subscription::flush(Consumer& consumer) {
 std::vector<storage::Redelivery> Subscription::redeliveries(
     uint64_t now_ms, int64_t wall_ms) const {
   std::map<uint64_t, storage::Redelivery> all;  // by offset, for order
-  auto add = [&](uint64_t offset, uint32_t attempts, int64_t due_ms) {
-    if (!acks_.contains(offset)) all[offset] = {offset, attempts, due_ms};
+  auto add = [&](uint64_t offset, uint32_t attempts, int64_t due_ms,
+                 bool rejected = false) {
+    if (!acks_.contains(offset))
+      all[offset] = {offset, attempts, due_ms, rejected};
+  };
+  auto rejected = [](const char* why) {
+    return std::string_view(why) == "rejected";
   };
   for (const auto& [offset, attempts] : prior_attempts_) add(offset, attempts, 0);
   for (const auto& [offset, pending] : pending_)
     if (pending.attempt > 1) add(offset, pending.attempt, 0);
-  for (const auto& [offset, attempts] : redeliver_) add(offset, attempts, 0);
+  // A message given up on for its attempts or its age is given up on again
+  // after a restart by those checks; a rejected one must say so.
+  for (const auto& [offset, attempts] : redeliver_) {
+    auto why = give_up_.find(offset);
+    add(offset, attempts, 0, why != give_up_.end() && rejected(why->second));
+  }
+  for (const auto& [offset, blocked] : blocked_)
+    add(offset, blocked.first, 0, rejected(blocked.second));
   // Due times are stored as Unix time (+1 ms, since 0 means "not delayed").
   for (const auto& [due, entry] : delayed_)
     add(entry.first, entry.second,
@@ -275,7 +309,11 @@ void Subscription::restore(const std::vector<storage::Redelivery>& saved,
   skipped_ = skipped;
   for (const storage::Redelivery& r : saved) {
     if (acks_.contains(r.offset)) continue;
-    if (r.due_ms == 0) {
+    if (r.rejected) {
+      redeliver_[r.offset] = r.attempts;
+      give_up_[r.offset] = "rejected";
+      held_back_.insert(r.offset);
+    } else if (r.due_ms == 0) {
       prior_attempts_[r.offset] = r.attempts;
     } else {
       uint64_t wait = r.due_ms > wall_ms ? uint64_t(r.due_ms - wall_ms) : 0;
@@ -291,7 +329,8 @@ void Subscription::reset(uint64_t start) {
   next_offset_ = start;
   pending_.clear();
   redeliver_.clear();
-  rejected_.clear();
+  give_up_.clear();
+  blocked_.clear();
   delayed_.clear();
   deadlines_.clear();
   prior_attempts_.clear();
@@ -316,7 +355,8 @@ void Subscription::skip_before(uint64_t first) {
     }
   }
   redeliver_.erase(redeliver_.begin(), redeliver_.lower_bound(first));
-  rejected_.erase(rejected_.begin(), rejected_.lower_bound(first));
+  give_up_.erase(give_up_.begin(), give_up_.lower_bound(first));
+  blocked_.erase(blocked_.begin(), blocked_.lower_bound(first));
   prior_attempts_.erase(prior_attempts_.begin(),
                         prior_attempts_.lower_bound(first));
   held_back_.erase(held_back_.begin(), held_back_.lower_bound(first));
@@ -330,7 +370,14 @@ bool Subscription::expire(uint64_t now_ms) {
     auto [offset, attempts] = delayed_.begin()->second;
     delayed_.erase(delayed_.begin());
     redeliver_[offset] = attempts;
-    held_back_.erase(offset);
+    any = true;
+  }
+  if (!blocked_.empty() && blocked_retry_ms_ <= now_ms) {
+    for (const auto& [offset, blocked] : blocked_) {
+      redeliver_[offset] = blocked.first;
+      give_up_[offset] = blocked.second;
+    }
+    blocked_.clear();
     any = true;
   }
   while (!deadlines_.empty()) {

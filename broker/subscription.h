@@ -41,12 +41,13 @@ struct SubscriptionSettings {
 class DeadLetters {
  public:
   // Publishes `message` (at `offset`, delivered `attempts` times) to the
-  // subscription's dead-letter topic, and persists that it is done. False if
-  // that is not possible now (the subscription then retries later).
+  // subscription's dead-letter topic, and persists that it is done. False
+  // and *error if that is not possible now (the subscription then holds the
+  // message back and tries again later).
   virtual bool dead_letter(Subscription& from, uint64_t offset,
                            uint32_t attempts,
                            const wire::StoredMessage& message,
-                           const char* reason) = 0;
+                           const char* reason, std::string* error) = 0;
 
  protected:
   ~DeadLetters() = default;
@@ -70,7 +71,14 @@ class Subscription {
   size_t consumer_count() const { return consumers_.size(); }
   const std::vector<Consumer*>& consumers() const { return consumers_; }
   size_t pending_count() const { return pending_.size(); }
-  size_t waiting_count() const { return redeliver_.size() + delayed_.size(); }
+  size_t waiting_count() const {
+    return redeliver_.size() + delayed_.size() - give_up_.size();
+  }
+  // Messages to be dead-lettered that could not be (the dead-letter topic
+  // cannot be created now), and why. They are tried again every second and
+  // never handed to a consumer meanwhile.
+  size_t dead_letter_blocked() const { return blocked_.size(); }
+  const std::string& dead_letter_error() const { return dead_letter_error_; }
   // Messages retention removed before this subscription acked them.
   uint64_t skipped() const { return skipped_; }
 
@@ -156,7 +164,14 @@ class Subscription {
   uint64_t next_offset_;
   std::unordered_map<uint64_t, Pending> pending_;
   std::map<uint64_t, uint32_t> redeliver_;  // offset -> attempts so far
-  std::set<uint64_t> rejected_;  // in redeliver_, to be dead-lettered
+  // In redeliver_, to be dead-lettered when next handed out: offset -> why
+  // (a tern-dlq-reason).
+  std::map<uint64_t, const char*> give_up_;
+  // Dead-lettering failed: offset -> (attempts, why), back into redeliver_
+  // and give_up_ at blocked_retry_ms_ (loop time).
+  std::map<uint64_t, std::pair<uint32_t, const char*>> blocked_;
+  uint64_t blocked_retry_ms_ = 0;
+  std::string dead_letter_error_;  // the last failure; empty once one worked
   // Nacked with a delay: due time (loop ms) -> (offset, attempts so far).
   std::multimap<uint64_t, std::pair<uint64_t, uint32_t>> delayed_;
   // Ack deadlines in delivery order. The timeout is the same for every

@@ -24,33 +24,52 @@ bool is_pattern(const std::string& topic) {
   return topic.find_first_of("*>") != std::string::npos;
 }
 
-bool valid_pattern(const std::string& pattern, std::string* why) {
-  if (pattern.empty() || pattern.size() > 200) {
-    *why = "a topic pattern must be 1 to 200 bytes";
+namespace {
+
+// Checks the tokens of a topic name, or with `wildcards` of a pattern.
+bool valid_tokens(const std::string& s, bool wildcards, std::string* why) {
+  const char* what = wildcards ? "topic pattern" : "topic name";
+  if (s.empty() || s.size() > kMaxTopicNameBytes) {
+    *why = std::string(what) + " must be 1 to " +
+           std::to_string(kMaxTopicNameBytes) + " bytes";
     return false;
   }
-  std::vector<std::string_view> parts = tokens(pattern);
+  std::vector<std::string_view> parts = tokens(s);
   for (size_t i = 0; i < parts.size(); ++i) {
     std::string_view t = parts[i];
     if (t.empty()) {
-      *why = "topic pattern '" + pattern + "' has an empty token";
+      *why = std::string(what) + " '" + s +
+             "' has an empty token: dots only go between tokens";
       return false;
     }
-    if (t == "*" || (t == ">" && i + 1 == parts.size())) continue;
-    if (t.find_first_of("*>") != std::string_view::npos) {
-      *why = "in topic pattern '" + pattern +
-             "', '*' must be a whole token and '>' the whole last token";
-      return false;
+    if (wildcards) {
+      if (t == "*" || (t == ">" && i + 1 == parts.size())) continue;
+      if (t.find_first_of("*>") != std::string_view::npos) {
+        *why = "in topic pattern '" + s +
+               "', '*' must be a whole token and '>' the whole last token";
+        return false;
+      }
     }
     for (unsigned char c : t) {
       if (!(std::isalnum(c) || c == '_' || c == '-')) {
-        *why = "topic pattern '" + pattern +
-               "' may only hold letters, digits, '.', '_', '-', '*' and '>'";
+        *why = std::string(what) + " '" + s +
+               "' may only hold letters, digits, '.', '_', '-'" +
+               (wildcards ? ", '*' and '>'" : "");
         return false;
       }
     }
   }
   return true;
+}
+
+}  // namespace
+
+bool valid_topic_name(const std::string& name, std::string* why) {
+  return valid_tokens(name, false, why);
+}
+
+bool valid_pattern(const std::string& pattern, std::string* why) {
+  return valid_tokens(pattern, true, why);
 }
 
 bool pattern_matches(const std::string& pattern, const std::string& topic) {

@@ -357,7 +357,9 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
                   {to_string(s->name()), s->consumers(), s->ack_floor(),
                    s->lag(), s->pending(), s->waiting_redelivery(),
                    s->ack_timeout_ms(), s->max_deliveries(),
-                   to_string(s->dead_letter_topic()), s->skipped()});
+                   to_string(s->dead_letter_topic()), s->skipped(),
+                   s->dead_letter_blocked(),
+                   to_string(s->dead_letter_error())});
             }
           }
           // Absent from an older broker: no settings, all zero.

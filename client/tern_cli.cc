@@ -828,6 +828,9 @@ int run_topics(const std::string& server, const Command& command) {
         (unsigned long long)s.ack_floor, (unsigned long long)s.lag, s.pending,
         s.waiting_redelivery, (unsigned long long)s.skipped, s.ack_timeout_ms,
         s.max_deliveries, s.dead_letter_topic.c_str());
+    if (s.dead_letter_blocked > 0)
+      std::printf("    %u held back: cannot dead-letter: %s\n",
+                  s.dead_letter_blocked, s.dead_letter_error.c_str());
   }
   return 0;
 }

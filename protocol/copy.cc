@@ -11,10 +11,14 @@ flatbuffers::Offset<flatbuffers::Vector<uint8_t>> copy_bytes(
 
 void copy_headers(flatbuffers::FlatBufferBuilder& fbb,
                   const HeaderList* headers,
-                  std::vector<flatbuffers::Offset<wire::Header>>* out) {
+                  std::vector<flatbuffers::Offset<wire::Header>>* out,
+                  const char* drop_prefix) {
   if (headers == nullptr) return;
   out->reserve(out->size() + headers->size());
   for (const wire::Header* h : *headers) {
+    if (drop_prefix != nullptr && h->name() != nullptr &&
+        h->name()->string_view().rfind(drop_prefix, 0) == 0)
+      continue;
     flatbuffers::Offset<flatbuffers::String> name = 0;
     if (h->name() != nullptr) name = fbb.CreateString(h->name());
     out->push_back(wire::CreateHeader(fbb, name, copy_bytes(fbb, h->value())));

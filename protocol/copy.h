@@ -17,10 +17,12 @@ flatbuffers::Offset<flatbuffers::Vector<uint8_t>> copy_bytes(
     flatbuffers::FlatBufferBuilder& fbb,
     const flatbuffers::Vector<uint8_t>* bytes);
 
-// Appends copies of `headers` (may be null) to `out`.
+// Appends copies of `headers` (may be null) to `out`, leaving out those whose
+// name starts with `drop_prefix` if one is given.
 void copy_headers(flatbuffers::FlatBufferBuilder& fbb,
                   const HeaderList* headers,
-                  std::vector<flatbuffers::Offset<wire::Header>>* out);
+                  std::vector<flatbuffers::Offset<wire::Header>>* out,
+                  const char* drop_prefix = nullptr);
 
 // A copy of `headers`; absent or empty stays absent.
 flatbuffers::Offset<HeaderList> copy_headers(flatbuffers::FlatBufferBuilder& fbb,

@@ -13,7 +13,8 @@
 //   u32 count
 //   count x (u64 first, u64 last)      inclusive acked ranges above the floor
 //   then, only if there are redeliveries or a skipped count:
-//   u32 n, n x (u64 offset, u32 attempts, u64 due_ms)   redeliveries
+//   u32 n, n x (u64 offset, u32 attempts, u64 due_ms)   redeliveries;
+//                                      attempts' top bit: rejected
 //   u64 skipped                        only if not 0
 // Fixed-width fields keep the decoder a few lines of bounds-checked reads; the
 // ranges are few (acks are mostly in order, so the floor absorbs them).
@@ -39,6 +40,8 @@ namespace {
 namespace fs = std::filesystem;
 
 const char kMarkerKey[] = "F";
+// Marks a rejected redelivery in its stored attempts count.
+constexpr uint32_t kRejectedBit = 1u << 31;
 const char kMarkerValue[] = "tern-store-1";
 const char kTopicTag = 'T';
 const char kTopicSettingsTag = 'C';
@@ -127,7 +130,7 @@ std::string encode_subscription(const SubscriptionRecord& sub) {
     put_le32(&value, static_cast<uint32_t>(sub.redeliveries.size()));
     for (const Redelivery& r : sub.redeliveries) {
       put_le64(&value, r.offset);
-      put_le32(&value, r.attempts);
+      put_le32(&value, r.attempts | (r.rejected ? kRejectedBit : 0));
       put_le64(&value, static_cast<uint64_t>(r.due_ms));
     }
   }
@@ -176,7 +179,9 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub) {
   for (uint64_t i = 0; i < redeliveries; ++i, p += 20) {
     Redelivery r;
     r.offset = get_le(p, 8);
-    r.attempts = static_cast<uint32_t>(get_le(p + 8, 4));
+    uint32_t attempts = static_cast<uint32_t>(get_le(p + 8, 4));
+    r.attempts = attempts & ~kRejectedBit;
+    r.rejected = (attempts & kRejectedBit) != 0;
     r.due_ms = static_cast<int64_t>(get_le(p + 12, 8));
     sub->redeliveries.push_back(r);
   }

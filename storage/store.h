@@ -103,8 +103,10 @@ struct Cursor {
 // survive a restart.
 struct Redelivery {
   uint64_t offset = 0;
-  uint32_t attempts = 0;
+  uint32_t attempts = 0;  // below 2^31
   int64_t due_ms = 0;
+  // Nacked for good: it goes to the dead-letter topic, not to a consumer.
+  bool rejected = false;
 };
 
 struct SubscriptionRecord {

@@ -126,18 +126,84 @@ TEST_CASE(
   CHECK(headers_of(*dead)["tern-dlq-reason"] == "max deliveries reached");
 }
 
-TEST_CASE("nack: a subscription cannot dead-letter into its own topic") {
+TEST_CASE("nack: a subscription whose dead letters could not go is refused") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
-  SubscribeOptions options = durable("loop", "s");
-  options.dead_letter_topic = "loop";
-  ErrorCode code = ErrorCode::kNone;
-  try {
-    client->subscribe(options);
-  } catch (const Error& e) {
-    code = e.code();
+  auto refusal = [&](const std::string& topic, const std::string& dlq) {
+    SubscribeOptions options = durable(topic, "s");
+    options.dead_letter_topic = dlq;
+    try {
+      client->subscribe(options);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(refusal("loop", "loop").find("cannot be its own") != std::string::npos);
+  // A name of 200 bytes leaves no room for the default "<topic>.dlq".
+  std::string longest(200, 'x');
+  CHECK(refusal(longest, "").find("no room for '.dlq'") != std::string::npos);
+  CHECK(refusal(longest, "x.dlq") == "accepted");
+  // An inbox ends with its requester: dead letters there would be stuck.
+  CHECK(client->create_topic("_inbox.mine", {}, /*temporary=*/true));
+  CHECK(refusal("jobs", "_inbox.mine").find("cannot be an inbox") !=
+        std::string::npos);
+  CHECK(refusal("jobs", "a..b").find("empty token") != std::string::npos);
+  SubscribeOptions pattern;
+  pattern.topic = "jobs.*";
+  pattern.dead_letter_topic = "_inbox.mine";
+  CHECK_THROWS_AS(client->subscribe(pattern), Error);
+}
+
+TEST_CASE(
+    "nack: a message that cannot be dead-lettered is held back and shown, "
+    "then goes") {
+  BrokerOptions options;
+  options.extra_args = {"--max-topics", "2"};
+  BrokerProcess broker(options);
+  auto client = Client::connect(broker.address());
+  client->publish("jobs", "bad");
+  client->publish("other", "x");  // the topic limit is reached: no jobs.dlq
+  auto blocked = [&] {
+    return client->topics("jobs").at(0).subscriptions.at(0);
+  };
+  {
+    auto sub = client->subscribe(durable("jobs", "w"));
+    auto bad = sub.next(5s);
+    REQUIRE(bad);
+    sub.reject(*bad);
+    // Given up on: never delivered again, while it waits for its topic.
+    CHECK_FALSE(sub.next(2500ms));
+    CHECK(blocked().dead_letter_blocked == 1);
+    CHECK(blocked().dead_letter_error.find("limit of 2 topics") !=
+          std::string::npos);
   }
-  CHECK(code == ErrorCode::kInvalidSubscription);
+  // Said once in the log, not once a second.
+  std::string log = broker.log();
+  size_t said = 0;
+  for (size_t at = 0; (at = log.find("cannot dead-letter", at)) !=
+                      std::string::npos;
+       ++at)
+    ++said;
+  CHECK(said == 1);
+
+  // It stays given up on across a restart (a rejection is stored).
+  client.reset();
+  CHECK(broker.stop() == 0);
+  broker.restart();
+  client = Client::connect(broker.address());
+  auto sub = client->subscribe(durable("jobs", "w"));
+  CHECK_FALSE(sub.next(1500ms));
+  CHECK(blocked().dead_letter_blocked == 1);
+
+  // Room for the dead-letter topic: it goes there within a second or so.
+  client->delete_topic("other");
+  auto dead = read_topic(broker.address(), "jobs.dlq", 2500ms);
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].payload == "bad");
+  CHECK(headers_of(dead[0])["tern-dlq-reason"] == "rejected");
+  CHECK(blocked().dead_letter_blocked == 0);
+  CHECK_FALSE(sub.next(300ms));
 }
 
 TEST_CASE("nack: attempt counts and max deliveries survive a restart") {

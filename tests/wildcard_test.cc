@@ -92,6 +92,27 @@ TEST_CASE("wildcard: bad patterns and named wildcards are refused") {
   client->publish("orders.eu", "still serving");
 }
 
+TEST_CASE("wildcard: topic names are tokens, so a pattern can match each") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  for (std::string bad : {".", "..", "a..b", ".a", "a.", "a b", ""}) {
+    CAPTURE(bad);
+    ErrorCode code = ErrorCode::kNone;
+    std::string why;
+    try {
+      client->publish(bad, "x");
+    } catch (const Error& e) {
+      code = e.code();
+      why = e.what();
+    }
+    CHECK(code == ErrorCode::kInvalidTopic);
+    CHECK(why.find("topic name") != std::string::npos);
+  }
+  CHECK(client->topics().empty());
+  client->publish("a.b-c.d_e", "fine");
+  CHECK(client->topics().size() == 1);
+}
+
 TEST_CASE("wildcard: a deleted topic leaves the others; inboxes never match") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());

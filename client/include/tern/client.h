@@ -199,6 +199,11 @@ struct SubscriptionInfo {
   // Messages retention removed before this subscription acked them (since
   // the broker started).
   uint64_t skipped = 0;
+  // Messages given up on that cannot be dead-lettered now (e.g. the
+  // dead-letter topic cannot be created): held back, never delivered again,
+  // retried every second; dead_letter_error says why.
+  uint32_t dead_letter_blocked = 0;
+  std::string dead_letter_error;
 };
 
 // Retention and expiry of a topic, enforced by the broker. Zero / false: no
