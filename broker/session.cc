@@ -232,9 +232,13 @@ Consumer* Session::find_consumer(uint64_t consumer_id,
     return it->second.get();
   auto w = wildcards_.find(consumer_id);
   if (w == wildcards_.end()) {
-    reply_error(0, wire::ErrorCode::UnknownConsumer,
-                std::string(what) + " for unknown consumer " +
-                    std::to_string(consumer_id));
+    // Ids are handed out in order: one below the next was this connection's
+    // and is closed now. Acks racing a close (an Unsubscribe, or a
+    // ConsumerClosed on its way) are normal, and there is nothing to settle.
+    if (consumer_id == 0 || consumer_id >= next_consumer_id_)
+      reply_error(0, wire::ErrorCode::UnknownConsumer,
+                  std::string(what) + " for unknown consumer " +
+                      std::to_string(consumer_id));
     return nullptr;
   }
   if (topic == nullptr) {

@@ -290,6 +290,51 @@ TEST_CASE("bad input: frames only a broker may send are refused") {
   f.check_intact();
 }
 
+TEST_CASE("bad input: acks racing a consumer's close are ignored") {
+  Fixture f;
+  RawConnection conn(f.broker.address());
+  REQUIRE(conn.hello().type == wire::Body::HelloOk);
+  auto send = [&](wire::Body type, flatbuffers::Offset<void> body,
+                  flatbuffers::FlatBufferBuilder& fbb) {
+    frame::finish(fbb, type, body);
+    REQUIRE(conn.send_frame(fbb));
+  };
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    send(wire::Body::Subscribe,
+         wire::CreateSubscribeDirect(fbb, 5, kTopic, "racer",
+                                     wire::StartPosition::Earliest)
+             .Union(),
+         fbb);
+  }
+  Reply subscribed = conn.next(3s);
+  REQUIRE(subscribed.type == wire::Body::SubscribeOk);
+  REQUIRE(conn.next(3s).type == wire::Body::Deliver);
+  auto admin = Client::connect(f.broker.address());
+  admin->delete_subscription(kTopic, "racer");
+  REQUIRE(conn.next(3s).type == wire::Body::ConsumerClosed);
+
+  auto ack = [&](uint64_t consumer_id) {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<wire::OffsetRange> ranges{{0, 5}};
+    send(wire::Body::Ack,
+         wire::CreateAckDirect(fbb, consumer_id, &ranges).Union(), fbb);
+    fbb.Clear();
+    send(wire::Body::Ping, wire::CreatePing(fbb, 6).Union(), fbb);
+  };
+  // Consumer 1 was this connection's: its late ack gets no reply at all.
+  ack(1);
+  CHECK(conn.next(3s).type == wire::Body::Pong);
+  // Consumer 2 never existed here.
+  ack(2);
+  Reply unknown = conn.next(3s);
+  CHECK(unknown.type == wire::Body::Error);
+  CHECK(unknown.code == wire::ErrorCode::UnknownConsumer);
+  CHECK(unknown.request_id == 0);
+  CHECK(conn.next(3s).type == wire::Body::Pong);
+  f.check_intact();
+}
+
 TEST_CASE(
     "bad input: a barrage of random connections leaves the broker intact") {
   Fixture f;
