@@ -349,10 +349,17 @@ Topic* Broker::create_topic(const std::string& name,
   if (settings.temporary) {
     temporary_owner_[record.id] = owner;
   } else {
-    // Wildcards never match temporary topics: inboxes are private.
-    for (const Wildcard& w : wildcards_)
-      if (pattern_matches(w.pattern, name))
-        w.session->attach_wildcard(w.consumer_id, topic);
+    // Wildcards never match temporary topics: inboxes are private. Those
+    // that cannot follow the new topic are closed after the loop (closing
+    // one changes wildcards_).
+    std::vector<std::pair<Wildcard, Refusal>> failed;
+    for (const Wildcard& w : wildcards_) {
+      Refusal why;
+      if (pattern_matches(w.pattern, name) &&
+          !w.session->attach_wildcard(w.consumer_id, topic, &why))
+        failed.emplace_back(w, std::move(why));
+    }
+    for (auto& [w, why] : failed) w.session->close_wildcard(w.consumer_id, why);
   }
   persist_topic(topic);
   changed_topics_.insert(record.id);
@@ -472,9 +479,12 @@ bool Broker::delete_subscription(const std::string& topic_name,
 void Broker::add_wildcard(Session& session, uint64_t consumer_id,
                           const std::string& pattern) {
   wildcards_.push_back({&session, consumer_id, pattern});
-  for (auto& [name, topic] : topics_)
-    if (!topic->settings().temporary && pattern_matches(pattern, name))
-      session.attach_wildcard(consumer_id, *topic);
+  Refusal refusal;
+  for (auto& [name, topic] : topics_) {
+    if (!topic->settings().temporary && pattern_matches(pattern, name) &&
+        !session.attach_wildcard(consumer_id, *topic, &refusal))
+      return session.close_wildcard(consumer_id, refusal);
+  }
 }
 
 void Broker::remove_wildcard(Session& session, uint64_t consumer_id) {

@@ -175,22 +175,33 @@ void Session::subscribe_wildcard(uint64_t request_id,
   broker_.add_wildcard(*this, id, pattern);
 }
 
-void Session::attach_wildcard(uint64_t consumer_id, Topic& topic) {
+bool Session::attach_wildcard(uint64_t consumer_id, Topic& topic,
+                              Refusal* refusal) {
   Wildcard& wildcard = wildcards_.at(consumer_id);
-  Refusal refusal;
   Subscription* subscription =
-      broker_.subscription(topic, wildcard.request, &refusal);
+      broker_.subscription(topic, wildcard.request, refusal);
   if (subscription == nullptr) {
-    LOG_WARN("connection %s: wildcard consumer %llu not attached to %s: %s",
-             connection_.peer().c_str(), (unsigned long long)consumer_id,
-             topic.name().c_str(), refusal.message.c_str());
-    return;
+    refusal->message = "cannot follow topic " + topic.name() + ": " +
+                       refusal->message;
+    return false;
   }
   auto consumer = std::make_unique<Consumer>(consumer_id, connection_,
                                              *subscription, wildcard.prefetch);
   subscription->add_consumer(*consumer);
   wildcard.parts[topic.name()] = std::move(consumer);
   broker_.schedule_dispatch(*subscription);
+  return true;
+}
+
+void Session::close_wildcard(uint64_t consumer_id, const Refusal& refusal) {
+  auto w = wildcards_.find(consumer_id);
+  if (w == wildcards_.end()) return;
+  LOG_WARN("connection %s: wildcard consumer %llu closed: %s",
+           connection_.peer().c_str(), (unsigned long long)consumer_id,
+           refusal.message.c_str());
+  end_wildcard(consumer_id, w->second);
+  wildcards_.erase(w);
+  send_consumer_closed(consumer_id, refusal.code, refusal.message);
 }
 
 void Session::reply_subscribed(uint64_t request_id, uint64_t consumer_id,
@@ -397,13 +408,18 @@ void Session::close_consumer(Consumer& consumer, wire::ErrorCode code,
     w->second.parts.erase(consumer.subscription.topic().name());
     return;
   }
+  send_consumer_closed(id, code, why);
+  consumers_.erase(id);
+}
+
+void Session::send_consumer_closed(uint64_t consumer_id, wire::ErrorCode code,
+                                   const std::string& why) {
   flatbuffers::FlatBufferBuilder fbb(128 + why.size());
   frame::finish(fbb, wire::Body::ConsumerClosed,
-                wire::CreateConsumerClosed(fbb, id, code,
+                wire::CreateConsumerClosed(fbb, consumer_id, code,
                                            fbb.CreateString(why))
                     .Union());
   connection_.send(fbb);
-  consumers_.erase(id);
 }
 
 void Session::detach(Consumer& consumer) {

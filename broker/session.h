@@ -34,8 +34,12 @@ class Session {
   void close_consumer(Consumer& consumer, wire::ErrorCode code,
                       const std::string& why);
   // Attaches wildcard consumer `consumer_id` to `topic`, which its pattern
-  // matches.
-  void attach_wildcard(uint64_t consumer_id, Topic& topic);
+  // matches; false and *refusal if the subscription cannot be made.
+  bool attach_wildcard(uint64_t consumer_id, Topic& topic, Refusal* refusal);
+  // Ends wildcard consumer `consumer_id`, which could not attach to a
+  // matching topic: it would miss that topic's messages without a word. The
+  // client gets ConsumerClosed with the refusal.
+  void close_wildcard(uint64_t consumer_id, const Refusal& refusal);
 
  private:
   void on_hello(const wire::Hello& hello);
@@ -62,6 +66,8 @@ class Session {
   Consumer* find_consumer(uint64_t consumer_id,
                           const flatbuffers::String* topic, const char* what);
   void reply_deleted(uint64_t request_id);
+  void send_consumer_closed(uint64_t consumer_id, wire::ErrorCode code,
+                            const std::string& why);
   void detach(Consumer& consumer);
   void reply_error(uint64_t request_id, wire::ErrorCode code,
                    const std::string& message);

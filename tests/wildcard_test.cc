@@ -92,6 +92,37 @@ TEST_CASE("wildcard: bad patterns and named wildcards are refused") {
   client->publish("orders.eu", "still serving");
 }
 
+TEST_CASE("wildcard: a consumer that cannot follow a new topic is closed") {
+  BrokerOptions options;
+  options.extra_args = {"--max-subscriptions", "2"};
+  BrokerProcess broker(options);
+  auto client = Client::connect(broker.address());
+  SubscribeOptions pattern;
+  pattern.topic = "m.*";
+  auto sub = client->subscribe(pattern);
+  client->publish("m.a", "a");
+  client->publish("m.b", "b");
+  CHECK(receive(sub, 2, 500ms, 5s).size() == 2);
+  // A third part would pass the subscription limit: rather than missing
+  // m.c without a word, the consumer is told and ends.
+  client->publish("m.c", "c");
+  ErrorCode code = ErrorCode::kNone;
+  std::string why;
+  try {
+    while (sub.next(5s)) {
+    }
+  } catch (const Error& e) {
+    code = e.code();
+    why = e.what();
+  }
+  CHECK(code == ErrorCode::kLimitExceeded);
+  CHECK(why.find("cannot follow topic m.c") != std::string::npos);
+  CHECK(broker.log().find("wildcard consumer 1 closed") != std::string::npos);
+  // Its parts are gone too: the limit has room again.
+  SubscribeOptions plain = durable("m.c", "after");
+  CHECK_NOTHROW(client->subscribe(plain));
+}
+
 TEST_CASE("wildcard: topic names are tokens, so a pattern can match each") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
