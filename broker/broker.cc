@@ -520,7 +520,7 @@ void Broker::reply_when_committed(
     else
       frame::build_error(fbb, request_id, wire::ErrorCode::StorageFailure,
                          status.message());
-    connection->send(fbb);
+    connection->send_owed(fbb);
   });
 }
 
@@ -658,7 +658,7 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
     auto vector = fbb.CreateVectorOfStructs(results);
     frame::finish(fbb, wire::Body::PublishAck,
                   wire::CreatePublishAck(fbb, request_id, vector).Union());
-    connection->send(fbb);
+    connection->send_owed(fbb);
   });
 }
 
@@ -841,7 +841,7 @@ bool Broker::reset(uint64_t connection_id,
       flatbuffers::FlatBufferBuilder fbb(128);
       frame::build_error(fbb, request_id, refusal.code, refusal.message);
       if (Connection* connection = find_connection(connection_id))
-        connection->send(fbb);
+        connection->send_owed(fbb);
       return;
     }
     LOG_INFO("subscription %s on topic %s reset to offset %llu", name.c_str(),
@@ -858,6 +858,8 @@ bool Broker::reset(uint64_t connection_id,
                          });
   };
   if (!known_start(request.start(), refusal)) return false;
+  if (Connection* connection = find_connection(connection_id))
+    connection->owe_reply();
   move_to_start(*s, request.start(), request.start_offset(),
                 request.start_time_ms(), std::move(reply));
   return true;

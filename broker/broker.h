@@ -94,10 +94,12 @@ class Broker : public DeadLetters, public ReadBackSource {
                            Refusal* refusal);
   // Sends connection `connection_id` the reply `build` makes once everything
   // put into the batch so far is committed, or StorageFailure if that fails.
+  // The caller has made the connection owe it (Connection::owe_reply).
   void reply_when_committed(
       uint64_t connection_id, uint64_t request_id,
       std::function<void(flatbuffers::FlatBufferBuilder&)> build);
-  // Appends the frame's messages and confirms them once committed.
+  // Appends the frame's messages and confirms them once committed (a
+  // confirm is owed from the request on: Connection::owe_reply).
   void publish(uint64_t connection_id, Topic& topic,
                const wire::Publish& publish);
   // The subscription `request` attaches a consumer to: the durable one it

@@ -65,10 +65,10 @@ void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
 
 void Connection::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t*) {
   auto* self = static_cast<Connection*>(stream->data);
+  if (n == UV_EOF) return self->on_end_of_input();
   if (n < 0) {
-    if (n != UV_EOF)
-      LOG_INFO("connection %s: read failed: %s", self->peer_.c_str(),
-               uv_strerror(int(n)));
+    LOG_INFO("connection %s: read failed: %s", self->peer_.c_str(),
+             uv_strerror(int(n)));
     self->close();
     return;
   }
@@ -88,6 +88,20 @@ void Connection::read_frames() {
     }
     session_.on_frame(*frame);
   }
+}
+
+void Connection::on_end_of_input() {
+  uv_read_stop(stream());
+  input_ended_ = true;
+  // It can no longer ack: what its consumers hold goes to others now.
+  session_.end();
+  if (owed_replies_ == 0) close_when_written();
+}
+
+void Connection::send_owed(flatbuffers::FlatBufferBuilder& fbb) {
+  send(fbb);
+  --owed_replies_;
+  if (input_ended_ && owed_replies_ == 0) close_when_written();
 }
 
 void Connection::send(flatbuffers::DetachedBuffer frame) {
@@ -161,6 +175,10 @@ void Connection::fail(uint64_t request_id, wire::ErrorCode code,
   frame::build_error(fbb, request_id, code, message);
   send(fbb);
   uv_read_stop(stream());
+  close_when_written();
+}
+
+void Connection::close_when_written() {
   close_after_write_ = true;
   flush();
   if (!write_in_flight_) close();

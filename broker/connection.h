@@ -50,6 +50,13 @@ class Connection {
   // Writes what is queued. Called once per loop iteration.
   void flush();
 
+  // A reply that comes later (after a commit, or a lookup in the store) is
+  // owed from the request on, and sent with send_owed(). A client that
+  // shuts down its sending side (a half-close: it has nothing more to say)
+  // still gets every reply owed; the broker closes once they are written.
+  void owe_reply() { ++owed_replies_; }
+  void send_owed(flatbuffers::FlatBufferBuilder& fbb);
+
   // Sends an Error frame, then closes once it is written.
   void fail(uint64_t request_id, wire::ErrorCode code,
             const std::string& message);
@@ -61,6 +68,11 @@ class Connection {
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* handle);
   void read_frames();
+  // The client half-closed: nothing more is read, its consumers end, and the
+  // connection closes once the replies owed are written.
+  void on_end_of_input();
+  // Writes what is queued, then closes.
+  void close_when_written();
 
   Broker& broker_;
   const uint64_t id_;
@@ -79,6 +91,8 @@ class Connection {
   bool write_in_flight_ = false;
   bool overflowed_ = false;   // queued_ passed max_output_bytes_
   bool close_after_write_ = false;
+  bool input_ended_ = false;  // the client half-closed
+  size_t owed_replies_ = 0;
   bool closing_ = false;
 };
 

@@ -108,6 +108,7 @@ void Session::on_publish(const wire::Publish& publish) {
   Topic* topic = broker_.topic(str(publish.topic()), &refusal);
   if (topic == nullptr)
     return reply_error(publish.request_id(), refusal.code, refusal.message);
+  if (publish.confirm()) connection_.owe_reply();
   broker_.publish(connection_.id(), *topic, publish);
 }
 
@@ -352,6 +353,7 @@ void Session::on_create_topic(const wire::CreateTopic& create) {
   if (!broker_.create_topic(str(create.topic()), settings, connection_.id(),
                             &created, &refusal))
     return reply_error(create.request_id(), refusal.code, refusal.message);
+  connection_.owe_reply();
   broker_.reply_when_committed(
       connection_.id(), create.request_id(),
       [request_id = create.request_id(),
@@ -367,6 +369,7 @@ void Session::on_alter_topic(const wire::AlterTopic& alter) {
   if (!broker_.alter_topic(str(alter.topic()), topic_settings(alter.settings()),
                            &refusal))
     return reply_error(alter.request_id(), refusal.code, refusal.message);
+  connection_.owe_reply();
   broker_.reply_when_committed(
       connection_.id(), alter.request_id(),
       [request_id = alter.request_id()](flatbuffers::FlatBufferBuilder& fbb) {
@@ -391,6 +394,7 @@ void Session::on_delete_subscription(const wire::DeleteSubscription& request) {
 }
 
 void Session::reply_deleted(uint64_t request_id) {
+  connection_.owe_reply();
   broker_.reply_when_committed(
       connection_.id(), request_id,
       [request_id](flatbuffers::FlatBufferBuilder& fbb) {

@@ -335,6 +335,49 @@ TEST_CASE("bad input: acks racing a consumer's close are ignored") {
   f.check_intact();
 }
 
+TEST_CASE("bad input: a half-closed client still gets every reply owed") {
+  Fixture f;
+  for (int round = 0; round < 5; ++round) {
+    RawConnection conn(f.broker.address());
+    REQUIRE(conn.hello().type == wire::Body::HelloOk);
+    // Requests answered only after a commit, then the client's end of
+    // input, at once, in one go.
+    std::string bytes;
+    auto add = [&](wire::Body type, flatbuffers::FlatBufferBuilder& fbb,
+                   flatbuffers::Offset<void> body) {
+      frame::finish(fbb, type, body);
+      bytes.append(reinterpret_cast<const char*>(fbb.GetBufferPointer()),
+                   fbb.GetSize());
+    };
+    for (uint64_t id = 10; id < 13; ++id) {
+      flatbuffers::FlatBufferBuilder fbb;
+      std::vector<flatbuffers::Offset<wire::Message>> messages{
+          wire::CreateMessageDirect(fbb, nullptr, nullptr, nullptr)};
+      add(wire::Body::Publish, fbb,
+          wire::CreatePublishDirect(fbb, id, kTopic, true, &messages).Union());
+    }
+    flatbuffers::FlatBufferBuilder create;
+    add(wire::Body::CreateTopic, create,
+        wire::CreateCreateTopicDirect(create, 13,
+                                      ("made-" + std::to_string(round)).c_str())
+            .Union());
+    flatbuffers::FlatBufferBuilder ping;
+    add(wire::Body::Ping, ping, wire::CreatePing(ping, 14).Union());
+    REQUIRE(conn.send_bytes(bytes));
+    conn.shutdown_write();
+
+    std::map<wire::Body, int> got;
+    for (Reply r = conn.next(3s); r.frame; r = conn.next(3s)) ++got[r.type];
+    CAPTURE(round);
+    CHECK(got[wire::Body::PublishAck] == 3);
+    CHECK(got[wire::Body::CreateTopicOk] == 1);
+    CHECK(got[wire::Body::Pong] == 1);
+    CHECK(conn.wait_closed(3s));
+    for (int i = 0; i < 3; ++i) f.confirmed[f.confirmed.size()] = "";
+  }
+  f.check_intact();
+}
+
 TEST_CASE(
     "bad input: a barrage of random connections leaves the broker intact") {
   Fixture f;

@@ -38,6 +38,8 @@ class RawConnection {
   RawConnection& operator=(const RawConnection&) = delete;
 
   bool ok() const { return fd_ >= 0; }
+  // Shuts down the sending side only: the broker sees end of input.
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
