@@ -19,7 +19,8 @@ const char kUsage[] =
     "  --data DIR             data directory (default ./data)\n"
     "  --fsync always|never   fsync before confirming publishes (default "
     "always)\n"
-    "  --max-frame BYTES      largest frame accepted (default 16MiB)\n"
+    "  --max-frame BYTES      largest frame accepted or sent; a publish\n"
+    "                         frame may take 4KiB less (default 16MiB)\n"
     "  --max-output BYTES     output queued for one client before it is\n"
     "                         disconnected (default 64MiB)\n"
     "  --max-connections N    (default 4096)\n"
@@ -117,8 +118,8 @@ int parse_config(int argc, char** argv, Config* config) {
         return usage_error(std::string("bad --fsync '") + value +
                            "' (want always or never)");
     } else if (flag == "--max-frame") {
-      if (!parse_bytes(value, 1u << 30, &n) || n < 1024)
-        return usage_error("bad --max-frame (want 1KiB..1GiB)");
+      if (!parse_bytes(value, 1u << 30, &n) || n < (64u << 10))
+        return usage_error("bad --max-frame (want 64KiB..1GiB)");
       config->max_frame_bytes = uint32_t(n);
     } else if (flag == "--max-output") {
       if (!parse_bytes(value, 1ull << 40, &n) || n < (1u << 20))

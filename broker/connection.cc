@@ -43,6 +43,7 @@ Connection::Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
                        size_t max_output_bytes)
     : broker_(broker),
       id_(id),
+      max_frame_bytes_(max_frame_bytes),
       max_output_bytes_(max_output_bytes),
       reader_(max_frame_bytes),
       session_(broker, *this) {
@@ -86,7 +87,7 @@ void Connection::read_frames() {
       fail(0, code_for(result), reader_.error());
       return;
     }
-    session_.on_frame(*frame);
+    session_.on_frame(*frame, reader_.frame_bytes());
   }
 }
 

@@ -33,6 +33,8 @@ class Connection {
   Session& session() { return session_; }
   const std::string& peer() const { return peer_; }
   bool closing() const { return closing_; }
+  // The largest frame this connection accepts, and the broker sends on it.
+  uint32_t max_frame_bytes() const { return max_frame_bytes_; }
 
   void start();  // begins reading; the socket is accepted already
 
@@ -76,6 +78,7 @@ class Connection {
 
   Broker& broker_;
   const uint64_t id_;
+  const uint32_t max_frame_bytes_;
   const size_t max_output_bytes_;
   uv_tcp_t tcp_;
   std::string peer_;

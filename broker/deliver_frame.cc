@@ -14,6 +14,22 @@ void DeliverFrame::add(uint64_t offset, uint32_t attempt,
                                              headers, payload));
 }
 
+size_t DeliverFrame::size_bound(const wire::StoredMessage& message) {
+  // FlatBuffers adds a table, offsets and alignment to each vector and
+  // string: generous constants cover them.
+  size_t bytes = 128;
+  if (message.key()) bytes += message.key()->size() + 16;
+  if (message.payload()) bytes += message.payload()->size() + 16;
+  if (message.headers()) {
+    for (const wire::Header* h : *message.headers()) {
+      bytes += 48;
+      if (h->name()) bytes += h->name()->size();
+      if (h->value()) bytes += h->value()->size();
+    }
+  }
+  return bytes;
+}
+
 flatbuffers::DetachedBuffer DeliverFrame::finish(
     uint64_t consumer_id, const std::string& topic,
     const std::string& subscription) {

@@ -17,6 +17,9 @@ class DeliverFrame {
            const wire::StoredMessage& message);
   size_t count() const { return deliveries_.size(); }
   size_t bytes() const { return fbb_.GetSize(); }
+  // At least what add(message) adds to bytes(): a frame that already holds
+  // messages is sent before it would pass its limit.
+  static size_t size_bound(const wire::StoredMessage& message);
 
   // Finishes the frame and hands its bytes over; the builder starts afresh.
   flatbuffers::DetachedBuffer finish(uint64_t consumer_id,

@@ -33,7 +33,7 @@ storage::TopicSettings topic_settings(const wire::TopicSettings* t) {
 Session::Session(Broker& broker, Connection& connection)
     : broker_(broker), connection_(connection) {}
 
-void Session::on_frame(const wire::Frame& frame) {
+void Session::on_frame(const wire::Frame& frame, uint32_t bytes) {
   wire::Body type = frame.body_type();
   if (!greeted_) {
     if (type != wire::Body::Hello) {
@@ -47,7 +47,7 @@ void Session::on_frame(const wire::Frame& frame) {
   }
   switch (type) {
     case wire::Body::Publish:
-      return on_publish(*frame.body_as_Publish());
+      return on_publish(*frame.body_as_Publish(), bytes);
     case wire::Body::Ack:
       return on_ack(*frame.body_as_Ack());
     case wire::Body::Nack:
@@ -103,7 +103,14 @@ void Session::on_hello(const wire::Hello& hello) {
   connection_.send(fbb);
 }
 
-void Session::on_publish(const wire::Publish& publish) {
+void Session::on_publish(const wire::Publish& publish, uint32_t bytes) {
+  uint32_t limit = connection_.max_frame_bytes() - frame::kDeliverReserveBytes;
+  if (bytes > limit)
+    return reply_error(publish.request_id(), wire::ErrorCode::LimitExceeded,
+                       "publish frame of " + std::to_string(bytes) +
+                           " bytes exceeds " + std::to_string(limit) +
+                           ", the maximum frame size less what delivering "
+                           "its messages needs");
   Refusal refusal;
   Topic* topic = broker_.topic(str(publish.topic()), &refusal);
   if (topic == nullptr)

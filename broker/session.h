@@ -23,7 +23,8 @@ class Session {
  public:
   Session(Broker& broker, Connection& connection);
 
-  void on_frame(const wire::Frame& frame);
+  // `bytes`: the frame's length.
+  void on_frame(const wire::Frame& frame, uint32_t bytes);
   // The connection is closing: detach every consumer, so that what they had
   // not acked goes to the subscription's other consumers.
   void end();
@@ -43,7 +44,7 @@ class Session {
 
  private:
   void on_hello(const wire::Hello& hello);
-  void on_publish(const wire::Publish& publish);
+  void on_publish(const wire::Publish& publish, uint32_t bytes);
   void on_subscribe(const wire::Subscribe& subscribe);
   void subscribe_wildcard(uint64_t request_id, const std::string& pattern,
                           SubscribeRequest request, uint32_t prefetch);

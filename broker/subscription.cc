@@ -254,13 +254,22 @@ void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
     uint32_t attempt;
     const wire::StoredMessage* message;
     if (!next_message(now_ms, wall_ms, &offset, &attempt, &message)) break;
+    // Several messages share a frame only while it stays under the limit; a
+    // message alone always fits (a Publish leaves room: see PROTOCOL.md).
+    size_t limit = std::min<size_t>(
+        kMaxDeliverFrameBytes, consumer->connection.max_frame_bytes() -
+                                   frame::kDeliverReserveBytes);
+    if (consumer->outgoing.count() > 0 &&
+        consumer->outgoing.bytes() + DeliverFrame::size_bound(*message) >
+            limit)
+      flush(*consumer);
     consumer->outgoing.add(offset, attempt, *message);
     pending_[offset] = {consumer, attempt};
     if (attempt > 1) cursor_changed_ = true;
     deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});
     ++consumer->unacked;
     if (consumer->outgoing.count() == 1) touched_.push_back(consumer);
-    if (consumer->outgoing.bytes() >= kMaxDeliverFrameBytes) flush(*consumer);
+    if (consumer->outgoing.bytes() >= limit) flush(*consumer);
   }
   for (Consumer* consumer : touched_) flush(*consumer);
 }

@@ -112,15 +112,19 @@ void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
   throw e;
 }
 
-// Refuses a frame the broker would reject (and then close the connection).
+// Refuses a Publish frame the broker would reject: it leaves room below its
+// maximum frame size for the frame that delivers the messages.
 void check_frame_size(const flatbuffers::FlatBufferBuilder& fbb,
                       uint32_t max_frame_bytes) {
   size_t body = fbb.GetSize() - frame::kLengthBytes;
-  if (body > max_frame_bytes) {
+  size_t limit = max_frame_bytes > frame::kDeliverReserveBytes
+                     ? max_frame_bytes - frame::kDeliverReserveBytes
+                     : 0;
+  if (body > limit) {
     throw Error(ErrorCode::kInvalidArgument,
                 "publish frame of " + std::to_string(body) +
                     " bytes exceeds the broker's limit of " +
-                    std::to_string(max_frame_bytes));
+                    std::to_string(limit));
   }
 }
 

@@ -110,6 +110,7 @@ FrameReader::Result FrameReader::next(const wire::Frame** out) {
     return Result::kInvalid;
   }
   *out = frame;
+  frame_bytes_ = length;
   return Result::kFrame;
 }
 

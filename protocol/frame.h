@@ -23,6 +23,12 @@ namespace tern::frame {
 constexpr uint32_t kProtocolVersion = 1;
 constexpr uint32_t kDefaultMaxFrameBytes = 16u << 20;  // 16 MiB
 constexpr size_t kLengthBytes = 4;
+// A Publish frame may be at most the maximum frame size less this much: the
+// room the broker needs to deliver any message of it, wrapped in a Deliver
+// frame (topic, subscription) and perhaps dead-lettered (tern-dlq-*
+// headers), within that same maximum. So no frame a broker sends is larger
+// than the maximum it announced.
+constexpr uint32_t kDeliverReserveBytes = 4096;
 
 // Finishes `fbb` as one complete frame (length prefix included) holding `body`.
 // Send fbb.GetBufferPointer() / fbb.GetSize() as they are.
@@ -52,6 +58,8 @@ class FrameReader {
   // and the connection should be closed.
   Result next(const wire::Frame** out);
   const std::string& error() const { return error_; }
+  // The length (without the prefix) of the frame next() returned last.
+  uint32_t frame_bytes() const { return frame_bytes_; }
 
   // Bytes received but not yet returned as frames.
   size_t buffered() const { return end_ - start_; }
@@ -63,6 +71,7 @@ class FrameReader {
   size_t end_ = 0;    // one past the last byte received
   std::vector<uint64_t> aligned_;  // scratch for frames that arrive misaligned
   std::string error_;
+  uint32_t frame_bytes_ = 0;
 };
 
 // Human-readable name of a frame type, for errors and logs.

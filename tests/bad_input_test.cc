@@ -378,6 +378,70 @@ TEST_CASE("bad input: a half-closed client still gets every reply owed") {
   f.check_intact();
 }
 
+TEST_CASE("bad input: no frame the broker sends passes its max frame size") {
+  constexpr uint32_t kMax = 1u << 20;
+  BrokerOptions options;
+  options.extra_args = {"--max-frame", "1MiB"};
+  BrokerProcess broker(options);
+  RawConnection conn(broker.address());
+  Reply hello = conn.hello();
+  REQUIRE(hello.max_frame_bytes == kMax);
+  // The longest names, so that the Deliver envelope and the dead-letter
+  // headers are as large as they get.
+  std::string topic(196, 't'), name(200, 's');
+  const uint32_t limit = kMax - frame::kDeliverReserveBytes;
+  // A Publish of one message whose frame is `size` bytes long (or just
+  // under: FlatBuffers pads).
+  auto publish = [&](uint64_t request_id, uint32_t size) {
+    flatbuffers::FlatBufferBuilder fbb;
+    for (size_t payload = size;; payload -= 8) {
+      fbb.Clear();
+      std::vector<uint8_t> bytes(payload, 'p');
+      std::vector<flatbuffers::Offset<wire::Message>> messages{
+          wire::CreateMessageDirect(fbb, nullptr, nullptr, &bytes)};
+      frame::finish(fbb, wire::Body::Publish,
+                    wire::CreatePublishDirect(fbb, request_id, topic.c_str(),
+                                              true, &messages)
+                        .Union());
+      if (fbb.GetSize() - frame::kLengthBytes <= size) break;
+    }
+    CHECK(fbb.GetSize() - frame::kLengthBytes > size - 16);
+    REQUIRE(conn.send_frame(fbb));
+  };
+  publish(1, limit + 16);
+  Reply refused = conn.next(5s);
+  CHECK(refused.type == wire::Body::Error);
+  CHECK(refused.code == wire::ErrorCode::LimitExceeded);
+  CHECK(refused.request_id == 1);
+  publish(2, limit);
+  CHECK(conn.next(5s).type == wire::Body::PublishAck);
+
+  auto subscribe = [&](const std::string& on, const char* dead_letters) {
+    flatbuffers::FlatBufferBuilder fbb;
+    frame::finish(fbb, wire::Body::Subscribe,
+                  wire::CreateSubscribeDirect(
+                      fbb, 3, on.c_str(), name.c_str(),
+                      wire::StartPosition::Earliest, 1000, 0, 0, 0, 16,
+                      dead_letters)
+                      .Union());
+    REQUIRE(conn.send_frame(fbb));
+    REQUIRE(conn.next(5s).type == wire::Body::SubscribeOk);
+    Reply deliver = conn.next(5s);
+    REQUIRE(deliver.type == wire::Body::Deliver);
+    CHECK(deliver.bytes <= kMax);
+    CHECK(deliver.bytes > limit);
+  };
+  subscribe(topic, "");  // consumer 1, dead letters to "<topic>.dlq"
+  // Rejected, it is dead-lettered with its tern-dlq-* headers, and that
+  // copy is delivered within the limit too.
+  flatbuffers::FlatBufferBuilder nack;
+  std::vector<wire::OffsetRange> ranges{{0, 0}};
+  frame::finish(nack, wire::Body::Nack,
+                wire::CreateNackDirect(nack, 1, &ranges, 0, true).Union());
+  REQUIRE(conn.send_frame(nack));
+  subscribe(topic + ".dlq", "x");  // "<topic>.dlq.dlq" would be too long
+}
+
 TEST_CASE(
     "bad input: a barrage of random connections leaves the broker intact") {
   Fixture f;

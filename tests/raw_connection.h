@@ -24,6 +24,7 @@ struct Reply {
   uint32_t max_frame_bytes = 0;  // from HelloOk
   uint64_t request_id = 0;       // from Error and ResetOk
   uint64_t offset = 0;           // from ResetOk
+  uint32_t bytes = 0;            // the frame's length
 };
 
 // A bare socket speaking (or not) the wire protocol by hand.
@@ -69,7 +70,11 @@ class RawConnection {
     for (;;) {
       const wire::Frame* frame = nullptr;
       auto result = reader_.next(&frame);
-      if (result == frame::FrameReader::Result::kFrame) return decode(frame);
+      if (result == frame::FrameReader::Result::kFrame) {
+        Reply reply = decode(frame);
+        reply.bytes = reader_.frame_bytes();
+        return reply;
+      }
       if (result != frame::FrameReader::Result::kNeedMore) {
         Reply bad;
         bad.message = "unreadable frame from broker: " + reader_.error();
