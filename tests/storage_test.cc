@@ -386,7 +386,7 @@ TEST_CASE("storage: reopening restores topics and subscriptions") {
   billing.ack_timeout_ms = 30000;
   billing.cursor.ack_floor = 3;
   billing.cursor.acked = {{5, 6}, {9, 9}};
-  billing.redeliveries = {{7, 2, 0}, {8, 16, 1234567}};
+  billing.redeliveries = {{7, 2, 0, /*rejected=*/true}, {8, 16, 1234567}};
   billing.skipped = 3;
 
   SubscriptionRecord audit;
@@ -444,6 +444,9 @@ TEST_CASE("storage: reopening restores topics and subscriptions") {
   CHECK(subs[0].cursor.ack_floor == 4);
   CHECK(subs[0].cursor.acked == billing.cursor.acked);
   REQUIRE(subs[0].redeliveries.size() == 2);
+  CHECK(subs[0].redeliveries[0].attempts == 2);
+  CHECK(subs[0].redeliveries[0].rejected);
+  CHECK_FALSE(subs[0].redeliveries[1].rejected);
   CHECK(subs[0].redeliveries[1].offset == 8);
   CHECK(subs[0].redeliveries[1].attempts == 16);
   CHECK(subs[0].redeliveries[1].due_ms == 1234567);
