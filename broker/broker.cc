@@ -676,9 +676,9 @@ uint64_t Broker::append(Topic& topic, const wire::Message& message,
   return offset;
 }
 
-bool Broker::dead_letter(Subscription& from, uint64_t offset,
-                         uint32_t attempts, const wire::StoredMessage& message,
-                         const char* reason, std::string* error) {
+bool Broker::dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
+                         const wire::StoredMessage& message, const char* reason,
+                         std::string* error) {
   const std::string& to = from.settings().dead_letter_topic;
   if (from.topic().settings().temporary) {
     // An inbox's replies are for one requester; nobody would read them.
@@ -738,8 +738,7 @@ Subscription* Broker::subscription(Topic& topic,
                                    const SubscribeRequest& request,
                                    Refusal* refusal) {
   const std::string& name = request.subscription;
-  if (!name.empty() && !valid_subscription_name(name, refusal))
-    return nullptr;
+  if (!name.empty() && !valid_subscription_name(name, refusal)) return nullptr;
   SubscriptionSettings settings;
   settings.ack_timeout_ms = request.ack_timeout_ms
                                 ? request.ack_timeout_ms
@@ -805,8 +804,9 @@ bool Broker::valid_dead_letter_topic(const Topic& topic, const std::string& to,
   if (!valid_topic_name(to, &refusal->message)) {
     refusal->message = "dead-letter topic '" + to + "': " + refusal->message;
     if (to == topic.name() + ".dlq")
-      refusal->message += "; the topic's name leaves no room for '.dlq', so "
-                          "name a dead_letter_topic";
+      refusal->message +=
+          "; the topic's name leaves no room for '.dlq', so "
+          "name a dead_letter_topic";
   } else if (to == topic.name()) {
     refusal->message = "a subscription's dead-letter topic cannot be its own";
   } else if (is_inbox(to)) {
@@ -849,13 +849,12 @@ bool Broker::reset(uint64_t connection_id,
     // ResetOk promises the new position survives a crash: the cursor goes
     // into the filling batch now, and the reply waits for its commit.
     write_cursors();
-    reply_when_committed(connection_id, request_id,
-                         [request_id, start](flatbuffers::FlatBufferBuilder& fbb) {
-                           frame::finish(fbb, wire::Body::ResetOk,
-                                         wire::CreateResetOk(fbb, request_id,
-                                                             start)
-                                             .Union());
-                         });
+    reply_when_committed(
+        connection_id, request_id,
+        [request_id, start](flatbuffers::FlatBufferBuilder& fbb) {
+          frame::finish(fbb, wire::Body::ResetOk,
+                        wire::CreateResetOk(fbb, request_id, start).Union());
+        });
   };
   if (!known_start(request.start(), refusal)) return false;
   if (Connection* connection = find_connection(connection_id))
@@ -1009,12 +1008,12 @@ void Broker::write_cursors() {
     committer_->batch().put_subscription(record);
     persisted.emplace_back(record.topic_id, record.name);
   }
-  committer_->on_commit([this, persisted = std::move(persisted)](
-                            const storage::Status& status) {
-    if (!status.is_ok())
-      retry_cursors_.insert(retry_cursors_.end(), persisted.begin(),
-                            persisted.end());
-  });
+  committer_->on_commit(
+      [this, persisted = std::move(persisted)](const storage::Status& status) {
+        if (!status.is_ok())
+          retry_cursors_.insert(retry_cursors_.end(), persisted.begin(),
+                                persisted.end());
+      });
   to_persist_.clear();
 }
 

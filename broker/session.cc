@@ -189,8 +189,8 @@ bool Session::attach_wildcard(uint64_t consumer_id, Topic& topic,
   Subscription* subscription =
       broker_.subscription(topic, wildcard.request, refusal);
   if (subscription == nullptr) {
-    refusal->message = "cannot follow topic " + topic.name() + ": " +
-                       refusal->message;
+    refusal->message =
+        "cannot follow topic " + topic.name() + ": " + refusal->message;
     return false;
   }
   auto consumer = std::make_unique<Consumer>(consumer_id, connection_,
@@ -426,10 +426,10 @@ void Session::close_consumer(Consumer& consumer, wire::ErrorCode code,
 void Session::send_consumer_closed(uint64_t consumer_id, wire::ErrorCode code,
                                    const std::string& why) {
   flatbuffers::FlatBufferBuilder fbb(128 + why.size());
-  frame::finish(fbb, wire::Body::ConsumerClosed,
-                wire::CreateConsumerClosed(fbb, consumer_id, code,
-                                           fbb.CreateString(why))
-                    .Union());
+  frame::finish(
+      fbb, wire::Body::ConsumerClosed,
+      wire::CreateConsumerClosed(fbb, consumer_id, code, fbb.CreateString(why))
+          .Union());
   connection_.send(fbb);
 }
 

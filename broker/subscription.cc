@@ -123,10 +123,11 @@ void Subscription::give_up(uint64_t offset, uint32_t attempts,
                                 &error)) {
     mark_acked(offset, offset);
     if (!dead_letter_error_.empty() && blocked_.empty()) {
-      LOG_INFO("subscription %s on topic %s: dead-lettering to %s works "
-               "again",
-               name_.c_str(), topic_.name().c_str(),
-               settings_.dead_letter_topic.c_str());
+      LOG_INFO(
+          "subscription %s on topic %s: dead-lettering to %s works "
+          "again",
+          name_.c_str(), topic_.name().c_str(),
+          settings_.dead_letter_topic.c_str());
       dead_letter_error_.clear();
     }
     return;
@@ -134,10 +135,11 @@ void Subscription::give_up(uint64_t offset, uint32_t attempts,
   // Held back, never delivered again: it was given up on. Logged when the
   // reason changes, not once a second per message.
   if (error != dead_letter_error_)
-    LOG_ERROR("subscription %s on topic %s: cannot dead-letter to %s, "
-              "holding such messages back until it can: %s",
-              name_.c_str(), topic_.name().c_str(),
-              settings_.dead_letter_topic.c_str(), error.c_str());
+    LOG_ERROR(
+        "subscription %s on topic %s: cannot dead-letter to %s, "
+        "holding such messages back until it can: %s",
+        name_.c_str(), topic_.name().c_str(),
+        settings_.dead_letter_topic.c_str(), error.c_str());
   dead_letter_error_ = std::move(error);
   if (blocked_.empty()) blocked_retry_ms_ = now_ms + kDeadLetterRetryMs;
   blocked_[offset] = {attempts, reason};
@@ -257,11 +259,10 @@ void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
     // Several messages share a frame only while it stays under the limit; a
     // message alone always fits (a Publish leaves room: see PROTOCOL.md).
     size_t limit = std::min<size_t>(
-        kMaxDeliverFrameBytes, consumer->connection.max_frame_bytes() -
-                                   frame::kDeliverReserveBytes);
+        kMaxDeliverFrameBytes,
+        consumer->connection.max_frame_bytes() - frame::kDeliverReserveBytes);
     if (consumer->outgoing.count() > 0 &&
-        consumer->outgoing.bytes() + DeliverFrame::size_bound(*message) >
-            limit)
+        consumer->outgoing.bytes() + DeliverFrame::size_bound(*message) > limit)
       flush(*consumer);
     consumer->outgoing.add(offset, attempt, *message);
     pending_[offset] = {consumer, attempt};

@@ -419,10 +419,9 @@ TEST_CASE("bad input: no frame the broker sends passes its max frame size") {
   auto subscribe = [&](const std::string& on, const char* dead_letters) {
     flatbuffers::FlatBufferBuilder fbb;
     frame::finish(fbb, wire::Body::Subscribe,
-                  wire::CreateSubscribeDirect(
-                      fbb, 3, on.c_str(), name.c_str(),
-                      wire::StartPosition::Earliest, 1000, 0, 0, 0, 16,
-                      dead_letters)
+                  wire::CreateSubscribeDirect(fbb, 3, on.c_str(), name.c_str(),
+                                              wire::StartPosition::Earliest,
+                                              1000, 0, 0, 0, 16, dead_letters)
                       .Union());
     REQUIRE(conn.send_frame(fbb));
     REQUIRE(conn.next(5s).type == wire::Body::SubscribeOk);

@@ -181,9 +181,8 @@ TEST_CASE(
   // Said once in the log, not once a second.
   std::string log = broker.log();
   size_t said = 0;
-  for (size_t at = 0; (at = log.find("cannot dead-letter", at)) !=
-                      std::string::npos;
-       ++at)
+  for (size_t at = 0;
+       (at = log.find("cannot dead-letter", at)) != std::string::npos; ++at)
     ++said;
   CHECK(said == 1);
 

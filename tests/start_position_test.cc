@@ -215,7 +215,8 @@ TEST_CASE("start position: a confirmed reset survives kill -9 at once") {
   for (int round = 0; round < 6; ++round) {
     auto client = Client::connect(broker.address());
     SubscribeOptions to = durable("rewind", "r");
-    to.start = round % 2 == 0 ? StartPosition::kEarliest : StartPosition::kLatest;
+    to.start =
+        round % 2 == 0 ? StartPosition::kEarliest : StartPosition::kLatest;
     uint64_t start = client->reset_subscription(to);
     broker.kill9();
     client.reset();
