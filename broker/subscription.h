@@ -71,6 +71,8 @@ class Subscription {
   size_t consumer_count() const { return consumers_.size(); }
   const std::vector<Consumer*>& consumers() const { return consumers_; }
   size_t pending_count() const { return pending_.size(); }
+  // Taken back, to be delivered again (those in give_up_ are not: they go
+  // to the dead-letter topic; give_up_ holds only offsets of redeliver_).
   size_t waiting_count() const {
     return redeliver_.size() + delayed_.size() - give_up_.size();
   }
