@@ -5,7 +5,7 @@
 # `make run` and `make test` work as the very first commands on a fresh machine.
 
 PACKAGES := g++ make libuv1-dev librocksdb-dev flatbuffers-compiler \
-            libflatbuffers-dev doctest-dev
+            libflatbuffers-dev doctest-dev libcli11-dev libtomlplusplus-dev
 
 MAKEFLAGS += -j$(shell nproc)
 
@@ -14,7 +14,8 @@ CXX      ?= g++
 SANITIZE ?=
 OPT      ?= -O2 -g
 CXXFLAGS := $(OPT) -std=c++17 -Wall -Wextra -Werror -pthread $(SANITIZE) \
-            -I$(BUILD)/gen -Iprotocol -Istorage -Ibroker -Iclient/include -Iclient
+            -I$(BUILD)/gen -Iprotocol -Istorage -Ibroker -Iclient/include -Iclient \
+            -Icli
 LDFLAGS  := -pthread $(SANITIZE)
 
 LISTEN ?= 127.0.0.1:7411
@@ -22,9 +23,12 @@ DATA   ?= ./data
 FSYNC  ?= always
 
 PROTOCOL_SRC := $(wildcard protocol/*.cc)
+CLI_SRC      := $(wildcard cli/*.cc)
 STORAGE_SRC  := $(wildcard storage/*.cc)
 BROKER_SRC   := $(filter-out broker/main.cc,$(wildcard broker/*.cc))
-CLIENT_SRC   := $(filter-out client/tern_cli.cc,$(wildcard client/*.cc))
+# The tern command-line tool: client/tern_*.cc.
+CLI_TOOL_SRC := $(wildcard client/tern_*.cc)
+CLIENT_SRC   := $(filter-out $(CLI_TOOL_SRC),$(wildcard client/*.cc))
 BENCH_SRC    := $(wildcard bench/*.cc)
 TEST_SRC     := $(wildcard tests/*.cc)
 
@@ -58,20 +62,24 @@ $(BUILD)/libternproto.a: $(call obj,$(PROTOCOL_SRC))
 $(BUILD)/libternstorage.a: $(call obj,$(STORAGE_SRC))
 	ar rcs $@ $^
 
+# What tern, tern-broker and tern-bench share to read their flags and files.
+$(BUILD)/libterncli.a: $(call obj,$(CLI_SRC))
+	ar rcs $@ $^
+
 # The client library carries the protocol objects so users link one archive.
 $(BUILD)/libternclient.a: $(call obj,$(CLIENT_SRC) $(PROTOCOL_SRC))
 	ar rcs $@ $^
 
-$(BUILD)/tern-broker: $(call obj,broker/main.cc $(BROKER_SRC)) $(BUILD)/libternstorage.a $(BUILD)/libternproto.a
+$(BUILD)/tern-broker: $(call obj,broker/main.cc $(BROKER_SRC)) $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -luv
 
-$(BUILD)/tern: $(call obj,client/tern_cli.cc) $(BUILD)/libternclient.a
+$(BUILD)/tern: $(call obj,$(CLI_TOOL_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^
 
-$(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a
+$(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^
 
-$(BUILD)/tern-tests: $(call obj,$(TEST_SRC)) $(BUILD)/libternclient.a $(BUILD)/libternstorage.a $(BUILD)/libternproto.a
+$(BUILD)/tern-tests: $(call obj,$(TEST_SRC)) $(BUILD)/libternclient.a $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb
 
 test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern
