@@ -13,6 +13,19 @@
 // after_io() runs once per loop iteration (a uv_check handle), which is what
 // batches commits, deliveries and socket writes across everything that
 // arrived in that iteration.
+//
+// The Broker is one object, so that the loop thread's state has one owner,
+// but its work is in files by concern:
+//   broker.cc                 construction, load(), after_io(), the tick
+//   server.cc                 listening, connections, signals, run, shutdown
+//   topic_registry.cc         topics: find, create, alter, delete, temporary
+//                             ones, wildcard consumers, reading behind tails
+//   subscription_registry.cc  subscriptions: make, start positions, reset,
+//                             consumers leaving, delete
+//   publish.cc                publish, append, dead letters
+//   metadata.cc               topic records, cursors, settings, write retries,
+//                             replies that wait for a commit
+//   retention.cc              retention rounds and compactions
 #pragma once
 
 #include <cstdint>
@@ -57,6 +70,11 @@ struct Refusal {
   wire::ErrorCode code = wire::ErrorCode::None;
   std::string message;
 };
+
+// True if `count` is below `limit`; else false, and *refusal says that the
+// broker's limit of `what` (e.g. "topics") is reached.
+bool within_limit(size_t count, size_t limit, const char* what,
+                  Refusal* refusal);
 
 class Broker : public DeadLetters, public ReadBackSource {
  public:

@@ -1,0 +1,152 @@
+// The server side of the Broker: listening, accepting connections (and
+// refusing those beyond --max-connections), the connection registry,
+// signals, running the loop and shutting it down.
+#include <csignal>
+#include <cstring>
+
+#include "broker.h"
+#include "connection.h"
+#include "log.h"
+#include "topic.h"
+
+namespace tern {
+
+namespace {
+
+// How often ack deadlines are checked; ack timeouts are this coarse.
+constexpr uint64_t kTickMs = 50;
+
+}  // namespace
+
+bool Broker::listen() {
+  sockaddr_storage addr;
+  const char* host = config_.listen_host.c_str();
+  int rc = config_.listen_host.find(':') != std::string::npos
+               ? uv_ip6_addr(host, config_.listen_port,
+                             reinterpret_cast<sockaddr_in6*>(&addr))
+               : uv_ip4_addr(host, config_.listen_port,
+                             reinterpret_cast<sockaddr_in*>(&addr));
+  if (rc == 0) {
+    uv_tcp_init(&loop_, &server_);
+    server_.data = this;
+    rc = uv_tcp_bind(&server_, reinterpret_cast<sockaddr*>(&addr), 0);
+    if (rc == 0)
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 511,
+                     on_connection);
+    if (rc != 0) uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+  }
+  if (rc != 0) {
+    LOG_ERROR("cannot listen on %s:%d: %s", host, config_.listen_port,
+              uv_strerror(rc));
+    return false;
+  }
+  LOG_INFO("listening on %s:%d (data %s, fsync %s)", host, config_.listen_port,
+           config_.data_dir.c_str(), config_.fsync ? "always" : "never");
+  return true;
+}
+
+int Broker::run() {
+  bool ok = listen();
+  if (ok) {
+    uv_signal_init(&loop_, &sigint_);
+    uv_signal_init(&loop_, &sigterm_);
+    sigint_.data = sigterm_.data = this;
+    uv_signal_start(&sigint_, on_signal, SIGINT);
+    uv_signal_start(&sigterm_, on_signal, SIGTERM);
+    uv_timer_init(&loop_, &tick_);
+    tick_.data = this;
+    uv_timer_start(&tick_, on_tick, kTickMs, kTickMs);
+    uv_timer_init(&loop_, &retention_timer_);
+    retention_timer_.data = this;
+    uv_timer_start(&retention_timer_, on_retention_timer,
+                   config_.retention_interval_ms,
+                   config_.retention_interval_ms);
+    uv_check_init(&loop_, &check_);
+    check_.data = this;
+    uv_check_start(&check_, on_check);
+    uv_idle_init(&loop_, &idle_);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  } else {
+    committer_->drain();
+    worker_->stop();
+    reader_->stop();
+  }
+  // Close whatever is still open so the loop can be closed.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  LOG_INFO("stopped");
+  return ok ? 0 : 1;
+}
+
+void Broker::on_signal(uv_signal_t* handle, int signum) {
+  LOG_INFO("received %s; shutting down", strsignal(signum));
+  static_cast<Broker*>(handle->data)->shutdown();
+}
+
+void Broker::shutdown() {
+  if (stopping_) return;
+  stopping_ = true;
+  auto close = [](auto* handle) {
+    uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+  };
+  close(&server_);
+  close(&sigint_);
+  close(&sigterm_);
+  close(&tick_);
+  close(&retention_timer_);
+  close(&check_);
+  close(&idle_);
+  for (auto& [id, connection] : connections_) connection->close();
+  // Last cursor updates, then everything still queued is committed.
+  after_io();
+  committer_->drain();
+  worker_->stop();
+  reader_->stop();
+}
+
+void Broker::on_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<Broker*>(server->data);
+  if (status < 0) {
+    LOG_WARN("accept failed: %s", uv_strerror(status));
+    return;
+  }
+  uint64_t id = self->next_connection_id_++;
+  auto connection = std::make_unique<Connection>(
+      *self, id, self->config_.max_frame_bytes, self->config_.max_output_bytes);
+  uv_tcp_init(&self->loop_, connection->tcp());
+  Connection& c = *connection;
+  // From here the handle is initialised: it is closed through the normal path.
+  self->connections_[id] = std::move(connection);
+  if (uv_accept(server, c.stream()) != 0) {
+    c.close();
+    return;
+  }
+  c.start();
+  Refusal refusal;
+  if (!within_limit(self->connections_.size() - 1,
+                    self->config_.max_connections, "connections", &refusal)) {
+    LOG_WARN("connection %s refused: %s", c.peer().c_str(),
+             refusal.message.c_str());
+    c.fail(0, refusal.code, refusal.message);
+    return;
+  }
+  LOG_DEBUG("connection %s accepted", c.peer().c_str());
+}
+
+void Broker::forget(Connection& connection) {
+  std::vector<Topic*> owned;
+  for (auto& [topic_id, owner] : temporary_owner_)
+    if (owner == connection.id()) owned.push_back(find_topic(topic_id));
+  for (Topic* topic : owned) {
+    LOG_DEBUG("temporary topic %s ends with its connection",
+              topic->name().c_str());
+    remove_topic(*topic);
+  }
+  connections_.erase(connection.id());
+}
+
+Connection* Broker::find_connection(uint64_t id) {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace tern
