@@ -1,204 +1,211 @@
 #include "options.h"
 
-#include <cerrno>
-#include <cmath>
+#include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <string>
 
 #include "payload.h"
+#include "units.h"
 
 namespace tern::bench {
 namespace {
 
-const char kUsage[] =
-    "usage: tern-bench [options]\n"
-    "Publishes and consumes through a Tern broker, checks that every message\n"
-    "arrives exactly once, and reports throughput and latency.\n"
-    "\n"
-    "  --server HOST:PORT   broker address (default 127.0.0.1:7411)\n"
-    "  --topic NAME         topic base name (default bench); a run id is\n"
-    "                       appended, and -0, -1, ... with --topics > 1\n"
-    "  --fixed-topic        use --topic as given, without the run id\n"
-    "  --producers N        producer connections/threads (default 1)\n"
-    "  --consumers M        consumer connections/threads (default 1); spread\n"
-    "                       round-robin over all subscriptions, so M must be\n"
-    "                       >= subscriptions x topics\n"
-    "  --subscriptions S    durable subscriptions per topic (default 1); each\n"
-    "                       gets every message of its topic (fan-out)\n"
-    "  --topics T           topics (default 1); producer i publishes to topic\n"
-    "                       i mod T, so N must be >= T\n"
-    "  --size BYTES         payload size (default 256, min 24)\n"
-    "  --count N            messages over all producers (default 100000)\n"
-    "  --duration SECONDS   publish for this long (then --count is a limit\n"
-    "                       only if given too)\n"
-    "  --rate MSGS_PER_S    total publish rate, split over the producers\n"
-    "                       (default 0: as fast as possible)\n"
-    "  --window N           max unconfirmed messages per producer (default "
-    "1000)\n"
-    "  --batch N            messages per publish frame (default 1)\n"
-    "  --prefetch N         max unacked messages per consumer (default 1000)\n"
-    "  --no-confirm         publish without confirms (no window, no confirm\n"
-    "                       latency)\n"
-    "  --no-ack             never ack; prefetch is raised to the message "
-    "count\n"
-    "                       (at most 1,000,000) so delivery does not stall,\n"
-    "                       and the ack timeout to 24 h\n"
-    "  --replay             start the consumers only once everything is\n"
-    "                       published: they read it back from the store;\n"
-    "                       delivery is timed from their start, and there\n"
-    "                       is no end-to-end latency\n"
-    "  --warmup SECONDS     messages sent in the first SECONDS are checked "
-    "but\n"
-    "                       left out of throughput and latency (default 0)\n"
-    "  --drain-timeout S    after the last confirm, wait at most S seconds "
-    "for\n"
-    "                       the last deliveries (default 30)\n"
-    "  --stall-timeout S    fail if nothing moves for S seconds (default 30)\n"
-    "  --quiet              no progress lines on stderr\n"
-    "  --json               print one JSON object instead of the report\n"
-    "  --help               show this help\n"
-    "\n"
-    "Exit status: 0 if every confirmed message reached every subscription\n"
-    "exactly once, 1 on loss, duplicates or errors, 2 on bad usage.\n";
+// Beyond these, surely a typo.
+constexpr double kMaxSeconds = 1e7, kMaxRate = 1e7;
+
+// The options below parse their values with the shared cli/units helpers
+// and throw what CLI11 throws for a bad value, so the error names the flag.
+CLI::ValidationError bad_value(const std::string& flag,
+                               const std::string& why) {
+  return CLI::ValidationError(flag, "want " + why);
+}
+
+template <typename Field>
+CLI::Option* add_count(CLI::App& app, const std::string& flag, Field* field,
+                       uint64_t min, uint64_t max, const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          flag,
+          [=](const std::string& text) {
+            uint64_t n;
+            std::string why;
+            if (!cli::parse_count(text, min, max, &n, &why))
+              throw bad_value(flag, why);
+            *field = Field(n);
+          },
+          help)
+      ->type_name("N");
+}
+
+// Seconds, fractions allowed: 0 or more, or more than 0 if !zero_ok.
+CLI::Option* add_seconds(CLI::App& app, const std::string& flag, double* field,
+                         bool zero_ok, const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          flag,
+          [=](const std::string& text) {
+            std::chrono::milliseconds ms;
+            std::string why;
+            if (!cli::parse_seconds(text, &ms, &why))
+              throw bad_value(flag, why);
+            double seconds = ms.count() / 1000.0;
+            if (seconds > kMaxSeconds || (seconds == 0 && !zero_ok))
+              throw bad_value(flag, std::string("a number of seconds ") +
+                                        (zero_ok ? "from 0" : "above 0") +
+                                        " to 10000000, not '" + text + "'");
+            *field = seconds;
+          },
+          help)
+      ->type_name("SECONDS");
+}
+
+void add_options(CLI::App& app, Options* o) {
+  app.add_option("--server", o->server,
+                 "broker address (default 127.0.0.1:7411)")
+      ->type_name("HOST:PORT");
+  app.add_option("--topic", o->topic,
+                 "topic base name (default bench); a run id is\n"
+                 "appended, and -0, -1, ... with --topics > 1")
+      ->type_name("NAME")
+      ->check(CLI::Validator(
+          [](std::string& text) {
+            return text.empty() ? "want a topic name, not ''" : "";
+          },
+          ""));
+  app.add_flag("--fixed-topic", o->fixed_topic,
+               "use --topic as given, without the run id");
+  add_count(app, "--producers", &o->producers, 1, 1024,
+            "producer connections/threads (default 1)");
+  add_count(app, "--consumers", &o->consumers, 1, 1024,
+            "consumer connections/threads (default 1);\n"
+            "spread round-robin over all subscriptions, so\n"
+            "there must be at least subscriptions x topics");
+  add_count(app, "--subscriptions", &o->subscriptions, 1, 1024,
+            "durable subscriptions per topic (default 1);\n"
+            "each gets every message of its topic (fan-out)");
+  add_count(app, "--topics", &o->topics, 1, 1024,
+            "topics (default 1); producer i publishes to\n"
+            "topic i mod topics: needs producers >= topics");
+  app.add_option_function<std::string>(
+         "--size",
+         [o](const std::string& text) {
+           uint64_t bytes;
+           std::string why;
+           if (!cli::parse_size(text, &bytes, &why))
+             throw bad_value("--size", why);
+           if (bytes < kHeaderBytes || bytes > (16u << 20))
+             throw bad_value("--size", "a size from " +
+                                           cli::format_size(kHeaderBytes) +
+                                           " to 16MiB, not '" + text + "'");
+           o->size = size_t(bytes);
+         },
+         "payload size (default 256, min 24)")
+      ->type_name("BYTES");
+  add_count(app, "--count", &o->count, 1, uint64_t(1) << 40,
+            "messages over all producers (default 100000)");
+  add_seconds(app, "--duration", &o->duration_s, false,
+              "publish for this long (then --count is a limit\n"
+              "only if given too)");
+  // Not a count: fractions are allowed (0.5 is one message every 2 s).
+  app.add_option_function<double>(
+         "--rate",
+         [o](double rate) {
+           if (!(rate >= 0 && rate <= kMaxRate))
+             throw bad_value("--rate", "a number from 0 to 10000000");
+           o->rate = rate;
+         },
+         "total publish rate in messages per second,\n"
+         "split over the producers (default 0: as fast as\n"
+         "possible)")
+      ->type_name("MSGS_PER_S");
+  add_count(app, "--window", &o->window, 1, 1u << 24,
+            "max unconfirmed messages per producer\n"
+            "(default 1000)");
+  add_count(app, "--batch", &o->batch, 1, 65536,
+            "messages per publish frame (default 1)");
+  add_count(app, "--prefetch", &o->prefetch, 1, 1000000,
+            "max unacked messages per consumer\n"
+            "(default 1000)");
+  app.add_flag_callback(
+      "--no-confirm", [o] { o->confirm = false; },
+      "publish without confirms (no window, no confirm\n"
+      "latency)");
+  app.add_flag_callback(
+      "--no-ack", [o] { o->ack = false; },
+      "never ack; prefetch is raised to the message\n"
+      "count (at most 1,000,000) so delivery does not\n"
+      "stall, and the ack timeout to 24 h");
+  app.add_flag("--replay", o->replay,
+               "start the consumers only once everything is\n"
+               "published: they read it back from the store;\n"
+               "delivery is timed from their start, and there\n"
+               "is no end-to-end latency");
+  add_seconds(app, "--warmup", &o->warmup_s, true,
+              "messages sent in the first SECONDS are\n"
+              "checked but left out of throughput and latency\n"
+              "(default 0)");
+  add_seconds(app, "--drain-timeout", &o->drain_timeout_s, true,
+              "after the last confirm, wait at most this long\n"
+              "for the last deliveries (default 30)");
+  add_seconds(app, "--stall-timeout", &o->stall_timeout_s, false,
+              "fail if nothing moves for this long (default 30)");
+  app.add_flag_callback(
+      "--quiet", [o] { o->progress = false; }, "no progress lines on stderr");
+  app.add_flag("--json", o->json,
+               "print one JSON object instead of the report");
+}
+
+// The checks that involve more than one flag; empty if they pass.
+std::string check_combination(const Options* o) {
+  if (o->producers < o->topics)
+    return "--producers must be >= --topics (every topic needs a producer)";
+  if (uint32_t(o->consumers) < o->subscriptions_total())
+    return "--consumers must be >= --subscriptions x --topics (every "
+           "subscription needs a consumer)";
+  if (o->duration_s == 0 && o->count < uint64_t(o->producers))
+    return "--count must be >= --producers";
+  if (o->batch > o->window && o->confirm)
+    return "--batch must not exceed --window";
+  return "";
+}
 
 int usage_error(const std::string& message) {
-  std::fprintf(stderr, "tern-bench: %s\n(see tern-bench --help)\n",
+  std::fprintf(stderr, "tern-bench: %s (see tern-bench --help)\n",
                message.c_str());
   return 2;
-}
-
-bool parse_uint(const char* text, uint64_t min, uint64_t max, uint64_t* out) {
-  if (*text == '\0' || *text == '-') return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v < min || v > max) return false;
-  *out = v;
-  return true;
-}
-
-bool parse_seconds(const char* text, double* out) {
-  if (*text == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  double v = std::strtod(text, &end);
-  if (errno != 0 || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e7)
-    return false;
-  *out = v;
-  return true;
 }
 
 }  // namespace
 
 int parse_options(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    // Flags without a value.
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (flag == "--no-confirm") {
-      o->confirm = false;
-      continue;
-    }
-    if (flag == "--no-ack") {
-      o->ack = false;
-      continue;
-    }
-    if (flag == "--replay") {
-      o->replay = true;
-      continue;
-    }
-    if (flag == "--json") {
-      o->json = true;
-      continue;
-    }
-    if (flag == "--quiet") {
-      o->progress = false;
-      continue;
-    }
-    if (flag == "--fixed-topic") {
-      o->fixed_topic = true;
-      continue;
-    }
-    static const char* const kWithValue[] = {
-        "--server",        "--topic",  "--producers",     "--consumers",
-        "--subscriptions", "--topics", "--size",          "--count",
-        "--duration",      "--rate",   "--window",        "--batch",
-        "--prefetch",      "--warmup", "--drain-timeout", "--stall-timeout"};
-    bool known = false;
-    for (const char* f : kWithValue) known = known || flag == f;
-    if (!known) return usage_error("unknown option " + flag);
-    if (i + 1 >= argc) return usage_error("missing value for " + flag);
-    const char* value = argv[++i];
-    std::string bad = "bad value '" + std::string(value) + "' for " + flag;
-    uint64_t n = 0;
-    if (flag == "--server") {
-      o->server = value;
-    } else if (flag == "--topic") {
-      if (*value == '\0') return usage_error(bad);
-      o->topic = value;
-    } else if (flag == "--producers" || flag == "--consumers" ||
-               flag == "--subscriptions" || flag == "--topics") {
-      if (!parse_uint(value, 1, 1024, &n))
-        return usage_error(bad + " (want 1..1024)");
-      int& field = flag == "--producers"   ? o->producers
-                   : flag == "--consumers" ? o->consumers
-                   : flag == "--topics"    ? o->topics
-                                           : o->subscriptions;
-      field = int(n);
-    } else if (flag == "--size") {
-      if (!parse_uint(value, kHeaderBytes, 16u << 20, &n))
-        return usage_error(bad + " (want " + std::to_string(kHeaderBytes) +
-                           "..16777216)");
-      o->size = size_t(n);
-    } else if (flag == "--count") {
-      if (!parse_uint(value, 1, uint64_t(1) << 40, &n)) return usage_error(bad);
-      o->count = n;
-      o->count_set = true;
-    } else if (flag == "--duration") {
-      if (!parse_seconds(value, &o->duration_s) || o->duration_s <= 0)
-        return usage_error(bad);
-    } else if (flag == "--rate") {
-      if (!parse_seconds(value, &o->rate)) return usage_error(bad);
-    } else if (flag == "--window") {
-      if (!parse_uint(value, 1, 1u << 24, &n)) return usage_error(bad);
-      o->window = size_t(n);
-    } else if (flag == "--batch") {
-      if (!parse_uint(value, 1, 65536, &n)) return usage_error(bad);
-      o->batch = size_t(n);
-    } else if (flag == "--prefetch") {
-      if (!parse_uint(value, 1, 1000000, &n))
-        return usage_error(bad + " (want 1..1000000)");
-      o->prefetch = uint32_t(n);
-    } else if (flag == "--warmup") {
-      if (!parse_seconds(value, &o->warmup_s)) return usage_error(bad);
-    } else if (flag == "--drain-timeout") {
-      if (!parse_seconds(value, &o->drain_timeout_s)) return usage_error(bad);
-    } else {  // --stall-timeout
-      if (!parse_seconds(value, &o->stall_timeout_s) || o->stall_timeout_s <= 0)
-        return usage_error(bad);
-    }
+  CLI::App app(
+      "Publishes and consumes through a Tern broker, checks that every "
+      "message\narrives exactly once, and reports throughput and latency.",
+      "tern-bench");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.get_formatter()->column_width(30);
+  app.footer(
+      "BYTES: 256, 4KiB, 1MiB (also B, KB, MB). SECONDS: 30, 0.5.\n"
+      "Exit status: 0 if every confirmed message reached every subscription\n"
+      "exactly once, 1 on loss, duplicates or errors, 2 on bad usage.");
+  add_options(app, o);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what());
   }
 
-  if (o->producers < o->topics)
-    return usage_error(
-        "--producers must be >= --topics (every topic needs "
-        "a producer)");
-  if (uint32_t(o->consumers) < o->subscriptions_total())
-    return usage_error(
-        "--consumers must be >= --subscriptions x --topics "
-        "(every subscription needs a consumer)");
-  if (o->duration_s == 0 && o->count < uint64_t(o->producers))
-    return usage_error("--count must be >= --producers");
+  o->count_set = app.count("--count") > 0;
+  std::string error = check_combination(o);
+  if (!error.empty()) return usage_error(error);
   if (o->duration_s > 0 && !o->count_set)
     o->count = std::numeric_limits<uint64_t>::max();
-  if (o->batch > o->window && o->confirm)
-    return usage_error("--batch must not exceed --window");
   return -1;
 }
 

@@ -1,174 +1,273 @@
 #include "config.h"
 
-#include <cerrno>
+#include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
+#include <functional>
 #include <string>
+#include <vector>
 
-#include "log.h"
+#include "config_file.h"
+#include "units.h"
 
 namespace tern {
 
 namespace {
 
-const char kUsage[] =
-    "usage: tern-broker [options]\n"
-    "  --listen HOST:PORT     address to listen on (default 127.0.0.1:7411;\n"
-    "                         IPv6 as [::1]:7411)\n"
-    "  --data DIR             data directory (default ./data)\n"
-    "  --fsync always|never   fsync before confirming publishes (default "
-    "always)\n"
-    "  --max-frame BYTES      largest frame accepted or sent; a publish\n"
-    "                         frame may take 4KiB less (default 16MiB)\n"
-    "  --max-output BYTES     output queued for one client before it is\n"
-    "                         disconnected (default 64MiB)\n"
-    "  --max-connections N    (default 4096)\n"
-    "  --max-topics N         (default 10000)\n"
-    "  --max-subscriptions N  durable and ephemeral (default 100000)\n"
-    "  --min-free BYTES       publishes fail while the data directory's disk\n"
-    "                         has less free space (default 128MiB; 0: off)\n"
-    "  --ack-timeout MS       default ack timeout of subscriptions (default "
-    "30000)\n"
-    "  --dedupe-window MS     how long a producer message id is remembered\n"
-    "                         per topic (default 120000)\n"
-    "  --max-dedupe-ids N     producer message ids remembered at once, over\n"
-    "                         all topics; beyond, publishes with a new id\n"
-    "                         get LimitExceeded (default 10000000)\n"
-    "  --retention-interval MS  how often topic retention runs (default "
-    "1000)\n"
-    "  --tail-bytes BYTES     recent messages kept in memory per topic; older\n"
-    "                         ones are read back from disk (default 32MiB)\n"
-    "  --log-level LEVEL      debug|info|warn|error (default info)\n"
-    "  --help                 show this help\n"
-    "BYTES may end in KiB, MiB or GiB.\n";
+constexpr uint64_t KiB = 1ull << 10, MiB = 1ull << 20, GiB = 1ull << 30,
+                   TiB = 1ull << 40;
 
-bool parse_number(const char* text, uint64_t max, uint64_t* out) {
-  if (*text == '\0') return false;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(text, &end, 10);
-  if (errno != 0 || *end != '\0' || v > max || text[0] == '-') return false;
-  *out = v;
-  return true;
+// format_size and format_duration print 0 as "none", which the parsers do
+// not take back.
+std::string show_size(uint64_t bytes) {
+  return bytes == 0 ? "0" : cli::format_size(bytes);
 }
 
-// A byte count with an optional binary suffix: 512, 64KiB, 16MiB, 1GiB.
-bool parse_bytes(const char* text, uint64_t max, uint64_t* out) {
-  std::string digits(text);
-  uint64_t unit = 1;
-  for (auto [suffix, size] : {std::pair<const char*, uint64_t>{"KiB", 1ull << 10},
-                              {"MiB", 1ull << 20},
-                              {"GiB", 1ull << 30}}) {
-    size_t n = std::strlen(suffix);
-    if (digits.size() > n && digits.compare(digits.size() - n, n, suffix) == 0) {
-      digits.resize(digits.size() - n);
-      unit = size;
-    }
-  }
-  uint64_t v;
-  if (!parse_number(digits.c_str(), max / unit, &v)) return false;
-  *out = v * unit;
-  return true;
+bool parse_size_in(const std::string& text, uint64_t min, uint64_t max,
+                   uint64_t* out, std::string* why) {
+  if (!cli::parse_size(text, out, why)) return false;
+  if (*out >= min && *out <= max) return true;
+  *why = "a size from " + show_size(min) + " to " + show_size(max) + ", not '" +
+         text + "'";
+  return false;
 }
 
-bool parse_listen(const std::string& text, Config* config) {
+// Broker durations have always been bare milliseconds (--ack-timeout 30000);
+// units (30s) are accepted as well.
+bool parse_ms_in(const std::string& text, uint64_t min, uint64_t max,
+                 uint64_t* out, std::string* why) {
+  std::chrono::milliseconds ms;
+  if (!cli::parse_duration(text, 1, &ms, why)) return false;
+  *out = uint64_t(ms.count());
+  if (*out >= min && *out <= max) return true;
+  *why = "a duration from " +
+         cli::format_duration(std::chrono::milliseconds(min)) + " to " +
+         cli::format_duration(std::chrono::milliseconds(max)) + ", not '" +
+         text + "'";
+  return false;
+}
+
+template <typename Field>
+Setting size_setting(const char* name, Field Config::*field, uint64_t min,
+                     uint64_t max, const char* help) {
+  return {name,
+          "BYTES",
+          help,
+          Setting::FileType::kStringOrInteger,
+          [=](const std::string& text, Config* config, std::string* why) {
+            uint64_t n;
+            if (!parse_size_in(text, min, max, &n, why)) return false;
+            config->*field = Field(n);
+            return true;
+          },
+          [=](const Config& config) { return show_size(config.*field); }};
+}
+
+template <typename Field>
+Setting ms_setting(const char* name, Field Config::*field, uint64_t min,
+                   uint64_t max, const char* help) {
+  return {
+      name,
+      "DURATION",
+      help,
+      Setting::FileType::kStringOrInteger,
+      [=](const std::string& text, Config* config, std::string* why) {
+        uint64_t n;
+        if (!parse_ms_in(text, min, max, &n, why)) return false;
+        config->*field = Field(n);
+        return true;
+      },
+      [=](const Config& config) {
+        return cli::format_duration(std::chrono::milliseconds(config.*field));
+      }};
+}
+
+template <typename Field>
+Setting count_setting(const char* name, Field Config::*field, uint64_t min,
+                      uint64_t max, const char* help) {
+  return {name,
+          "N",
+          help,
+          Setting::FileType::kInteger,
+          [=](const std::string& text, Config* config, std::string* why) {
+            uint64_t n;
+            if (!cli::parse_count(text, min, max, &n, why)) return false;
+            config->*field = Field(n);
+            return true;
+          },
+          [=](const Config& config) { return std::to_string(config.*field); }};
+}
+
+bool apply_listen(const std::string& text, Config* config, std::string* why) {
   size_t colon = text.rfind(':');
-  if (colon == std::string::npos) return false;
-  std::string host = text.substr(0, colon);
+  std::string host = text.substr(0, colon == std::string::npos ? 0 : colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
-  uint64_t port;
-  if (host.empty() || !parse_number(text.c_str() + colon + 1, 65535, &port))
+  uint64_t port = 0;
+  std::string port_why;
+  if (host.empty() ||
+      !cli::parse_count(text.substr(colon + 1), 0, 65535, &port, &port_why)) {
+    *why = "HOST:PORT (IPv6 as [::1]:7411), not '" + text + "'";
     return false;
+  }
   config->listen_host = host;
   config->listen_port = int(port);
   return true;
 }
 
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "tern-broker: %s\n%s", message.c_str(), kUsage);
-  return 2;
+std::string show_listen(const Config& config) {
+  const std::string& host = config.listen_host;
+  bool ipv6 = host.find(':') != std::string::npos;
+  return (ipv6 ? "[" + host + "]" : host) + ":" +
+         std::to_string(config.listen_port);
+}
+
+const char* const kLogLevels[] = {"debug", "info", "warn", "error"};
+
+std::vector<Setting> make_settings() {
+  using FileType = Setting::FileType;
+  return {
+      {"listen", "HOST:PORT", "address to listen on", FileType::kString,
+       apply_listen, show_listen},
+      {"data", "DIR", "data directory", FileType::kString,
+       [](const std::string& text, Config* config, std::string*) {
+         config->data_dir = text;
+         return true;
+       },
+       [](const Config& config) { return config.data_dir; }},
+      {"fsync", "always|never", "fsync before confirming publishes",
+       FileType::kString,
+       [](const std::string& text, Config* config, std::string* why) {
+         if (text != "always" && text != "never") {
+           *why = "always or never, not '" + text + "'";
+           return false;
+         }
+         config->fsync = text == "always";
+         return true;
+       },
+       [](const Config& config) {
+         return std::string(config.fsync ? "always" : "never");
+       }},
+      size_setting("max-frame", &Config::max_frame_bytes, 64 * KiB, GiB,
+                   "largest frame accepted or sent; a publish\n"
+                   "frame may take 4KiB less"),
+      size_setting("max-output", &Config::max_output_bytes, MiB, TiB,
+                   "output queued for one client before it is\n"
+                   "disconnected"),
+      count_setting("max-connections", &Config::max_connections, 1, 1000000,
+                    "client connections at once"),
+      count_setting("max-topics", &Config::max_topics, 1, 100000000,
+                    "topics at once"),
+      count_setting("max-subscriptions", &Config::max_subscriptions, 1,
+                    100000000, "subscriptions, durable and ephemeral"),
+      size_setting("min-free", &Config::min_free_bytes, 0, 1024 * TiB,
+                   "publishes fail while the data directory's\n"
+                   "disk has less free space; 0: off"),
+      ms_setting("ack-timeout", &Config::default_ack_timeout_ms, 1, 86400000,
+                 "default ack timeout of subscriptions"),
+      ms_setting("dedupe-window", &Config::dedupe_window_ms, 1, 7 * 86400000ull,
+                 "how long a producer message id is remembered\n"
+                 "per topic"),
+      count_setting("max-dedupe-ids", &Config::max_dedupe_ids, 0, 1000000000,
+                    "producer message ids remembered at once, over\n"
+                    "all topics; beyond, publishes with a new id\n"
+                    "get LimitExceeded"),
+      ms_setting("retention-interval", &Config::retention_interval_ms, 10,
+                 3600000, "how often topic retention runs"),
+      size_setting("tail-bytes", &Config::tail_bytes_per_topic, 0, TiB,
+                   "recent messages kept in memory per topic;\n"
+                   "older ones are read back from disk"),
+      {"log-level", "LEVEL", "debug, info, warn or error", FileType::kString,
+       [](const std::string& text, Config* config, std::string* why) {
+         if (parse_log_level(text.c_str(), &config->log_level)) return true;
+         *why = "debug, info, warn or error, not '" + text + "'";
+         return false;
+       },
+       [](const Config& config) {
+         return std::string(kLogLevels[int(config.log_level)]);
+       }},
+  };
+}
+
+// Help text fits 80 columns when descriptions do in kHelpWidth.
+constexpr size_t kHelpColumn = 34, kHelpWidth = 80 - kHelpColumn;
+
+std::string with_default(const std::string& help, const std::string& value) {
+  std::string note = "(default " + value + ")";
+  size_t newline = help.rfind('\n');
+  size_t last_line =
+      newline == std::string::npos ? help.size() : help.size() - newline - 1;
+  return help + (last_line + note.size() < kHelpWidth ? " " : "\n") + note;
+}
+
+// CLI11 calls this with a flag's value and names the flag in the error; the
+// value is applied only once the config file has been read.
+CLI::Validator checked_by(const Setting& setting) {
+  return CLI::Validator(
+      [&setting](std::string& text) {
+        Config scratch;
+        std::string why;
+        return setting.apply(text, &scratch, &why) ? std::string()
+                                                   : "want " + why;
+      },
+      "");
 }
 
 }  // namespace
 
+const std::vector<Setting>& settings() {
+  static const std::vector<Setting> all = make_settings();
+  return all;
+}
+
 int parse_config(int argc, char** argv, Config* config) {
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if (i + 1 >= argc) return usage_error("missing value for " + flag);
-    const char* value = argv[++i];
-    uint64_t n;
-    if (flag == "--listen") {
-      if (!parse_listen(value, config))
-        return usage_error(std::string("bad --listen address '") + value +
-                           "' (want HOST:PORT)");
-    } else if (flag == "--data") {
-      config->data_dir = value;
-    } else if (flag == "--fsync") {
-      if (std::strcmp(value, "always") == 0)
-        config->fsync = true;
-      else if (std::strcmp(value, "never") == 0)
-        config->fsync = false;
-      else
-        return usage_error(std::string("bad --fsync '") + value +
-                           "' (want always or never)");
-    } else if (flag == "--max-frame") {
-      if (!parse_bytes(value, 1u << 30, &n) || n < (64u << 10))
-        return usage_error("bad --max-frame (want 64KiB..1GiB)");
-      config->max_frame_bytes = uint32_t(n);
-    } else if (flag == "--max-output") {
-      if (!parse_bytes(value, 1ull << 40, &n) || n < (1u << 20))
-        return usage_error("bad --max-output (want at least 1MiB)");
-      config->max_output_bytes = n;
-    } else if (flag == "--max-connections") {
-      if (!parse_number(value, 1000000, &n) || n == 0)
-        return usage_error("bad --max-connections (want 1..1000000)");
-      config->max_connections = n;
-    } else if (flag == "--max-topics") {
-      if (!parse_number(value, 100000000, &n) || n == 0)
-        return usage_error("bad --max-topics (want 1..100000000)");
-      config->max_topics = n;
-    } else if (flag == "--max-subscriptions") {
-      if (!parse_number(value, 100000000, &n) || n == 0)
-        return usage_error("bad --max-subscriptions (want 1..100000000)");
-      config->max_subscriptions = n;
-    } else if (flag == "--min-free") {
-      if (!parse_bytes(value, 1ull << 50, &n))
-        return usage_error("bad --min-free (want a byte count)");
-      config->min_free_bytes = n;
-    } else if (flag == "--ack-timeout") {
-      if (!parse_number(value, 86400000, &n) || n == 0)
-        return usage_error("bad --ack-timeout (want 1..86400000 ms)");
-      config->default_ack_timeout_ms = uint32_t(n);
-    } else if (flag == "--dedupe-window") {
-      if (!parse_number(value, 7ull * 86400000, &n) || n == 0)
-        return usage_error("bad --dedupe-window (want 1..604800000 ms)");
-      config->dedupe_window_ms = n;
-    } else if (flag == "--max-dedupe-ids") {
-      if (!parse_number(value, 1000000000, &n))
-        return usage_error("bad --max-dedupe-ids (want 0..1000000000)");
-      config->max_dedupe_ids = n;
-    } else if (flag == "--retention-interval") {
-      if (!parse_number(value, 3600000, &n) || n < 10)
-        return usage_error("bad --retention-interval (want 10..3600000 ms)");
-      config->retention_interval_ms = n;
-    } else if (flag == "--tail-bytes") {
-      if (!parse_bytes(value, 1ull << 40, &n))
-        return usage_error("bad --tail-bytes (want a byte count)");
-      config->tail_bytes_per_topic = n;
-    } else if (flag == "--log-level") {
-      LogLevel level;
-      if (!parse_log_level(value, &level))
-        return usage_error("bad --log-level (want debug|info|warn|error)");
-      set_log_level(level);
-    } else {
-      return usage_error("unknown option " + flag);
-    }
+  CLI::App app("tern-broker: the Tern message broker", "tern-broker");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.get_formatter()->column_width(kHelpColumn);
+  app.footer(
+      "BYTES: 512, 64KiB, 16MiB, 1GiB (also B, TiB, KB, MB, GB, TB).\n"
+      "DURATION: 500ms, 30s, 5m, 1h, 1d; a bare number is milliseconds.\n"
+      "Every flag can also be set in the --config file, as NAME = VALUE.");
+
+  std::string config_file;
+  CLI::Option* config_option =
+      app.add_option("--config", config_file,
+                     "read settings from this TOML file (see\n"
+                     "tern.toml); flags given as well override it")
+          ->type_name("FILE");
+
+  // Each flag's value as given, checked as CLI11 reads it.
+  const Config defaults;
+  std::vector<std::string> given(settings().size());
+  std::vector<CLI::Option*> options;
+  for (size_t i = 0; i < settings().size(); ++i) {
+    const Setting& s = settings()[i];
+    std::string help = with_default(s.help, s.show(defaults));
+    options.push_back(app.add_option(std::string("--") + s.name, given[i], help)
+                          ->type_name(s.value_name)
+                          ->check(checked_by(s)));
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "tern-broker: %s (see tern-broker --help)\n",
+                 e.what());
+    return 2;
+  }
+
+  std::string error;
+  if (config_option->count() > 0 &&
+      !read_config_file(config_file, config, &error)) {
+    std::fprintf(stderr, "tern-broker: %s\n", error.c_str());
+    return 2;
+  }
+  for (size_t i = 0; i < settings().size(); ++i) {
+    std::string why;  // cannot fail: CLI11 has checked it
+    if (options[i]->count() > 0) settings()[i].apply(given[i], config, &why);
   }
   return -1;
 }

@@ -1,8 +1,13 @@
-// Broker settings: defaults, and parsing them from the command line.
+// Broker settings: their defaults, and reading them from the command line
+// and from a config file (tern.toml).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
+
+#include "log.h"
 
 namespace tern {
 
@@ -10,24 +15,48 @@ struct Config {
   std::string listen_host = "127.0.0.1";
   int listen_port = 7411;
   std::string data_dir = "./data";
-  bool fsync = true;                      // --fsync always|never
-  uint32_t max_frame_bytes = 16u << 20;   // larger frames close the connection
+  bool fsync = true;                     // --fsync always|never
+  uint32_t max_frame_bytes = 16u << 20;  // larger frames close the connection
   uint32_t default_ack_timeout_ms = 30000;
-  uint64_t dedupe_window_ms = 120000;     // producer message ids remembered
-  size_t max_dedupe_ids = 10000000;       // over all topics (~150 B each)
-  uint64_t retention_interval_ms = 1000;  // how often retention runs
+  uint64_t dedupe_window_ms = 120000;       // producer message ids remembered
+  size_t max_dedupe_ids = 10000000;         // over all topics (~150 B each)
+  uint64_t retention_interval_ms = 1000;    // how often retention runs
   size_t tail_bytes_per_topic = 32u << 20;  // recent messages kept in memory
   // Limits that keep one client, or many, from taking the broker down.
-  size_t max_output_bytes = 64u << 20;    // queued for one client, then close
+  size_t max_output_bytes = 64u << 20;  // queued for one client, then close
   size_t max_connections = 4096;
   size_t max_topics = 10000;
-  size_t max_subscriptions = 100000;      // durable and ephemeral, all topics
-  uint64_t min_free_bytes = 128ull << 20; // publishes fail below this
+  size_t max_subscriptions = 100000;       // durable and ephemeral, all topics
+  uint64_t min_free_bytes = 128ull << 20;  // publishes fail below this
+  LogLevel log_level = LogLevel::kInfo;
 };
 
-// Parses argv into *config. On --help prints usage and returns 0;
-// on a bad argument prints the error and usage to stderr and returns 2.
-// Returns -1 when the broker should start.
+// One setting, as the flag --NAME and as the config-file key NAME. Both go
+// through `apply`, so a value means the same and is range-checked the same
+// wherever it comes from.
+struct Setting {
+  // What a config file may give for it: a TOML string, a TOML integer, or
+  // either (sizes and durations: "16MiB" or 16777216).
+  enum class FileType { kString, kInteger, kStringOrInteger };
+
+  const char* name;
+  const char* value_name;  // in --help: BYTES, MS, N, ...
+  const char* help;
+  FileType file_type;
+  // Parses `text` into *config; false with *why saying what form it wants.
+  std::function<bool(const std::string& text, Config* config, std::string* why)>
+      apply;
+  // The value in *config, in a form `apply` accepts.
+  std::function<std::string(const Config& config)> show;
+};
+
+// Every setting, in --help order.
+const std::vector<Setting>& settings();
+
+// Parses argv into *config, after the file named by --config if any, so that
+// flags override the file. On --help prints usage and returns 0; on a bad
+// flag, value or file prints one line to stderr and returns 2. Returns -1 when
+// the broker should start.
 int parse_config(int argc, char** argv, Config* config);
 
 }  // namespace tern

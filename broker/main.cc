@@ -1,4 +1,5 @@
-// tern-broker: parses flags, opens the store, serves until a signal.
+// tern-broker: reads its flags and config file, opens the store, serves until a
+// signal.
 #include <csignal>
 #include <memory>
 
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
   tern::Config config;
   int exit_code = tern::parse_config(argc, argv, &config);
   if (exit_code >= 0) return exit_code;
+  tern::set_log_level(config.log_level);
 
   // A peer that goes away mid-write must be an error on that write, not the
   // end of the process.
