@@ -1,0 +1,150 @@
+// The options of `tern` whose values cli/units.h parses, hooked into CLI11
+// as option callbacks: the shared parser reads the value, and a value it
+// refuses fails the command line with "<flag> must be <form>, not '<value>'".
+#include <utility>
+
+#include "tern_cli.h"
+
+namespace tern::tool {
+namespace {
+
+// Stores the value of `text` and returns true, or returns false and says in
+// *why what form it wants (ending with ", not '<text>'", as cli/units.h does).
+using Parse = std::function<bool(const std::string& text, std::string* why)>;
+
+CLI::Option* add_parsed_option(CLI::App* command, const std::string& flag,
+                               const std::string& type, Parse parse,
+                               const std::string& description) {
+  auto store = [flag, parse = std::move(parse)](const std::string& text) {
+    std::string why;
+    if (!parse(text, &why)) {
+      throw CLI::ValidationError(flag + " must be " + why);
+    }
+  };
+  return command->add_option_function<std::string>(flag, store, description)
+      ->type_name(type);
+}
+
+// `parse`, and with NoneIs::kZero also "none", stored as 0 (no limit).
+template <typename T>
+Parse or_none(NoneIs none, std::optional<T>* out, Parse parse) {
+  if (none == NoneIs::kRefused) return parse;
+  return [out, parse = std::move(parse)](const std::string& text,
+                                         std::string* why) {
+    if (text == "none") {
+      *out = T{0};
+      return true;
+    }
+    if (parse(text, why)) return true;
+    *why = "none or " + *why;
+    return false;
+  };
+}
+
+}  // namespace
+
+CLI::Option* add_count_option(CLI::App* command, const std::string& flag,
+                              uint64_t max, std::optional<uint64_t>* out,
+                              const std::string& description, NoneIs none) {
+  Parse parse = [max, out](const std::string& text, std::string* why) {
+    uint64_t n = 0;
+    if (!cli::parse_count(text, 1, max, &n, why)) return false;
+    *out = n;
+    return true;
+  };
+  return add_parsed_option(command, flag, "N", or_none(none, out, parse),
+                           description);
+}
+
+CLI::Option* add_duration_option(CLI::App* command, const std::string& flag,
+                                 std::chrono::milliseconds max,
+                                 std::optional<std::chrono::milliseconds>* out,
+                                 const std::string& description, NoneIs none) {
+  Parse parse = [max, out](const std::string& text, std::string* why) {
+    std::chrono::milliseconds ms{0};
+    // No bare numbers: "5" could mean seconds as well as milliseconds.
+    if (!cli::parse_duration(text, 0, &ms, why)) return false;
+    if (ms.count() == 0 || ms > max) {
+      *why = (ms.count() == 0 ? std::string("at least 1ms")
+                              : "at most " + cli::format_duration(max)) +
+             ", not '" + text + "'";
+      return false;
+    }
+    *out = ms;
+    return true;
+  };
+  return add_parsed_option(command, flag, "DURATION", or_none(none, out, parse),
+                           description);
+}
+
+CLI::Option* add_size_option(CLI::App* command, const std::string& flag,
+                             std::optional<uint64_t>* out,
+                             const std::string& description, NoneIs none) {
+  Parse parse = [out](const std::string& text, std::string* why) {
+    uint64_t bytes = 0;
+    if (!cli::parse_size(text, &bytes, why)) return false;
+    if (bytes == 0) {
+      *why = "at least 1 byte, not '" + text + "'";
+      return false;
+    }
+    *out = bytes;
+    return true;
+  };
+  return add_parsed_option(command, flag, "SIZE", or_none(none, out, parse),
+                           description);
+}
+
+CLI::Option* add_seconds_option(CLI::App* command, const std::string& flag,
+                                std::optional<std::chrono::milliseconds>* out,
+                                const std::string& description) {
+  Parse parse = [out](const std::string& text, std::string* why) {
+    std::chrono::milliseconds ms{0};
+    if (!cli::parse_seconds(text, &ms, why)) return false;
+    *out = ms;
+    return true;
+  };
+  return add_parsed_option(command, flag, "SECONDS", parse, description);
+}
+
+CLI::Option* add_position_option(CLI::App* command, const std::string& flag,
+                                 std::optional<cli::Position>* out,
+                                 const std::string& description) {
+  Parse parse = [out](const std::string& text, std::string* why) {
+    cli::Position position;
+    if (!cli::parse_position(text, &position, why)) return false;
+    *out = position;
+    return true;
+  };
+  return add_parsed_option(command, flag, "POSITION", parse, description);
+}
+
+CLI::Option* add_text_option(CLI::App* command, const std::string& flag,
+                             std::string* out, const std::string& description) {
+  auto store = [flag, out](const std::string& text) {
+    if (text.empty()) throw CLI::ValidationError(flag + " must not be empty");
+    *out = text;
+  };
+  return command->add_option_function<std::string>(flag, store, description);
+}
+
+void set_start(const cli::Position& position, SubscribeOptions* options) {
+  switch (position.kind) {
+    case cli::Position::Kind::kLatest:
+      options->start = StartPosition::kLatest;
+      break;
+    case cli::Position::Kind::kEarliest:
+      options->start = StartPosition::kEarliest;
+      break;
+    case cli::Position::Kind::kOffset:
+      options->start = StartPosition::kOffset;
+      options->start_offset = position.at;
+      break;
+    case cli::Position::Kind::kTime:
+      options->start = StartPosition::kTime;
+      options->start_time = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(position.at));
+      break;
+  }
+}
+
+}  // namespace tern::tool
