@@ -128,10 +128,12 @@ std::string one_of(const std::vector<std::string>& words) {
 // has, and for a command of a group such as `topics` lists the forms its
 // commands take.
 std::string what_is_missing(const CLI::App* command) {
-  std::vector<const CLI::App*> commands = leaf_commands(command);
-  if (!commands.empty()) {
-    for (const std::string& arg : command->remaining()) {
-      return (arg[0] == '-' ? "unknown option '" : "unknown command '") + arg +
+  if (!command->get_subcommands({}).empty()) {
+    // A word where the command's name should be.
+    std::vector<std::string> extra = command->remaining();
+    if (!extra.empty()) {
+      bool option = extra[0].rfind("-", 0) == 0;
+      return (option ? "unknown option '" : "unknown command '") + extra[0] +
              "'";
     }
     std::vector<std::string> names;
@@ -192,13 +194,13 @@ void add_server_option(CLI::App* command, std::string* server) {
 int main(int argc, char** argv) {
   using namespace tern::tool;
   CLI::App tern(
-      "tern: publish and subscribe to a Tern broker, and manage "
-      "its topics",
+      "Publishes to and subscribes on a Tern broker, and manages "
+      "its topics.",
       "tern");
   // Set before the commands are added: they copy both.
   tern.formatter(std::make_shared<Formatter>());
-  tern.option_defaults()->multi_option_policy(
-      CLI::MultiOptionPolicy::TakeLast);  // --count 1 --count 2: 2
+  // As before, the last of a repeated option wins.
+  tern.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   // Exactly one: a message or a topic named like a command ("tern pub t
   // sub") is then an argument, not a second command.
   tern.require_subcommand(1);
