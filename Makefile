@@ -82,7 +82,7 @@ $(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a $(BUILD)/
 $(BUILD)/tern-tests: $(call obj,$(TEST_SRC)) $(BUILD)/libternclient.a $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb
 
-test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern
+test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/tern-bench
 	TERN_BROKER=$(BUILD)/tern-broker TERN_CLI=$(BUILD)/tern $(BUILD)/tern-tests
 
 run: $(BUILD)/tern-broker $(BUILD)/tern
