@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -215,6 +216,8 @@ class Broker : public DeadLetters, public ReadBackSource {
                   int64_t timestamp_ms);
   void shutdown();
   Connection* find_connection(uint64_t id);
+  // Closes the connections that did not say Hello in time.
+  void close_silent_connections(uint64_t now);
 
   Config config_;
   storage::Store& store_;
@@ -250,6 +253,14 @@ class Broker : public DeadLetters, public ReadBackSource {
   uint64_t last_start_lookup_ = 0;  // names move_to_start()'s lookups
   size_t dedupe_ids_ = 0;  // producer message ids remembered, all topics
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
+  std::unordered_map<std::string, size_t> connections_per_ip_;
+  // Connections in accept order, with when they must have said Hello; the
+  // timeout is one setting, so this is in deadline order.
+  struct HelloDeadline {
+    uint64_t at_ms;  // loop time
+    uint64_t connection_id;
+  };
+  std::deque<HelloDeadline> hello_deadlines_;
   uint64_t next_connection_id_ = 1;
   struct Wildcard {
     Session* session;

@@ -155,6 +155,25 @@ std::vector<Setting> make_settings() {
                    "disconnected"),
       count_setting("max-connections", &Config::max_connections, 1, 1000000,
                     "client connections at once"),
+      count_setting("max-connections-per-ip",
+                    &Config::max_connections_per_ip, 1, 1000000,
+                    "client connections at once from one IP\naddress"),
+      ms_setting("hello-timeout", &Config::hello_timeout_ms, 100, 3600000,
+                 "a connection that has not sent Hello by then\n"
+                 "is closed"),
+      {"allow-anonymous", "", "serve clients beyond loopback without users",
+       FileType::kBoolean,
+       [](const std::string& text, Config* config, std::string* why) {
+         if (text != "true" && text != "false") {
+           *why = "true or false, not '" + text + "'";
+           return false;
+         }
+         config->allow_anonymous = text == "true";
+         return true;
+       },
+       [](const Config& config) {
+         return std::string(config.allow_anonymous ? "true" : "false");
+       }},
       count_setting("max-topics", &Config::max_topics, 1, 100000000,
                     "topics at once"),
       count_setting("max-subscriptions", &Config::max_subscriptions, 1,
@@ -242,7 +261,14 @@ int parse_config(int argc, char** argv, Config* config) {
   for (size_t i = 0; i < settings().size(); ++i) {
     const Setting& s = settings()[i];
     std::string help = with_default(s.help, s.show(defaults));
-    options.push_back(app.add_option(std::string("--") + s.name, given[i], help)
+    std::string flag = std::string("--") + s.name;
+    if (s.file_type == Setting::FileType::kBoolean) {
+      // A flag without a value: given means "true".
+      options.push_back(app.add_flag_callback(
+          flag, [&text = given[i]] { text = "true"; }, help));
+      continue;
+    }
+    options.push_back(app.add_option(flag, given[i], help)
                           ->type_name(s.value_name)
                           ->check(checked_by(s)));
   }
@@ -268,7 +294,22 @@ int parse_config(int argc, char** argv, Config* config) {
     std::string why;  // cannot fail: CLI11 has checked it
     if (options[i]->count() > 0) settings()[i].apply(given[i], config, &why);
   }
+  error = protected_mode_error(*config);
+  if (!error.empty()) {
+    std::fprintf(stderr, "tern-broker: %s\n", error.c_str());
+    return 2;
+  }
   return -1;
+}
+
+std::string protected_mode_error(const Config& config) {
+  const std::string& host = config.listen_host;
+  bool loopback = host.rfind("127.", 0) == 0 || host == "::1";
+  if (loopback || config.allow_anonymous) return "";
+  return "refusing to listen on " + host +
+         " with no users: anyone who can reach it could read, publish and "
+         "delete everything; listen on 127.0.0.1, or give --allow-anonymous "
+         "if the network itself is trusted";
 }
 
 }  // namespace tern

@@ -25,6 +25,12 @@ struct Config {
   // Limits that keep one client, or many, from taking the broker down.
   size_t max_output_bytes = 64u << 20;  // queued for one client, then close
   size_t max_connections = 4096;
+  size_t max_connections_per_ip = 1024;  // from one client IP address
+  // A connection that has not said Hello by then is closed.
+  uint64_t hello_timeout_ms = 10000;
+  // Serve clients beyond this host although nobody is authenticated: off,
+  // a non-loopback listen address is refused (see protected_mode_error()).
+  bool allow_anonymous = false;
   size_t max_topics = 10000;
   size_t max_subscriptions = 100000;       // durable and ephemeral, all topics
   uint64_t min_free_bytes = 128ull << 20;  // publishes fail below this
@@ -35,9 +41,10 @@ struct Config {
 // through `apply`, so a value means the same and is range-checked the same
 // wherever it comes from.
 struct Setting {
-  // What a config file may give for it: a TOML string, a TOML integer, or
-  // either (sizes and durations: "16MiB" or 16777216).
-  enum class FileType { kString, kInteger, kStringOrInteger };
+  // What a config file may give for it: a TOML string, a TOML integer,
+  // either (sizes and durations: "16MiB" or 16777216), or a boolean (a flag
+  // that takes no value on the command line).
+  enum class FileType { kString, kInteger, kStringOrInteger, kBoolean };
 
   const char* name;
   const char* value_name;  // in --help: BYTES, MS, N, ...
@@ -52,6 +59,11 @@ struct Setting {
 
 // Every setting, in --help order.
 const std::vector<Setting>& settings();
+
+// Protected mode: no client is authenticated yet, so unless allow_anonymous
+// is set, listening beyond loopback (127.0.0.0/8, ::1) is refused
+// with this reason; empty if the config may start.
+std::string protected_mode_error(const Config& config);
 
 // Parses argv into *config, after the file named by --config if any, so that
 // flags override the file. On --help prints usage and returns 0; on a bad

@@ -22,6 +22,11 @@ const Setting* find_setting(std::string_view name) {
 // setting takes a value of its type.
 bool as_flag_text(const toml::node& node, Setting::FileType type,
                   std::string* text) {
+  if (type == Setting::FileType::kBoolean) {
+    const auto* b = node.as_boolean();
+    if (b != nullptr) *text = b->get() ? "true" : "false";
+    return b != nullptr;
+  }
   bool string_ok = type != Setting::FileType::kInteger;
   bool integer_ok = type != Setting::FileType::kString;
   if (const auto* s = node.as_string(); s && string_ok) {
@@ -41,6 +46,8 @@ std::string type_wanted(Setting::FileType type) {
       return "a string";
     case Setting::FileType::kInteger:
       return "an integer";
+    case Setting::FileType::kBoolean:
+      return "true or false";
     case Setting::FileType::kStringOrInteger:
       break;
   }

@@ -8,23 +8,27 @@ namespace tern {
 namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 
-std::string peer_name(uv_tcp_t* tcp) {
+// The peer's IP address ("127.0.0.1", "::1") and "address:port" for logs
+// ("[::1]:5000" for IPv6); "unknown" if the socket has no peer.
+void peer_name(uv_tcp_t* tcp, std::string* ip, std::string* peer) {
   sockaddr_storage addr;
   int len = sizeof addr;
-  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    return "unknown";
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    *ip = *peer = "unknown";
+    return;
+  }
   char host[64] = "";
-  int port;
   if (addr.ss_family == AF_INET6) {
     auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
     uv_ip6_name(a, host, sizeof host);
-    port = ntohs(a->sin6_port);
-    return "[" + std::string(host) + "]:" + std::to_string(port);
+    *ip = host;
+    *peer = "[" + *ip + "]:" + std::to_string(ntohs(a->sin6_port));
+    return;
   }
   auto* a = reinterpret_cast<sockaddr_in*>(&addr);
   uv_ip4_name(a, host, sizeof host);
-  port = ntohs(a->sin_port);
-  return std::string(host) + ":" + std::to_string(port);
+  *ip = host;
+  *peer = *ip + ":" + std::to_string(ntohs(a->sin_port));
 }
 
 wire::ErrorCode code_for(frame::FrameReader::Result result) {
@@ -52,7 +56,7 @@ Connection::Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
 }
 
 void Connection::start() {
-  peer_ = peer_name(&tcp_);
+  peer_name(&tcp_, &ip_, &peer_);
   uv_tcp_nodelay(&tcp_, 1);
   uv_read_start(stream(), on_alloc, on_read);
 }

@@ -31,7 +31,8 @@ class Connection {
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
   uv_tcp_t* tcp() { return &tcp_; }
   Session& session() { return session_; }
-  const std::string& peer() const { return peer_; }
+  const std::string& peer() const { return peer_; }  // address:port
+  const std::string& ip() const { return ip_; }      // empty until start()
   bool closing() const { return closing_; }
   // The largest frame this connection accepts, and the broker sends on it.
   uint32_t max_frame_bytes() const { return max_frame_bytes_; }
@@ -82,6 +83,7 @@ class Connection {
   const size_t max_output_bytes_;
   uv_tcp_t tcp_;
   std::string peer_;
+  std::string ip_;
   frame::FrameReader reader_;
   Session session_;
 

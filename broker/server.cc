@@ -121,15 +121,34 @@ void Broker::on_connection(uv_stream_t* server, int status) {
     return;
   }
   c.start();
+  size_t from_ip = ++self->connections_per_ip_[c.ip()];
   Refusal refusal;
   if (!within_limit(self->connections_.size() - 1,
-                    self->config_.max_connections, "connections", &refusal)) {
+                    self->config_.max_connections, "connections", &refusal) ||
+      !within_limit(from_ip - 1, self->config_.max_connections_per_ip,
+                    ("connections from " + c.ip()).c_str(), &refusal)) {
     LOG_WARN("connection %s refused: %s", c.peer().c_str(),
              refusal.message.c_str());
     c.fail(0, refusal.code, refusal.message);
     return;
   }
+  // Hello must come before the deadline (checked by expire()): an idle
+  // socket must not hold a connection slot for ever.
+  self->hello_deadlines_.push_back(
+      {uv_now(&self->loop_) + self->config_.hello_timeout_ms, id});
   LOG_DEBUG("connection %s accepted", c.peer().c_str());
+}
+
+void Broker::close_silent_connections(uint64_t now) {
+  while (!hello_deadlines_.empty() && hello_deadlines_.front().at_ms <= now) {
+    Connection* c = find_connection(hello_deadlines_.front().connection_id);
+    hello_deadlines_.pop_front();
+    if (c == nullptr || c->session().greeted()) continue;
+    std::string why = "no Hello within " +
+                      std::to_string(config_.hello_timeout_ms) + " ms";
+    LOG_WARN("connection %s closed: %s", c->peer().c_str(), why.c_str());
+    c->fail(0, wire::ErrorCode::HelloRequired, why);
+  }
 }
 
 void Broker::forget(Connection& connection) {
@@ -140,6 +159,10 @@ void Broker::forget(Connection& connection) {
     LOG_DEBUG("temporary topic %s ends with its connection",
               topic->name().c_str());
     remove_topic(*topic);
+  }
+  if (!connection.ip().empty()) {
+    auto it = connections_per_ip_.find(connection.ip());
+    if (--it->second == 0) connections_per_ip_.erase(it);
   }
   connections_.erase(connection.id());
 }

@@ -25,6 +25,8 @@ class Session {
 
   // `bytes`: the frame's length.
   void on_frame(const wire::Frame& frame, uint32_t bytes);
+  // Whether the client has said Hello (it must within --hello-timeout).
+  bool greeted() const { return greeted_; }
   // The connection is closing: detach every consumer, so that what they had
   // not acked goes to the subscription's other consumers.
   void end();

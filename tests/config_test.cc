@@ -184,6 +184,7 @@ TEST_CASE("config: tern.toml lists every setting with its default") {
   }
   for (const char* flag :
        {"listen", "data", "fsync", "max-frame", "max-output", "max-connections",
+        "max-connections-per-ip", "hello-timeout", "allow-anonymous",
         "max-topics", "max-subscriptions", "min-free", "ack-timeout",
         "dedupe-window", "max-dedupe-ids", "retention-interval", "tail-bytes",
         "log-level"}) {
