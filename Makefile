@@ -5,7 +5,8 @@
 # `make run` and `make test` work as the very first commands on a fresh machine.
 
 PACKAGES := g++ make libuv1-dev librocksdb-dev flatbuffers-compiler \
-            libflatbuffers-dev doctest-dev libcli11-dev libtomlplusplus-dev
+            libflatbuffers-dev doctest-dev libcli11-dev libtomlplusplus-dev \
+            libsodium-dev
 
 MAKEFLAGS += -j$(shell nproc)
 
@@ -71,7 +72,7 @@ $(BUILD)/libternclient.a: $(call obj,$(CLIENT_SRC) $(PROTOCOL_SRC))
 	ar rcs $@ $^
 
 $(BUILD)/tern-broker: $(call obj,broker/main.cc $(BROKER_SRC)) $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
-	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -luv
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -luv -lsodium
 
 $(BUILD)/tern: $(call obj,$(CLI_TOOL_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "connection.h"
 #include "log.h"
+#include "login.h"
 #include "subscription.h"
 #include "topic.h"
 
@@ -36,12 +37,15 @@ Broker::Broker(const Config& config, storage::Store& store)
                                            [this] { write_topic_states(); });
   worker_ = std::make_unique<Worker>(&loop_);
   reader_ = std::make_unique<Worker>(&loop_);
+  login_ = std::make_unique<Worker>(&loop_);
+  if (!config_.users.empty()) unusable_hash_ = unusable_password_hash();
 }
 
 Broker::~Broker() {
   committer_.reset();
   worker_.reset();
   reader_.reset();
+  login_.reset();
   uv_loop_close(&loop_);
 }
 
@@ -172,6 +176,7 @@ void Broker::expire() {
   uint64_t now = uv_now(&loop_);
   int64_t wall_now = unix_ms();
   close_silent_connections(now);
+  refuse_logins(now);
   for (auto it = reread_.begin(); it != reread_.end();) {
     Topic* topic = find_topic(it->first);
     if (topic != nullptr && it->second > now) {

@@ -161,6 +161,13 @@ class Broker : public DeadLetters, public ReadBackSource {
 
   void forget(Connection& connection);  // from Connection::on_close
 
+  // Checks `user`'s `password` on the login thread, then greets connection
+  // `connection_id` (HelloOk to `request_id`), or closes it with
+  // NotAuthorized after a delay that grows with the failures from its IP
+  // address, so that guessing is slow. The session reads nothing meanwhile.
+  void log_in(uint64_t connection_id, uint64_t request_id, std::string user,
+              std::string password);
+
  private:
   static void on_connection(uv_stream_t* server, int status);
   static void on_signal(uv_signal_t* handle, int signum);
@@ -218,6 +225,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   Connection* find_connection(uint64_t id);
   // Closes the connections that did not say Hello in time.
   void close_silent_connections(uint64_t now);
+  // Closes the connections whose failed login's delay is over.
+  void refuse_logins(uint64_t now);
 
   Config config_;
   storage::Store& store_;
@@ -231,6 +240,7 @@ class Broker : public DeadLetters, public ReadBackSource {
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<Worker> worker_;  // retention scans and compactions
   std::unique_ptr<Worker> reader_;  // reads behind topics' tails
+  std::unique_ptr<Worker> login_;   // checks passwords (slow on purpose)
 
   std::map<std::string, std::unique_ptr<Topic>> topics_;
   std::unordered_map<uint64_t, Topic*> topics_by_id_;
@@ -261,6 +271,19 @@ class Broker : public DeadLetters, public ReadBackSource {
     uint64_t connection_id;
   };
   std::deque<HelloDeadline> hello_deadlines_;
+  // Logins: the hash unknown users are checked against (login.h), recent
+  // failures per IP address, and failed logins waiting out their delay.
+  std::string unusable_hash_;
+  struct LoginFailures {
+    uint32_t count = 0;
+    uint64_t last_ms = 0;  // loop time
+  };
+  std::unordered_map<std::string, LoginFailures> login_failures_;
+  struct FailedLogin {
+    uint64_t connection_id;
+    uint64_t request_id;
+  };
+  std::multimap<uint64_t, FailedLogin> failed_logins_;  // by loop time due
   uint64_t next_connection_id_ = 1;
   struct Wildcard {
     Session* session;

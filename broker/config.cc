@@ -305,7 +305,7 @@ int parse_config(int argc, char** argv, Config* config) {
 std::string protected_mode_error(const Config& config) {
   const std::string& host = config.listen_host;
   bool loopback = host.rfind("127.", 0) == 0 || host == "::1";
-  if (loopback || config.allow_anonymous) return "";
+  if (loopback || config.allow_anonymous || !config.users.empty()) return "";
   return "refusing to listen on " + host +
          " with no users: anyone who can reach it could read, publish and "
          "delete everything; listen on 127.0.0.1, or give --allow-anonymous "

@@ -4,12 +4,18 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "log.h"
 
 namespace tern {
+
+// A user who may log in (the [users.NAME] tables of the config file).
+struct User {
+  std::string password_hash;  // argon2id, as tern-broker hash-password prints
+};
 
 struct Config {
   std::string listen_host = "127.0.0.1";
@@ -35,6 +41,8 @@ struct Config {
   size_t max_subscriptions = 100000;       // durable and ephemeral, all topics
   uint64_t min_free_bytes = 128ull << 20;  // publishes fail below this
   LogLevel log_level = LogLevel::kInfo;
+  // Empty: nobody logs in (and protected mode keeps the broker on loopback).
+  std::map<std::string, User> users;
 };
 
 // One setting, as the flag --NAME and as the config-file key NAME. Both go
@@ -60,8 +68,9 @@ struct Setting {
 // Every setting, in --help order.
 const std::vector<Setting>& settings();
 
-// Protected mode: no client is authenticated yet, so unless allow_anonymous
-// is set, listening beyond loopback (127.0.0.0/8, ::1) is refused
+// Protected mode: with no users nobody is authenticated, so unless
+// allow_anonymous is set, listening beyond loopback (127.0.0.0/8, ::1) is
+// refused
 // with this reason; empty if the config may start.
 std::string protected_mode_error(const Config& config);
 

@@ -96,6 +96,51 @@ bool read_whole_file(const std::string& path, std::string* text) {
   return ok;
 }
 
+// [users.NAME] tables, each with the argon2id hash of the user's password.
+bool read_users(const toml::node& node, const std::string& path,
+                Config* config, std::string* error) {
+  auto where = [&](const toml::node& n, const std::string& key) {
+    return path + ":" + std::to_string(n.source().begin.line) + ": " + key +
+           ": ";
+  };
+  const toml::table* users = node.as_table();
+  if (users == nullptr) {
+    *error = where(node, "users") +
+             "want tables [users.NAME] with a password hash each";
+    return false;
+  }
+  for (const auto& [name, user_node] : *users) {
+    std::string key = "users." + std::string(name.str());
+    const toml::table* user = user_node.as_table();
+    if (user == nullptr) {
+      *error = where(user_node, key) + "want a table with password = \"...\"";
+      return false;
+    }
+    User parsed;
+    for (const auto& [field, value] : *user) {
+      std::string field_key = key + "." + std::string(field.str());
+      const auto* text = value.as_string();
+      if (field.str() != "password") {
+        *error = where(value, field_key) + "unknown key (a user has password)";
+        return false;
+      }
+      if (text == nullptr || text->get().rfind("$argon2id$", 0) != 0) {
+        *error = where(value, field_key) +
+                 "want the \"$argon2id$...\" string tern-broker "
+                 "hash-password prints, never the password itself";
+        return false;
+      }
+      parsed.password_hash = text->get();
+    }
+    if (parsed.password_hash.empty()) {
+      *error = where(user_node, key) + "has no password";
+      return false;
+    }
+    config->users[std::string(name.str())] = parsed;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool read_config_file(const std::string& path, Config* config,
@@ -120,6 +165,10 @@ bool read_config_file(const std::string& path, Config* config,
   for (const auto& [key, node] : table) {
     std::string where = path + ":" + std::to_string(node.source().begin.line) +
                         ": " + std::string(key.str()) + ": ";
+    if (key.str() == "users") {
+      if (!read_users(node, path, config, error)) return false;
+      continue;
+    }
     const Setting* setting = find_setting(key.str());
     if (setting == nullptr) {
       *error =

@@ -61,6 +61,17 @@ void Connection::start() {
   uv_read_start(stream(), on_alloc, on_read);
 }
 
+void Connection::pause_reading() {
+  paused_ = true;
+  uv_read_stop(stream());
+}
+
+void Connection::resume_reading() {
+  paused_ = false;
+  uv_read_start(stream(), on_alloc, on_read);
+  read_frames();
+}
+
 void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
   auto* self = static_cast<Connection*>(handle->data);
   // Read straight into the frame reader: no copy between socket and decoder.
@@ -82,7 +93,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t*) {
 }
 
 void Connection::read_frames() {
-  while (!closing_ && !close_after_write_) {
+  while (!closing_ && !close_after_write_ && !paused_) {
     const wire::Frame* frame;
     auto result = reader_.next(&frame);
     if (result == frame::FrameReader::Result::kNeedMore) return;

@@ -38,6 +38,10 @@ class Connection {
   uint32_t max_frame_bytes() const { return max_frame_bytes_; }
 
   void start();  // begins reading; the socket is accepted already
+  // While a login is checked nothing more is read; frames already received
+  // wait in the reader until resume_reading().
+  void pause_reading();
+  void resume_reading();
 
   // True while the socket is not draining: more than a quarter of the output
   // limit is waiting, counting `extra` bytes about to be queued. Deliveries
@@ -97,6 +101,7 @@ class Connection {
   bool overflowed_ = false;   // queued_ passed max_output_bytes_
   bool close_after_write_ = false;
   bool input_ended_ = false;  // the client half-closed
+  bool paused_ = false;
   size_t owed_replies_ = 0;
   bool closing_ = false;
 };

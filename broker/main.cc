@@ -1,14 +1,23 @@
 // tern-broker: reads its flags and config file, opens the store, serves until a
 // signal.
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "broker.h"
 #include "config.h"
 #include "log.h"
+#include "login.h"
 #include "store.h"
 
 int main(int argc, char** argv) {
+  if (!tern::init_login()) {
+    std::fprintf(stderr, "tern-broker: cannot initialise libsodium\n");
+    return 1;
+  }
+  if (argc == 2 && std::strcmp(argv[1], "hash-password") == 0)
+    return tern::print_password_hash();
   tern::Config config;
   int exit_code = tern::parse_config(argc, argv, &config);
   if (exit_code >= 0) return exit_code;

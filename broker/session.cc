@@ -90,15 +90,22 @@ void Session::on_hello(const wire::Hello& hello) {
                          std::to_string(frame::kProtocolVersion));
     return;
   }
-  greeted_ = true;
   LOG_DEBUG("connection %s: hello from '%s'", connection_.peer().c_str(),
             str(hello.client_name()).c_str());
+  if (broker_.config().users.empty()) return greet(hello.request_id());
+  // Frames sent after the Hello wait until the broker knows who this is.
+  connection_.pause_reading();
+  broker_.log_in(connection_.id(), hello.request_id(), str(hello.user()),
+                 str(hello.password()));
+}
+
+void Session::greet(uint64_t request_id) {
+  greeted_ = true;
   flatbuffers::FlatBufferBuilder fbb(128);
   auto name = fbb.CreateString("tern-broker");
   frame::finish(fbb, wire::Body::HelloOk,
-                wire::CreateHelloOk(fbb, hello.request_id(),
-                                    frame::kProtocolVersion, name,
-                                    broker_.config().max_frame_bytes)
+                wire::CreateHelloOk(fbb, request_id, frame::kProtocolVersion,
+                                    name, broker_.config().max_frame_bytes)
                     .Union());
   connection_.send(fbb);
 }

@@ -25,8 +25,11 @@ class Session {
 
   // `bytes`: the frame's length.
   void on_frame(const wire::Frame& frame, uint32_t bytes);
-  // Whether the client has said Hello (it must within --hello-timeout).
+  // Whether the client has said Hello (it must within --hello-timeout), and
+  // logged in if the broker has users.
   bool greeted() const { return greeted_; }
+  // Answers its Hello with HelloOk: from here on it may send anything.
+  void greet(uint64_t request_id);
   // The connection is closing: detach every consumer, so that what they had
   // not acked goes to the subscription's other consumers.
   void end();

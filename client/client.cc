@@ -140,9 +140,13 @@ std::unique_ptr<Client> Client::connect(const std::string& address,
   flatbuffers::FlatBufferBuilder fbb(128);
   uint64_t id = connection->next_request_id();
   auto name = fbb.CreateString(options.client_name);
-  frame::finish(
-      fbb, wire::Body::Hello,
-      wire::CreateHello(fbb, id, frame::kProtocolVersion, name).Union());
+  auto user = options.user.empty() ? 0 : fbb.CreateString(options.user);
+  auto password =
+      options.password.empty() ? 0 : fbb.CreateString(options.password);
+  frame::finish(fbb, wire::Body::Hello,
+                wire::CreateHello(fbb, id, frame::kProtocolVersion, name, 0,
+                                  user, password)
+                    .Union());
   Reply reply;
   try {
     reply = connection->call(id, wire::Body::HelloOk, fbb, "Hello", deadline);

@@ -67,6 +67,7 @@ enum class ErrorCode : uint16_t {
   kTopicExists = 15,          // create_topic() with other settings
   kUnknownSubscription = 16,  // no durable subscription of that name
   kDeleted = 17,              // the consumer's topic or subscription is gone
+  kNotAuthorized = 18,        // login failed: wrong or missing credentials
   // Client-side:
   kConnectFailed = 1000,  // could not reach the broker
   kConnectionLost = 1001, // the connection closed or failed
@@ -178,6 +179,11 @@ struct SubscribeOptions {
 
 struct ClientOptions {
   std::string client_name = "tern-cpp";
+  // Credentials, for a broker with users: a wrong or missing one makes
+  // connect() throw Error(kNotAuthorized). They travel in clear text until
+  // the broker speaks TLS: use them on loopback or a trusted network only.
+  std::string user;
+  std::string password;
   // publish_async() blocks while this many messages await their confirm.
   size_t max_unconfirmed = 1000;
   // Applies to connecting and to every call that waits for a reply.

@@ -1,0 +1,172 @@
+// Users and logging in: tern-broker hash-password, [users.NAME] in the
+// config file, Hello's credentials, one answer for every failed login, a
+// delay that grows with failures, and the secrets never logged.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "broker_process.h"
+#include "raw_connection.h"
+#include "tern/client.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::string hash_of(const std::string& password) {
+  RunResult run =
+      run_program({broker_binary(), "hash-password"}, password + "\n", 20s);
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(run.out.rfind("$argon2id$", 0) == 0);
+  return run.out.substr(0, run.out.find('\n'));
+}
+
+// A broker whose config file has the user alice, password "s3cret".
+struct BrokerWithUsers {
+  BrokerWithUsers() : dir(make_temp_dir("tern-users")), broker(options(dir)) {}
+  ~BrokerWithUsers() { remove_tree(dir); }
+
+  static BrokerOptions options(const std::string& dir) {
+    std::ofstream(dir + "/users.toml")
+        << "[users.alice]\npassword = \"" << hash_of("s3cret") << "\"\n";
+    BrokerOptions o;
+    o.extra_args = {"--config", dir + "/users.toml"};
+    return o;
+  }
+
+  std::unique_ptr<Client> connect(const std::string& user,
+                                  const std::string& password) {
+    ClientOptions o;
+    o.user = user;
+    o.password = password;
+    return Client::connect(broker.address(), o);
+  }
+
+  // The error connecting with these credentials, kNone if it worked.
+  ErrorCode refusal(const std::string& user, const std::string& password,
+                    std::string* message = nullptr) {
+    try {
+      connect(user, password);
+    } catch (const Error& e) {
+      if (message) *message = e.what();
+      return e.code();
+    }
+    return ErrorCode::kNone;
+  }
+
+  std::string dir;
+  BrokerProcess broker;
+};
+
+TEST_CASE("login: hash-password prints an argon2id hash; nothing, nothing") {
+  std::string a = hash_of("s3cret"), b = hash_of("s3cret");
+  CHECK(a != b);  // salted
+  RunResult empty = run_program({broker_binary(), "hash-password"}, "", 10s);
+  CHECK(empty.exit_code == 2);
+  CHECK(empty.err.find("stdin") != std::string::npos);
+}
+
+TEST_CASE("login: a user with the right password gets in, nobody else") {
+  BrokerWithUsers b;
+  auto alice = b.connect("alice", "s3cret");
+  CHECK(alice->publish("orders", "hello") == 0);
+
+  std::string wrong, unknown, none;
+  CHECK(b.refusal("alice", "wrong-one", &wrong) == ErrorCode::kNotAuthorized);
+  CHECK(b.refusal("mallory", "s3cret", &unknown) == ErrorCode::kNotAuthorized);
+  CHECK(b.refusal("", "", &none) == ErrorCode::kNotAuthorized);
+  // The same answer whether the user exists or not.
+  CHECK(wrong.find("wrong user or password") != std::string::npos);
+  CHECK(wrong == unknown);
+  CHECK(wrong == none);
+
+  std::string log = b.broker.log();
+  CHECK(log.find("login failed") != std::string::npos);
+  CHECK(log.find("127.0.0.1") != std::string::npos);
+  CHECK(log.find("s3cret") == std::string::npos);
+  CHECK(log.find("wrong-one") == std::string::npos);
+}
+
+TEST_CASE("login: frames sent right after Hello wait for the verdict") {
+  BrokerWithUsers b;
+  for (const char* password : {"s3cret", "nope"}) {
+    RawConnection raw(b.broker.address());
+    flatbuffers::FlatBufferBuilder hello;
+    frame::finish(hello, wire::Body::Hello,
+                  wire::CreateHelloDirect(hello, 1, frame::kProtocolVersion,
+                                          "raw", nullptr, "alice", password)
+                      .Union());
+    flatbuffers::FlatBufferBuilder ping;
+    frame::finish(ping, wire::Body::Ping, wire::CreatePing(ping, 2).Union());
+    std::string both(reinterpret_cast<const char*>(hello.GetBufferPointer()),
+                     hello.GetSize());
+    both.append(reinterpret_cast<const char*>(ping.GetBufferPointer()),
+                ping.GetSize());
+    REQUIRE(raw.send_bytes(both));
+    Reply first = raw.next(10s);
+    CAPTURE(password);
+    if (std::string(password) == "s3cret") {
+      CHECK(first.type == wire::Body::HelloOk);
+      CHECK(raw.next(5s).type == wire::Body::Pong);
+    } else {
+      CHECK(first.type == wire::Body::Error);
+      CHECK(first.code == wire::ErrorCode::NotAuthorized);
+      CHECK(first.request_id == 1);
+      CHECK(raw.wait_closed(5s));
+      CHECK_FALSE(raw.next(200ms).frame);  // the Ping was never answered
+    }
+  }
+}
+
+TEST_CASE("login: failures from one address are answered ever later") {
+  BrokerWithUsers b;
+  std::vector<std::chrono::milliseconds> took;
+  for (int i = 0; i < 5; ++i) {
+    auto start = Clock::now();
+    CHECK(b.refusal("alice", "guess" + std::to_string(i)) ==
+          ErrorCode::kNotAuthorized);
+    took.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(
+        Clock::now() - start));
+  }
+  // 100, 200, 400, 800, 1600 ms of delay, plus the hash check each time.
+  CAPTURE(took[0].count());
+  CAPTURE(took[4].count());
+  CHECK(took[0] >= 100ms);
+  CHECK(took[4] >= 1600ms);
+  CHECK(took[4] > took[0] + 1000ms);
+  // The right password still works (after its own hash check).
+  CHECK(b.refusal("alice", "s3cret") == ErrorCode::kNone);
+}
+
+TEST_CASE("login: users in the config file are checked at start") {
+  std::string dir = make_temp_dir("tern-users-bad");
+  std::ofstream(dir + "/plain.toml") << "[users.bob]\npassword = \"hunter2\"\n";
+  RunResult plain = run_program({broker_binary(), "--config",
+                                 dir + "/plain.toml", "--data", dir + "/data"},
+                                "", 10s);
+  CHECK(plain.exit_code == 2);
+  CHECK(plain.err.find("plain.toml:2: users.bob.password: want the "
+                       "\"$argon2id$...\"") != std::string::npos);
+  CHECK(plain.err.find("hunter2") == std::string::npos);
+
+  // With users, protected mode lets the broker listen beyond loopback: here
+  // it gets as far as the data directory (a file, so nothing is bound).
+  std::ofstream(dir + "/users.toml")
+      << "[users.bob]\npassword = \"" << hash_of("pw") << "\"\n";
+  std::ofstream(dir + "/not-a-dir") << "x";
+  RunResult open = run_program(
+      {broker_binary(), "--config", dir + "/users.toml", "--listen",
+       "0.0.0.0:" + std::to_string(free_port()), "--data", dir + "/not-a-dir"},
+      "", 20s);
+  CHECK(open.exit_code == 1);
+  CHECK(open.err.find("cannot open data directory") != std::string::npos);
+  remove_tree(dir);
+}
+
+}  // namespace
+}  // namespace tern::test
