@@ -50,7 +50,7 @@ const char* yes_no(bool b) { return b ? "yes" : "no"; }
 // --- topics ---
 
 int run_topics_list(const std::string& server) {
-  auto client = Client::connect(server);
+  auto client = connect(server);
   for (const auto& t : client->topics()) {
     std::printf("%s\tfirst offset %llu\tnext offset %llu\t%zu subscriptions\n",
                 t.name.c_str(), (unsigned long long)t.first_offset,
@@ -60,7 +60,7 @@ int run_topics_list(const std::string& server) {
 }
 
 int run_topics_info(const std::string& server, const std::string& name) {
-  auto client = Client::connect(server);
+  auto client = connect(server);
   auto topics = client->topics(name);
   if (topics.empty()) {
     std::fprintf(stderr, "tern: no topic named %s\n", name.c_str());
@@ -100,7 +100,7 @@ int run_topics_info(const std::string& server, const std::string& name) {
 }
 
 int run_topics_create(const std::string& server, const TopicsArgs& args) {
-  auto client = Client::connect(server);
+  auto client = connect(server);
   TopicSettings settings;
   args.retention.apply(&settings);
   bool created = client->create_topic(args.topic, settings);
@@ -111,7 +111,7 @@ int run_topics_create(const std::string& server, const TopicsArgs& args) {
 }
 
 int run_topics_alter(const std::string& server, const TopicsArgs& args) {
-  auto client = Client::connect(server);
+  auto client = connect(server);
   // Read, change, write: the options not given keep their values.
   auto topics = client->topics(args.topic);
   if (topics.empty()) {
@@ -126,7 +126,7 @@ int run_topics_alter(const std::string& server, const TopicsArgs& args) {
 }
 
 int run_topics_delete(const std::string& server, const std::string& name) {
-  auto client = Client::connect(server);
+  auto client = connect(server);
   client->delete_topic(name);
   std::printf("deleted topic %s\n", name.c_str());
   return 0;
@@ -255,7 +255,7 @@ void add_topics(CLI::App* tern, Run* run) {
 // --- subs ---
 
 int run_subs_reset(const std::string& server, const SubsArgs& args) {
-  auto client = Client::connect(server);
+  auto client = connect(server);
   SubscribeOptions options;
   options.topic = args.topic;
   options.subscription = args.subscription;
@@ -268,7 +268,7 @@ int run_subs_reset(const std::string& server, const SubsArgs& args) {
 }
 
 int run_subs_delete(const std::string& server, const SubsArgs& args) {
-  auto client = Client::connect(server);
+  auto client = connect(server);
   client->delete_subscription(args.topic, args.subscription);
   std::printf("deleted subscription %s on %s\n", args.subscription.c_str(),
               args.topic.c_str());

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -29,6 +30,12 @@ using Run = std::function<int(const std::string& server)>;
 inline void on_run(CLI::App* command, Run* run, Run body) {
   command->callback([run, body] { *run = body; });
 }
+
+// Connects to `server` as the user the command line names (--user, with
+// the password from $TERN_PASSWORD: never on the command line, where other
+// users of the machine could read it), with `options` otherwise.
+std::unique_ptr<Client> connect(const std::string& server,
+                                ClientOptions options = {});
 
 void add_pubsub_commands(CLI::App* tern, Run* run);   // pub, sub
 void add_admin_commands(CLI::App* tern, Run* run);    // topics ..., subs ...

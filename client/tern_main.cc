@@ -1,5 +1,7 @@
 // tern — the command-line client.
 //
+//   (every command also takes --server HOST:PORT and --user NAME, with the
+//   password in $TERN_PASSWORD)
 //   tern [--server HOST:PORT] pub TOPIC [MESSAGE...]
 //   tern [--server HOST:PORT] sub TOPIC [--subscription NAME] [--count N]
 //        [--from POSITION] [--timeout SECONDS] [--prefetch N]
@@ -173,22 +175,45 @@ int usage_error(const CLI::App& tern, const CLI::ParseError& error) {
   return 2;
 }
 
-// Adds --server to every command, so that it can come before or after a
-// command's name (CLI11 takes an option only from the command it belongs to)
-// and each --help lists it.
-void add_server_option(CLI::App* command, std::string* server) {
+// Who to connect as: --user, and $TERN_PASSWORD (see connect()).
+std::string login_user;
+
+// Adds --server and --user to every command, so that they can come before
+// or after a command's name (CLI11 takes an option only from the command it
+// belongs to) and each --help lists them.
+void add_connection_options(CLI::App* command, std::string* server) {
   command
       ->add_option("--server", *server,
                    std::string("broker address (default: $TERN_SERVER,\n"
                                "else ") +
                        kDefaultServer + ")")
       ->type_name("HOST:PORT");
+  command
+      ->add_option("--user", login_user,
+                   "log in as this user; the password is read\n"
+                   "from $TERN_PASSWORD")
+      ->type_name("NAME");
   for (CLI::App* sub : command->get_subcommands({})) {
-    add_server_option(sub, server);
+    add_connection_options(sub, server);
   }
 }
 
 }  // namespace
+
+std::unique_ptr<Client> connect(const std::string& server,
+                                ClientOptions options) {
+  if (!login_user.empty()) {
+    const char* password = std::getenv("TERN_PASSWORD");
+    if (password == nullptr || *password == '\0')
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--user " + login_user +
+                      " needs the password in $TERN_PASSWORD");
+    options.user = login_user;
+    options.password = password;
+  }
+  return Client::connect(server, options);
+}
+
 }  // namespace tern::tool
 
 int main(int argc, char** argv) {
@@ -216,7 +241,7 @@ int main(int argc, char** argv) {
       ->silent()
       ->parse_complete_callback([] { throw CLI::CallForHelp(); });
   std::string server;
-  add_server_option(&tern, &server);
+  add_connection_options(&tern, &server);
   tern.footer("Run 'tern COMMAND --help' for the options of a command.");
 
   try {

@@ -118,7 +118,7 @@ int run_pub(const std::string& server, const PubArgs& args) {
   options.client_name = "tern-cli";
   options.max_unconfirmed = kPubWindow;
   std::atomic<uint64_t> confirmed{0};
-  auto client = Client::connect(server, options);
+  auto client = connect(server, options);
   Publisher publisher(*client, args.topic, confirmed);
   if (args.messages.empty()) {
     publish_stdin(publisher);
@@ -174,7 +174,7 @@ void add_pub(CLI::App* tern, Run* run) {
 int run_sub(const std::string& server, const SubArgs& args) {
   ClientOptions client_options;
   client_options.client_name = "tern-cli";
-  auto client = Client::connect(server, client_options);
+  auto client = connect(server, client_options);
   SubscribeOptions options;
   options.topic = args.topic;
   options.subscription = args.subscription;

@@ -40,7 +40,7 @@ struct ReplyArgs {
 int run_request(const std::string& server, const RequestArgs& args) {
   ClientOptions options;
   options.client_name = "tern-cli";
-  auto client = Client::connect(server, options);
+  auto client = connect(server, options);
   Message reply = client->request(
       args.topic, args.message, args.timeout.value_or(kDefaultRequestTimeout));
   if (std::fwrite(reply.payload.data(), 1, reply.payload.size(), stdout) !=
@@ -182,7 +182,7 @@ int run_reply(const std::string& server, const ReplyArgs& args) {
 
   ClientOptions options;
   options.client_name = "tern-cli";
-  auto client = Client::connect(server, options);
+  auto client = connect(server, options);
   Responder responder = client->respond(
       args.topic,
       [&args](const Message& request) {

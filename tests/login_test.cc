@@ -143,6 +143,29 @@ TEST_CASE("login: failures from one address are answered ever later") {
   CHECK(b.refusal("alice", "s3cret") == ErrorCode::kNone);
 }
 
+TEST_CASE("login: the tern tool logs in with --user and $TERN_PASSWORD") {
+  BrokerWithUsers b;
+  auto tern = [&](const char* password, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/env", "-u", "TERN_PASSWORD"};
+    if (password) argv.push_back(std::string("TERN_PASSWORD=") + password);
+    argv.insert(argv.end(), {cli_binary(), "--server", b.broker.address()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_program(argv, "", 20s);
+  };
+  RunResult ok = tern("s3cret", {"--user", "alice", "pub", "t", "hello"});
+  INFO("stderr: " << ok.err);
+  CHECK(ok.exit_code == 0);
+  RunResult wrong = tern("nope", {"pub", "t", "x", "--user", "alice"});
+  CHECK(wrong.exit_code == 1);
+  CHECK(wrong.err.find("wrong user or password") != std::string::npos);
+  RunResult anonymous = tern(nullptr, {"topics", "list"});
+  CHECK(anonymous.exit_code == 1);
+  CHECK(anonymous.err.find("wrong user or password") != std::string::npos);
+  RunResult no_password = tern(nullptr, {"--user", "alice", "topics", "list"});
+  CHECK(no_password.exit_code == 1);
+  CHECK(no_password.err.find("$TERN_PASSWORD") != std::string::npos);
+}
+
 TEST_CASE("login: users in the config file are checked at start") {
   std::string dir = make_temp_dir("tern-users-bad");
   std::ofstream(dir + "/plain.toml") << "[users.bob]\npassword = \"hunter2\"\n";
