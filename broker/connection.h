@@ -42,6 +42,7 @@ class Connection {
   // wait in the reader until resume_reading().
   void pause_reading();
   void resume_reading();
+  bool reading_paused() const { return paused_; }
 
   // True while the socket is not draining: more than a quarter of the output
   // limit is waiting, counting `extra` bytes about to be queued. Deliveries

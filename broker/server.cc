@@ -148,7 +148,10 @@ void Broker::close_silent_connections(uint64_t now) {
   while (!hello_deadlines_.empty() && hello_deadlines_.front().at_ms <= now) {
     Connection* c = find_connection(hello_deadlines_.front().connection_id);
     hello_deadlines_.pop_front();
-    if (c == nullptr || c->session().greeted()) continue;
+    // A login being checked ends on its own: HelloOk, or NotAuthorized
+    // after its delay (which may pass this deadline).
+    if (c == nullptr || c->session().greeted() || c->reading_paused())
+      continue;
     std::string why = "no Hello within " +
                       std::to_string(config_.hello_timeout_ms) + " ms";
     LOG_WARN("connection %s closed: %s", c->peer().c_str(), why.c_str());
