@@ -75,10 +75,9 @@ void Bench::set_up() {
   // Subscriptions first, so that they see every message.
   for (int c = 0; c < options_.consumers; ++c) {
     DeliveryCheck& check = *checks_[size_t(c) % subscriptions];
-    ClientOptions client_options;
-    client_options.client_name = "tern-bench-consumer-" + std::to_string(c);
-    std::unique_ptr<Client> client =
-        Client::connect(options_.server, client_options);
+    std::unique_ptr<Client> client = Client::connect(
+        options_.server,
+        client_options("tern-bench-consumer-" + std::to_string(c)));
     SubscribeOptions sub;
     sub.topic = topics_[size_t(c) % subscriptions % size_t(options_.topics)];
     sub.subscription = check.name();
@@ -92,17 +91,25 @@ void Bench::set_up() {
   }
 
   for (int p = 0; p < options_.producers; ++p) {
-    ClientOptions client_options;
-    client_options.client_name = "tern-bench-producer-" + std::to_string(p);
-    client_options.max_unconfirmed = options_.window;
+    ClientOptions producer =
+        client_options("tern-bench-producer-" + std::to_string(p));
+    producer.max_unconfirmed = options_.window;
     uint64_t quota =
         options_.count / uint64_t(options_.producers) +
         (uint64_t(p) < options_.count % uint64_t(options_.producers) ? 1 : 0);
     producers_.push_back(std::make_unique<Producer>(
         uint32_t(p), options_, control_,
         topics_[size_t(p) % size_t(options_.topics)], quota,
-        Client::connect(options_.server, client_options)));
+        Client::connect(options_.server, producer)));
   }
+}
+
+ClientOptions Bench::client_options(const std::string& name) const {
+  ClientOptions options;
+  options.client_name = name;
+  options.user = options_.user;
+  options.password = options_.password;
+  return options;
 }
 
 Results Bench::run() {

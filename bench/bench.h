@@ -39,6 +39,8 @@ class Bench {
 
  private:
   void set_up();
+  // Options for one of the run's clients, logged in if --user says so.
+  ClientOptions client_options(const std::string& name) const;
   // Returns once the run is over, one way or another.
   void watch(int64_t start_ns);
   void print_progress(double elapsed_s, double interval_s);

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -65,6 +66,10 @@ void add_options(CLI::App& app, Options* o) {
   app.add_option("--server", o->server,
                  "broker address (default 127.0.0.1:7411)")
       ->type_name("HOST:PORT");
+  app.add_option("--user", o->user,
+                 "log in as this user; the password is read\n"
+                 "from $TERN_PASSWORD")
+      ->type_name("NAME");
   app.add_option("--topic", o->topic,
                  "topic base name (default bench); a run id is\n"
                  "appended, and -0, -1, ... with --topics > 1")
@@ -204,6 +209,13 @@ int parse_options(int argc, char** argv, Options* o) {
   o->count_set = app.count("--count") > 0;
   std::string error = check_combination(o);
   if (!error.empty()) return usage_error(error);
+  if (!o->user.empty()) {
+    const char* password = std::getenv("TERN_PASSWORD");
+    if (password == nullptr || *password == '\0')
+      return usage_error("--user " + o->user +
+                         " needs the password in $TERN_PASSWORD");
+    o->password = password;
+  }
   if (o->duration_s > 0 && !o->count_set)
     o->count = std::numeric_limits<uint64_t>::max();
   return -1;

@@ -8,6 +8,10 @@ namespace tern::bench {
 
 struct Options {
   std::string server = "127.0.0.1:7411";
+  // Credentials for a broker with users: --user, and the password from
+  // $TERN_PASSWORD (never the command line).
+  std::string user;
+  std::string password;
   // Topic base name. Unless fixed_topic, a run id is appended so that reruns
   // against the same broker never mix; with topics > 1 each topic gets a
   // further "-0", "-1", ... suffix.

@@ -166,6 +166,27 @@ TEST_CASE("login: the tern tool logs in with --user and $TERN_PASSWORD") {
   CHECK(no_password.err.find("$TERN_PASSWORD") != std::string::npos);
 }
 
+TEST_CASE("login: tern-bench logs in with --user and $TERN_PASSWORD") {
+  BrokerWithUsers b;
+  std::string bench = broker_binary();
+  bench.replace(bench.rfind("tern-broker"), 11, "tern-bench");
+  auto run = [&](const char* password) {
+    std::vector<std::string> argv = {"/usr/bin/env", "-u", "TERN_PASSWORD"};
+    if (password) argv.push_back(std::string("TERN_PASSWORD=") + password);
+    argv.insert(argv.end(), {bench, "--server", b.broker.address(), "--user",
+                             "alice", "--count", "200", "--size", "64"});
+    return run_program(argv, "", 60s);
+  };
+  RunResult ok = run("s3cret");
+  INFO("stdout: " << ok.out << "\nstderr: " << ok.err);
+  CHECK(ok.exit_code == 0);
+  RunResult missing = run(nullptr);
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("$TERN_PASSWORD") != std::string::npos);
+  RunResult wrong = run("nope");
+  CHECK(wrong.exit_code == 1);
+}
+
 TEST_CASE("login: users in the config file are checked at start") {
   std::string dir = make_temp_dir("tern-users-bad");
   std::ofstream(dir + "/plain.toml") << "[users.bob]\npassword = \"hunter2\"\n";
