@@ -98,12 +98,8 @@ void add_options(CLI::App& app, Options* o) {
          [o](const std::string& text) {
            uint64_t bytes;
            std::string why;
-           if (!cli::parse_size(text, &bytes, &why))
+           if (!cli::parse_size(text, kHeaderBytes, 16u << 20, &bytes, &why))
              throw bad_value("--size", why);
-           if (bytes < kHeaderBytes || bytes > (16u << 20))
-             throw bad_value("--size", "a size from " +
-                                           cli::format_size(kHeaderBytes) +
-                                           " to 16MiB, not '" + text + "'");
            o->size = size_t(bytes);
          },
          "payload size (default 256, min 24)")

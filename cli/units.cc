@@ -75,9 +75,10 @@ bool parse_size(const std::string& text, uint64_t* bytes, std::string* why) {
              {"TB", 1'000'000'000'000}},
             std::numeric_limits<uint64_t>::max(), bytes))
     return true;
-  *why = "a whole number of bytes, optionally with a unit (B, KiB, MiB, GiB, "
-         "TiB, KB, MB, GB, TB), e.g. 512MiB, not '" +
-         text + "'";
+  *why =
+      "a whole number of bytes, optionally with a unit (B, KiB, MiB, GiB, "
+      "TiB, KB, MB, GB, TB), e.g. 512MiB, not '" +
+      text + "'";
   return false;
 }
 
@@ -106,6 +107,42 @@ bool parse_duration(const std::string& text, uint64_t bare_unit_ms,
   if (bare_unit_ms == 1000) *why += "; a bare number is seconds";
   *why += ", not '" + text + "'";
   return false;
+}
+
+namespace {
+
+// "at least MIN (from MIN to MAX)" or "at most MAX (...)" for `value`,
+// which is outside [min, max]; no range when `max` is no limit at all.
+template <typename T, typename Format>
+bool out_of_range(const std::string& text, T value, T min, T max,
+                  bool unbounded, Format format, std::string* why) {
+  if (value >= min && value <= max) return false;
+  *why = value < min ? "at least " + format(min) : "at most " + format(max);
+  if (!unbounded) *why += " (from " + format(min) + " to " + format(max) + ")";
+  *why += ", not '" + text + "'";
+  return true;
+}
+
+}  // namespace
+
+bool parse_size(const std::string& text, uint64_t min, uint64_t max,
+                uint64_t* bytes, std::string* why) {
+  auto format = [](uint64_t n) { return n == 0 ? "0" : format_size(n); };
+  return parse_size(text, bytes, why) &&
+         !out_of_range(text, *bytes, min, max,
+                       max == std::numeric_limits<uint64_t>::max(), format,
+                       why);
+}
+
+bool parse_duration(const std::string& text, uint64_t bare_unit_ms,
+                    std::chrono::milliseconds min,
+                    std::chrono::milliseconds max,
+                    std::chrono::milliseconds* out, std::string* why) {
+  auto format = [](std::chrono::milliseconds ms) {
+    return ms.count() == 0 ? "0ms" : format_duration(ms);
+  };
+  return parse_duration(text, bare_unit_ms, out, why) &&
+         !out_of_range(text, *out, min, max, false, format, why);
 }
 
 bool parse_seconds(const std::string& text, std::chrono::milliseconds* out,

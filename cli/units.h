@@ -22,9 +22,20 @@ bool parse_count(const std::string& text, uint64_t min, uint64_t max,
 // (powers of 1024) or KB, MB, GB, TB (powers of 1000): 512, 64KiB, 1GB.
 bool parse_size(const std::string& text, uint64_t* bytes, std::string* why);
 
+// The same, from `min` to `max` bytes; out of range, *why says "at least
+// MIN" or "at most MAX".
+bool parse_size(const std::string& text, uint64_t min, uint64_t max,
+                uint64_t* bytes, std::string* why);
+
 // A whole number with a unit: ms, s, m, h or d (30s, 24h). A bare number
 // means `bare_unit_ms` milliseconds each, or is refused if that is 0.
 bool parse_duration(const std::string& text, uint64_t bare_unit_ms,
+                    std::chrono::milliseconds* out, std::string* why);
+
+// The same, from `min` to `max`.
+bool parse_duration(const std::string& text, uint64_t bare_unit_ms,
+                    std::chrono::milliseconds min,
+                    std::chrono::milliseconds max,
                     std::chrono::milliseconds* out, std::string* why);
 
 // A number of seconds, fractions allowed (0.5), up to about ten years.

@@ -1,6 +1,7 @@
 // The options of `tern` whose values cli/units.h parses, hooked into CLI11
 // as option callbacks: the shared parser reads the value, and a value it
 // refuses fails the command line with "<flag> must be <form>, not '<value>'".
+#include <limits>
 #include <utility>
 
 #include "tern_cli.h"
@@ -63,13 +64,9 @@ CLI::Option* add_duration_option(CLI::App* command, const std::string& flag,
   Parse parse = [max, out](const std::string& text, std::string* why) {
     std::chrono::milliseconds ms{0};
     // No bare numbers: "5" could mean seconds as well as milliseconds.
-    if (!cli::parse_duration(text, 0, &ms, why)) return false;
-    if (ms.count() == 0 || ms > max) {
-      *why = (ms.count() == 0 ? std::string("at least 1ms")
-                              : "at most " + cli::format_duration(max)) +
-             ", not '" + text + "'";
+    if (!cli::parse_duration(text, 0, std::chrono::milliseconds(1), max, &ms,
+                             why))
       return false;
-    }
     *out = ms;
     return true;
   };
@@ -82,11 +79,9 @@ CLI::Option* add_size_option(CLI::App* command, const std::string& flag,
                              const std::string& description, NoneIs none) {
   Parse parse = [out](const std::string& text, std::string* why) {
     uint64_t bytes = 0;
-    if (!cli::parse_size(text, &bytes, why)) return false;
-    if (bytes == 0) {
-      *why = "at least 1 byte, not '" + text + "'";
+    if (!cli::parse_size(text, 1, std::numeric_limits<uint64_t>::max(), &bytes,
+                         why))
       return false;
-    }
     *out = bytes;
     return true;
   };

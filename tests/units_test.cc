@@ -1,7 +1,7 @@
 // The shared parsers of command-line and config-file values (cli/units.h).
-#include <doctest/doctest.h>
-
 #include "units.h"
+
+#include <doctest/doctest.h>
 
 namespace tern::cli {
 namespace {
@@ -19,6 +19,11 @@ TEST_CASE("units: sizes, with and without a unit") {
   CHECK(why.find("512MiB") != std::string::npos);
   CHECK_FALSE(parse_size("-1", &n, &why));
   CHECK_FALSE(parse_size("99999999999TiB", &n, &why));  // overflows
+  CHECK((parse_size("64KiB", 1024, 1u << 20, &n, &why) && n == 65536));
+  CHECK_FALSE(parse_size("2MiB", 1024, 1u << 20, &n, &why));
+  CHECK(why == "at most 1MiB (from 1KiB to 1MiB), not '2MiB'");
+  CHECK_FALSE(parse_size("0", 1, 10, &n, &why));
+  CHECK(why == "at least 1B (from 1B to 10B), not '0'");
   CHECK(format_size(1u << 30) == "1GiB");
   CHECK(format_size(1000) == "1000B");
   CHECK(format_size(0) == "none");
@@ -33,6 +38,9 @@ TEST_CASE("units: durations, seconds and counts") {
   CHECK((parse_duration("2", 1000, &ms, &why) && ms == 2s));
   CHECK_FALSE(parse_duration("250", 0, &ms, &why));  // a unit is required
   CHECK_FALSE(parse_duration("3w", 0, &ms, &why));
+  CHECK((parse_duration("2s", 1, 1ms, 1h, &ms, &why) && ms == 2s));
+  CHECK_FALSE(parse_duration("2h", 1, 1ms, 1h, &ms, &why));
+  CHECK(why == "at most 1h (from 1ms to 1h), not '2h'");
   CHECK(format_duration(86'400'000ms) == "1d");
   CHECK(format_duration(1500ms) == "1500ms");
   CHECK((parse_seconds("0.5", &ms, &why) && ms == 500ms));
