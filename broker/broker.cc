@@ -26,8 +26,8 @@ bool within_limit(size_t count, size_t limit, const char* what,
   return false;
 }
 
-Broker::Broker(const Config& config, storage::Store& store)
-    : config_(config), store_(store) {
+Broker::Broker(const Config& config, storage::Store& store, Reread reread)
+    : config_(config), reread_config_(std::move(reread)), store_(store) {
   uv_loop_init(&loop_);
   // A batch must carry the state of every topic it appends to or removes
   // from, also when the committer hands it over on its own as the previous

@@ -79,7 +79,11 @@ bool within_limit(size_t count, size_t limit, const char* what,
 
 class Broker : public DeadLetters, public ReadBackSource {
  public:
-  Broker(const Config& config, storage::Store& store);
+  // Reads the command line and config file again, for SIGHUP (main's
+  // reread_config()); false with *error if they are no longer valid.
+  using Reread = std::function<bool(Config* config, std::string* error)>;
+
+  Broker(const Config& config, storage::Store& store, Reread reread = {});
   ~Broker();
 
   // Restores topics and subscriptions from the store. Returns false (and
@@ -171,6 +175,12 @@ class Broker : public DeadLetters, public ReadBackSource {
  private:
   static void on_connection(uv_stream_t* server, int status);
   static void on_signal(uv_signal_t* handle, int signum);
+  static void on_reload_signal(uv_signal_t* handle, int signum);
+  // SIGHUP: applies what may change while running (users and their
+  // permissions, the TLS certificate) from the config read again; the rest
+  // needs a restart, and the log says so.
+  void reload();
+  void reload_users(const Config& fresh);
   static void on_tick(uv_timer_t* handle);
   static void on_check(uv_check_t* handle);
   bool listen();
@@ -229,10 +239,11 @@ class Broker : public DeadLetters, public ReadBackSource {
   void refuse_logins(uint64_t now);
 
   Config config_;
+  const Reread reread_config_;
   storage::Store& store_;
   uv_loop_t loop_;
   uv_tcp_t server_;
-  uv_signal_t sigint_, sigterm_;
+  uv_signal_t sigint_, sigterm_, sighup_;
   uv_timer_t tick_;
   uv_timer_t retention_timer_;
   uv_check_t check_;

@@ -226,7 +226,12 @@ const std::vector<Setting>& settings() {
   return all;
 }
 
-int parse_config(int argc, char** argv, Config* config) {
+namespace {
+
+// parse_config() and reread_config(): what the command line and the file
+// say. Returns -1 when the broker may start, 0 after --help (printed into
+// *error), 2 with *error saying what is wrong.
+int parse(int argc, char** argv, Config* config, std::string* error) {
   CLI::App app("tern-broker: the Tern message broker", "tern-broker");
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(kHelpColumn);
@@ -264,30 +269,36 @@ int parse_config(int argc, char** argv, Config* config) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
-    std::fputs(app.help().c_str(), stdout);
+    *error = app.help();
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "tern-broker: %s (see tern-broker --help)\n",
-                 e.what());
+    *error = std::string(e.what()) + " (see tern-broker --help)";
     return 2;
   }
 
-  std::string error;
   if (config_option->count() > 0 &&
-      !read_config_file(config_file, config, &error)) {
-    std::fprintf(stderr, "tern-broker: %s\n", error.c_str());
+      !read_config_file(config_file, config, error))
     return 2;
-  }
   for (size_t i = 0; i < settings().size(); ++i) {
     std::string why;  // cannot fail: CLI11 has checked it
     if (options[i]->count() > 0) settings()[i].apply(given[i], config, &why);
   }
-  error = protected_mode_error(*config);
-  if (!error.empty()) {
-    std::fprintf(stderr, "tern-broker: %s\n", error.c_str());
-    return 2;
-  }
-  return -1;
+  *error = protected_mode_error(*config);
+  return error->empty() ? -1 : 2;
+}
+
+}  // namespace
+
+int parse_config(int argc, char** argv, Config* config) {
+  std::string error;
+  int exit_code = parse(argc, argv, config, &error);
+  if (exit_code == 0) std::fputs(error.c_str(), stdout);
+  if (exit_code == 2) std::fprintf(stderr, "tern-broker: %s\n", error.c_str());
+  return exit_code;
+}
+
+bool reread_config(int argc, char** argv, Config* config, std::string* error) {
+  return parse(argc, argv, config, error) == -1;
 }
 
 std::string protected_mode_error(const Config& config) {

@@ -80,4 +80,8 @@ std::string protected_mode_error(const Config& config);
 // the broker should start.
 int parse_config(int argc, char** argv, Config* config);
 
+// The same command line and file read again (on SIGHUP): false, with *error
+// one line, if they no longer make a valid configuration.
+bool reread_config(int argc, char** argv, Config* config, std::string* error);
+
 }  // namespace tern

@@ -37,7 +37,10 @@ int main(int argc, char** argv) {
     LOG_ERROR("cannot open data directory: %s", status.message().c_str());
     return 1;
   }
-  tern::Broker broker(config, *store);
+  tern::Broker broker(config, *store,
+                      [argc, argv](tern::Config* fresh, std::string* error) {
+                        return tern::reread_config(argc, argv, fresh, error);
+                      });
   if (!broker.load()) return 1;
   return broker.run();
 }

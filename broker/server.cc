@@ -53,9 +53,11 @@ int Broker::run() {
   if (ok) {
     uv_signal_init(&loop_, &sigint_);
     uv_signal_init(&loop_, &sigterm_);
-    sigint_.data = sigterm_.data = this;
+    uv_signal_init(&loop_, &sighup_);
+    sigint_.data = sigterm_.data = sighup_.data = this;
     uv_signal_start(&sigint_, on_signal, SIGINT);
     uv_signal_start(&sigterm_, on_signal, SIGTERM);
+    uv_signal_start(&sighup_, on_reload_signal, SIGHUP);
     uv_timer_init(&loop_, &tick_);
     tick_.data = this;
     uv_timer_start(&tick_, on_tick, kTickMs, kTickMs);
@@ -86,6 +88,28 @@ void Broker::on_signal(uv_signal_t* handle, int signum) {
   static_cast<Broker*>(handle->data)->shutdown();
 }
 
+void Broker::on_reload_signal(uv_signal_t* handle, int) {
+  static_cast<Broker*>(handle->data)->reload();
+}
+
+void Broker::reload() {
+  Config fresh;
+  std::string error;
+  if (!reread_config_) return;
+  if (!reread_config_(&fresh, &error)) {
+    LOG_ERROR("SIGHUP: configuration not reloaded: %s", error.c_str());
+    return;
+  }
+  reload_users(fresh);
+  LOG_INFO("SIGHUP: configuration reloaded (users, permissions)");
+}
+
+void Broker::reload_users(const Config& fresh) {
+  if (unusable_hash_.empty() && !fresh.users.empty())
+    unusable_hash_ = unusable_password_hash();
+  config_.users = fresh.users;
+}
+
 void Broker::shutdown() {
   if (stopping_) return;
   stopping_ = true;
@@ -95,6 +119,7 @@ void Broker::shutdown() {
   close(&server_);
   close(&sigint_);
   close(&sigterm_);
+  close(&sighup_);
   close(&tick_);
   close(&retention_timer_);
   close(&check_);
