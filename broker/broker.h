@@ -26,6 +26,7 @@
 //   metadata.cc               topic records, cursors, settings, write retries,
 //                             replies that wait for a commit
 //   retention.cc              retention rounds and compactions
+//   users.cc                  logins, and users reloaded on SIGHUP
 #pragma once
 
 #include <cstdint>
@@ -165,12 +166,20 @@ class Broker : public DeadLetters, public ReadBackSource {
 
   void forget(Connection& connection);  // from Connection::on_close
 
-  // Checks `user`'s `password` on the login thread, then greets connection
-  // `connection_id` (HelloOk to `request_id`), or closes it with
-  // NotAuthorized after a delay that grows with the failures from its IP
+  // What a Hello proves who it is with.
+  struct Credentials {
+    std::string user;
+    std::string password;
+    std::string token;
+  };
+  // Logs connection `connection_id` in, or closes it with NotAuthorized to
+  // `request_id` after a delay that grows with the failures from its IP
   // address, so that guessing is slow. The session reads nothing meanwhile.
-  void log_in(uint64_t connection_id, uint64_t request_id, std::string user,
-              std::string password);
+  // See users.cc.
+  void log_in(uint64_t connection_id, uint64_t request_id,
+              Credentials credentials);
+  // Whether `topic` is an inbox connection `connection_id` created.
+  bool owns_inbox(uint64_t connection_id, const std::string& topic) const;
 
  private:
   static void on_connection(uv_stream_t* server, int status);
@@ -180,7 +189,13 @@ class Broker : public DeadLetters, public ReadBackSource {
   // permissions, the TLS certificate) from the config read again; the rest
   // needs a restart, and the log says so.
   void reload();
+  // Takes the users and permissions of `fresh`: connections of users gone
+  // are closed, the others' sessions get their new permissions.
   void reload_users(const Config& fresh);
+  // The end of a login: HelloOk as `user`, or for an empty one NotAuthorized
+  // after the delay.
+  void finish_login(uint64_t connection_id, uint64_t request_id,
+                    const std::string& user);
   static void on_tick(uv_timer_t* handle);
   static void on_check(uv_check_t* handle);
   bool listen();

@@ -311,4 +311,13 @@ std::string protected_mode_error(const Config& config) {
          "if the network itself is trusted";
 }
 
+Permissions permissions_of(const Config& config, const std::string& user) {
+  Permissions permissions = config.default_permissions;
+  const User& u = config.users.at(user);
+  if (u.publish) permissions.publish = *u.publish;
+  if (u.subscribe) permissions.subscribe = *u.subscribe;
+  if (u.admin) permissions.admin = *u.admin;
+  return permissions;
+}
+
 }  // namespace tern

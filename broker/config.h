@@ -5,16 +5,23 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "log.h"
+#include "permissions.h"
 
 namespace tern {
 
-// A user who may log in (the [users.NAME] tables of the config file).
+// A user who may log in (the [users.NAME] tables of the config file), with
+// one way to prove who it is at least.
 struct User {
   std::string password_hash;  // argon2id, as tern-broker hash-password prints
+  std::string token_hash;     // "sha256:HEX", as tern-broker hash-token prints
+  std::string cert_subject;   // a client certificate's subject (mutual TLS)
+  // The user's own rules; an action without them takes the default's.
+  std::optional<Rules> publish, subscribe, admin;
 };
 
 struct Config {
@@ -43,6 +50,8 @@ struct Config {
   LogLevel log_level = LogLevel::kInfo;
   // Empty: nobody logs in (and protected mode keeps the broker on loopback).
   std::map<std::string, User> users;
+  // [default_permissions]: for what users do not say themselves.
+  Permissions default_permissions;
 };
 
 // One setting, as the flag --NAME and as the config-file key NAME. Both go
@@ -67,6 +76,10 @@ struct Setting {
 
 // Every setting, in --help order.
 const std::vector<Setting>& settings();
+
+// What `user` (one of config.users) may do: its own rules, and the default
+// permissions for actions it has none for.
+Permissions permissions_of(const Config& config, const std::string& user);
 
 // Protected mode: with no users nobody is authenticated, so unless
 // allow_anonymous is set, listening beyond loopback (127.0.0.0/8, ::1) is

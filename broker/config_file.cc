@@ -7,6 +7,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "wildcard.h"
+
 namespace tern {
 
 namespace {
@@ -96,16 +98,111 @@ bool read_whole_file(const std::string& path, std::string* text) {
   return ok;
 }
 
-// [users.NAME] tables, each with the argon2id hash of the user's password.
+std::string where(const toml::node& node, const std::string& path,
+                  const std::string& key) {
+  return path + ":" + std::to_string(node.source().begin.line) + ": " + key +
+         ": ";
+}
+
+// `publish`, `subscribe` or `admin`: a table with `allow` and `deny`, lists
+// of topic patterns.
+bool read_rules(const toml::node& node, const std::string& path,
+                const std::string& key, Rules* rules, std::string* error) {
+  const toml::table* table = node.as_table();
+  if (table == nullptr) {
+    *error = where(node, path, key) +
+             "want a table such as { allow = [\"orders.>\"], deny = [] }";
+    return false;
+  }
+  for (const auto& [field, value] : *table) {
+    std::string field_key = key + "." + std::string(field.str());
+    if (field.str() != "allow" && field.str() != "deny") {
+      *error = where(value, path, field_key) + "unknown key (allow or deny)";
+      return false;
+    }
+    std::vector<std::string>& patterns =
+        field.str() == "allow" ? rules->allow : rules->deny;
+    patterns.clear();
+    const toml::array* list = value.as_array();
+    if (list == nullptr) {
+      *error = where(value, path, field_key) +
+               "want a list of topic patterns, e.g. [\"orders.*\"]";
+      return false;
+    }
+    for (const toml::node& item : *list) {
+      const auto* text = item.as_string();
+      std::string why = "want a string";
+      if (text == nullptr || !valid_pattern(text->get(), &why)) {
+        *error = where(item, path, field_key) + why;
+        return false;
+      }
+      patterns.push_back(text->get());
+    }
+  }
+  return true;
+}
+
+// Which of the three `name` stands for; nullptr if it is not an action.
+std::optional<Rules>* action_rules(std::string_view name,
+                                   std::optional<Rules>* publish,
+                                   std::optional<Rules>* subscribe,
+                                   std::optional<Rules>* admin) {
+  return name == "publish"     ? publish
+         : name == "subscribe" ? subscribe
+         : name == "admin"     ? admin
+                               : nullptr;
+}
+
+// [default_permissions]: publish, subscribe and admin rules.
+bool read_default_permissions(const toml::node& node, const std::string& path,
+                              Config* config, std::string* error) {
+  const toml::table* table = node.as_table();
+  if (table == nullptr) {
+    *error = where(node, path, "default_permissions") +
+             "want a table with publish, subscribe and admin rules";
+    return false;
+  }
+  std::optional<Rules> publish, subscribe, admin;
+  for (const auto& [name, value] : *table) {
+    std::string key = "default_permissions." + std::string(name.str());
+    std::optional<Rules>* rules =
+        action_rules(name.str(), &publish, &subscribe, &admin);
+    if (rules == nullptr) {
+      *error = where(value, path, key) +
+               "unknown key (publish, subscribe or admin)";
+      return false;
+    }
+    if (!read_rules(value, path, key, &rules->emplace(), error)) return false;
+  }
+  Permissions& permissions = config->default_permissions;
+  if (publish) permissions.publish = *publish;
+  if (subscribe) permissions.subscribe = *subscribe;
+  if (admin) permissions.admin = *admin;
+  return true;
+}
+
+// A credential: the string a tern-broker command printed for it.
+bool read_secret(const toml::node& value, const std::string& path,
+                 const std::string& key, const char* prefix,
+                 const char* command, std::string* out, std::string* error) {
+  const auto* text = value.as_string();
+  if (text == nullptr || text->get().rfind(prefix, 0) != 0) {
+    *error = where(value, path, key) + "want the \"" + prefix +
+             "...\" string tern-broker " + command +
+             " prints, never the secret itself";
+    return false;
+  }
+  *out = text->get();
+  return true;
+}
+
+// [users.NAME] tables: how each user logs in (a password hash, a token hash
+// or a client certificate subject) and what it may do.
 bool read_users(const toml::node& node, const std::string& path,
                 Config* config, std::string* error) {
-  auto where = [&](const toml::node& n, const std::string& key) {
-    return path + ":" + std::to_string(n.source().begin.line) + ": " + key +
-           ": ";
-  };
   const toml::table* users = node.as_table();
   if (users == nullptr) {
-    *error = where(node, "users") +
+    *error = where(node, path, "users") +
              "want tables [users.NAME] with a password hash each";
     return false;
   }
@@ -113,27 +210,43 @@ bool read_users(const toml::node& node, const std::string& path,
     std::string key = "users." + std::string(name.str());
     const toml::table* user = user_node.as_table();
     if (user == nullptr) {
-      *error = where(user_node, key) + "want a table with password = \"...\"";
+      *error = where(user_node, path, key) +
+               "want a table with password = \"...\"";
       return false;
     }
     User parsed;
     for (const auto& [field, value] : *user) {
       std::string field_key = key + "." + std::string(field.str());
-      const auto* text = value.as_string();
-      if (field.str() != "password") {
-        *error = where(value, field_key) + "unknown key (a user has password)";
-        return false;
+      bool ok = true;
+      if (field.str() == "password") {
+        ok = read_secret(value, path, field_key, "$argon2id$",
+                         "hash-password", &parsed.password_hash, error);
+      } else if (field.str() == "token") {
+        ok = read_secret(value, path, field_key, "sha256:", "hash-token",
+                         &parsed.token_hash, error);
+      } else if (field.str() == "cert_subject") {
+        const auto* text = value.as_string();
+        ok = text != nullptr && !text->get().empty();
+        if (ok) parsed.cert_subject = text->get();
+        else
+          *error = where(value, path, field_key) +
+                   "want a certificate subject, e.g. \"CN=orders,O=Acme\"";
+      } else if (std::optional<Rules>* rules =
+                     action_rules(field.str(), &parsed.publish,
+                                  &parsed.subscribe, &parsed.admin)) {
+        ok = read_rules(value, path, field_key, &rules->emplace(), error);
+      } else {
+        *error = where(value, path, field_key) +
+                 "unknown key (a user has password, token, cert_subject, "
+                 "publish, subscribe, admin)";
+        ok = false;
       }
-      if (text == nullptr || text->get().rfind("$argon2id$", 0) != 0) {
-        *error = where(value, field_key) +
-                 "want the \"$argon2id$...\" string tern-broker "
-                 "hash-password prints, never the password itself";
-        return false;
-      }
-      parsed.password_hash = text->get();
+      if (!ok) return false;
     }
-    if (parsed.password_hash.empty()) {
-      *error = where(user_node, key) + "has no password";
+    if (parsed.password_hash.empty() && parsed.token_hash.empty() &&
+        parsed.cert_subject.empty()) {
+      *error = where(user_node, path, key) +
+               "has no password, token or cert_subject: it could never log in";
       return false;
     }
     config->users[std::string(name.str())] = parsed;
@@ -167,6 +280,10 @@ bool read_config_file(const std::string& path, Config* config,
                         ": " + std::string(key.str()) + ": ";
     if (key.str() == "users") {
       if (!read_users(node, path, config, error)) return false;
+      continue;
+    }
+    if (key.str() == "default_permissions") {
+      if (!read_default_permissions(node, path, config, error)) return false;
       continue;
     }
     const Setting* setting = find_setting(key.str());

@@ -26,6 +26,8 @@ struct Consumer {
   Subscription& subscription;
   const uint32_t prefetch;  // max unacked deliveries in flight
   uint32_t unacked = 0;
+  // Its session wants to see the requests handed out (Session::grant_reply).
+  bool grants_replies = false;
   DeliverFrame outgoing;
 };
 

@@ -42,6 +42,33 @@ int print_password_hash() {
   return 0;
 }
 
+std::string token_hash(const std::string& token) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(token.data()),
+                     token.size());
+  char hex[2 * sizeof digest + 1];
+  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+  return std::string("sha256:") + hex;
+}
+
+int print_token_hash() {
+  std::string token;
+  if (!std::getline(std::cin, token) || token.size() < 32) {
+    std::fprintf(stderr,
+                 "tern-broker hash-token: give the token on stdin, one line "
+                 "of 32 characters at least (e.g. from openssl rand -hex "
+                 "32)\n");
+    return 2;
+  }
+  std::printf("%s\n", token_hash(token).c_str());
+  sodium_memzero(token.data(), token.size());
+  return 0;
+}
+
+bool same_hash(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
 bool password_matches(const std::string& hash, const std::string& password) {
   return crypto_pwhash_str_verify(hash.c_str(), password.data(),
                                   password.size()) == 0;

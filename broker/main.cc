@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   }
   if (argc == 2 && std::strcmp(argv[1], "hash-password") == 0)
     return tern::print_password_hash();
+  if (argc == 2 && std::strcmp(argv[1], "hash-token") == 0)
+    return tern::print_token_hash();
   tern::Config config;
   int exit_code = tern::parse_config(argc, argv, &config);
   if (exit_code >= 0) return exit_code;

@@ -104,12 +104,6 @@ void Broker::reload() {
   LOG_INFO("SIGHUP: configuration reloaded (users, permissions)");
 }
 
-void Broker::reload_users(const Config& fresh) {
-  if (unusable_hash_.empty() && !fresh.users.empty())
-    unusable_hash_ = unusable_password_hash();
-  config_.users = fresh.users;
-}
-
 void Broker::shutdown() {
   if (stopping_) return;
   stopping_ = true;
@@ -198,62 +192,6 @@ void Broker::forget(Connection& connection) {
     if (--it->second == 0) connections_per_ip_.erase(it);
   }
   connections_.erase(connection.id());
-}
-
-void Broker::log_in(uint64_t connection_id, uint64_t request_id,
-                    std::string user, std::string password) {
-  auto found = config_.users.find(user);
-  // An unknown user is checked too, against a hash nothing matches: a
-  // failure takes as long, and says as little, whoever it was.
-  std::string hash = found == config_.users.end()
-                         ? unusable_hash_
-                         : found->second.password_hash;
-  auto ok = std::make_shared<bool>(false);
-  login_->post(
-      [ok, hash = std::move(hash), password = std::move(password)]() mutable {
-        *ok = password_matches(hash, password);
-        std::fill(password.begin(), password.end(), '\0');
-      },
-      [this, ok, connection_id, request_id, user = std::move(user)] {
-        Connection* c = find_connection(connection_id);
-        if (c == nullptr || c->closing()) return;
-        if (*ok) {
-          LOG_INFO("connection %s: user %s logged in", c->peer().c_str(),
-                   user.c_str());
-          c->session().greet(request_id);
-          c->resume_reading();
-          return;
-        }
-        // Each failure from an address in the last minute doubles the wait
-        // before the answer: 100 ms, 200 ms, ... up to 10 s.
-        uint64_t now = uv_now(&loop_);
-        LoginFailures& failures = login_failures_[c->ip()];
-        if (now - failures.last_ms > 60000) failures.count = 0;
-        failures.last_ms = now;
-        uint32_t doublings = std::min<uint32_t>(failures.count++, 7);
-        uint64_t delay = std::min<uint64_t>(100ull << doublings, 10000);
-        LOG_WARN("connection %s: login failed (%u from this address in the "
-                 "last minute)",
-                 c->peer().c_str(), failures.count);
-        failed_logins_.emplace(now + delay,
-                               FailedLogin{connection_id, request_id});
-      });
-}
-
-void Broker::refuse_logins(uint64_t now) {
-  // Many addresses failing (a scan) must not grow the map for ever.
-  if (login_failures_.size() > 1024) {
-    for (auto it = login_failures_.begin(); it != login_failures_.end();)
-      it = now - it->second.last_ms > 60000 ? login_failures_.erase(it)
-                                            : std::next(it);
-  }
-  while (!failed_logins_.empty() && failed_logins_.begin()->first <= now) {
-    FailedLogin failed = failed_logins_.begin()->second;
-    failed_logins_.erase(failed_logins_.begin());
-    if (Connection* c = find_connection(failed.connection_id))
-      c->fail(failed.request_id, wire::ErrorCode::NotAuthorized,
-              "wrong user or password");
-  }
 }
 
 Connection* Broker::find_connection(uint64_t id) {

@@ -11,6 +11,9 @@ namespace tern {
 
 namespace {
 constexpr uint32_t kMaxPrefetch = 1000000;
+// Inboxes a session holds reply rights for; beyond, those of inboxes gone
+// are dropped.
+constexpr size_t kMaxReplyInboxes = 10000;
 
 std::string str(const flatbuffers::String* s) {
   return s ? std::string(s->data(), s->size()) : std::string();
@@ -95,12 +98,16 @@ void Session::on_hello(const wire::Hello& hello) {
   if (broker_.config().users.empty()) return greet(hello.request_id());
   // Frames sent after the Hello wait until the broker knows who this is.
   connection_.pause_reading();
-  broker_.log_in(connection_.id(), hello.request_id(), str(hello.user()),
-                 str(hello.password()));
+  broker_.log_in(connection_.id(), hello.request_id(),
+                 {str(hello.user()), str(hello.password()),
+                  str(hello.auth_token())});
 }
 
-void Session::greet(uint64_t request_id) {
+void Session::greet(uint64_t request_id, std::string user,
+                    Permissions permissions) {
   greeted_ = true;
+  user_ = std::move(user);
+  permissions_ = std::move(permissions);
   flatbuffers::FlatBufferBuilder fbb(128);
   auto name = fbb.CreateString("tern-broker");
   frame::finish(fbb, wire::Body::HelloOk,
@@ -108,6 +115,89 @@ void Session::greet(uint64_t request_id) {
                                     name, broker_.config().max_frame_bytes)
                     .Union());
   connection_.send(fbb);
+}
+
+void Session::set_permissions(Permissions permissions) {
+  permissions_ = std::move(permissions);
+  std::vector<Consumer*> denied;
+  for (auto& [id, consumer] : consumers_) {
+    consumer->grants_replies = !permissions_.publish.allows_all();
+    if (!permissions_.subscribe.allows(consumer->subscription.topic().name()))
+      denied.push_back(consumer.get());
+  }
+  for (auto& [id, wildcard] : wildcards_)
+    for (auto& [topic, part] : wildcard.parts) {
+      part->grants_replies = !permissions_.publish.allows_all();
+      if (!permissions_.subscribe.allows(topic)) denied.push_back(part.get());
+    }
+  for (Consumer* consumer : denied) {
+    Subscription& subscription = consumer->subscription;
+    close_consumer(*consumer, wire::ErrorCode::NotAuthorized,
+                   "user " + user_ + " may no longer subscribe to " +
+                       subscription.topic().name());
+    broker_.consumer_left(subscription);
+  }
+}
+
+bool Session::permitted(Action action, const std::string& topic,
+                        const char* what, uint64_t request_id) {
+  if (permissions_.allows(action, topic)) return true;
+  reply_error(request_id, wire::ErrorCode::NotAuthorized,
+              "user " + user_ + " may not " + what + " " + topic + ": no " +
+                  action_name(action) + " permission on it");
+  return false;
+}
+
+bool Session::may_publish(const std::string& topic, size_t count,
+                          uint64_t request_id) {
+  if (permissions_.publish.allows(topic)) return true;
+  auto rights = reply_rights_.find(topic);
+  if (!is_inbox(topic) || rights == reply_rights_.end() ||
+      rights->second < count)
+    return permitted(Action::kPublish, topic, "publish to", request_id);
+  if ((rights->second -= count) == 0) reply_rights_.erase(rights);
+  return true;
+}
+
+void Session::grant_reply(const wire::StoredMessage& message) {
+  if (message.headers() == nullptr) return;
+  for (const wire::Header* header : *message.headers()) {
+    if (header->name() == nullptr || header->value() == nullptr ||
+        header->name()->string_view() != "tern-reply-to")
+      continue;
+    std::string inbox(header->value()->begin(), header->value()->end());
+    if (!is_inbox(inbox)) return;
+    if (reply_rights_.size() >= kMaxReplyInboxes && !reply_rights_.count(inbox))
+      for (auto it = reply_rights_.begin(); it != reply_rights_.end();)
+        it = broker_.topics(it->first).empty() ? reply_rights_.erase(it)
+                                               : std::next(it);
+    if (reply_rights_.size() < kMaxReplyInboxes) ++reply_rights_[inbox];
+    return;
+  }
+}
+
+bool Session::may_subscribe(const std::string& topic, uint64_t request_id) {
+  if (!permitted(Action::kSubscribe, topic, "subscribe to", request_id))
+    return false;
+  // One that does not exist is UnknownTopic, as for anyone.
+  if (!is_inbox(topic) || broker_.owns_inbox(connection_.id(), topic) ||
+      broker_.topics(topic).empty())
+    return true;
+  reply_error(request_id, wire::ErrorCode::NotAuthorized,
+              "inbox " + topic +
+                  " belongs to another connection: only the connection that "
+                  "created an inbox may subscribe to it");
+  return false;
+}
+
+std::unique_ptr<Consumer> Session::make_consumer(uint64_t id,
+                                                 Subscription& subscription,
+                                                 uint32_t prefetch) {
+  auto consumer =
+      std::make_unique<Consumer>(id, connection_, subscription, prefetch);
+  consumer->grants_replies = !permissions_.publish.allows_all();
+  subscription.add_consumer(*consumer);
+  return consumer;
 }
 
 void Session::on_publish(const wire::Publish& publish, uint32_t bytes) {
@@ -118,8 +208,11 @@ void Session::on_publish(const wire::Publish& publish, uint32_t bytes) {
                            " bytes exceeds " + std::to_string(limit) +
                            ", the maximum frame size less what delivering "
                            "its messages needs");
+  std::string name = str(publish.topic());
+  size_t count = publish.messages() ? publish.messages()->size() : 0;
+  if (!may_publish(name, count, publish.request_id())) return;
   Refusal refusal;
-  Topic* topic = broker_.topic(str(publish.topic()), &refusal);
+  Topic* topic = broker_.topic(name, &refusal);
   if (topic == nullptr)
     return reply_error(publish.request_id(), refusal.code, refusal.message);
   if (publish.confirm()) connection_.owe_reply();
@@ -141,10 +234,17 @@ void Session::on_subscribe(const wire::Subscribe& subscribe) {
   request.max_deliveries = subscribe.max_deliveries();
   request.dead_letter_topic = str(subscribe.dead_letter_topic());
   std::string topic_name = str(subscribe.topic());
+  // Its nacks put messages into the dead-letter topic: naming one is
+  // publishing to it. The default, <topic>.dlq, is always allowed.
+  if (!request.dead_letter_topic.empty() &&
+      !permitted(Action::kPublish, request.dead_letter_topic,
+                 "dead-letter (publish) to", request_id))
+    return;
   if (is_pattern(topic_name))
     return subscribe_wildcard(request_id, topic_name, std::move(request),
                               subscribe.prefetch());
 
+  if (!may_subscribe(topic_name, request_id)) return;
   Refusal refusal;
   Topic* topic = broker_.topic(topic_name, &refusal);
   if (topic == nullptr)
@@ -154,10 +254,7 @@ void Session::on_subscribe(const wire::Subscribe& subscribe) {
     return reply_error(request_id, refusal.code, refusal.message);
 
   uint64_t id = next_consumer_id_++;
-  auto consumer = std::make_unique<Consumer>(id, connection_, *subscription,
-                                             subscribe.prefetch());
-  subscription->add_consumer(*consumer);
-  consumers_[id] = std::move(consumer);
+  consumers_[id] = make_consumer(id, *subscription, subscribe.prefetch());
 
   reply_subscribed(request_id, id, request.subscription);
   broker_.schedule_dispatch(*subscription);
@@ -193,6 +290,9 @@ void Session::subscribe_wildcard(uint64_t request_id,
 bool Session::attach_wildcard(uint64_t consumer_id, Topic& topic,
                               Refusal* refusal) {
   Wildcard& wildcard = wildcards_.at(consumer_id);
+  // Topics the user may not read are passed over, not an error: the
+  // pattern is the user's view of the topics it may read.
+  if (!permissions_.subscribe.allows(topic.name())) return true;
   Subscription* subscription =
       broker_.subscription(topic, wildcard.request, refusal);
   if (subscription == nullptr) {
@@ -200,10 +300,8 @@ bool Session::attach_wildcard(uint64_t consumer_id, Topic& topic,
         "cannot follow topic " + topic.name() + ": " + refusal->message;
     return false;
   }
-  auto consumer = std::make_unique<Consumer>(consumer_id, connection_,
-                                             *subscription, wildcard.prefetch);
-  subscription->add_consumer(*consumer);
-  wildcard.parts[topic.name()] = std::move(consumer);
+  wildcard.parts[topic.name()] =
+      make_consumer(consumer_id, *subscription, wildcard.prefetch);
   broker_.schedule_dispatch(*subscription);
   return true;
 }
@@ -318,6 +416,10 @@ void Session::on_list_topics(const wire::ListTopics& list) {
   flatbuffers::FlatBufferBuilder fbb(1024);
   std::vector<flatbuffers::Offset<wire::TopicInfo>> topics;
   for (Topic* topic : broker_.topics(str(list.topic()))) {
+    // A user sees the topics it may publish to or subscribe to.
+    if (!permissions_.publish.allows(topic->name()) &&
+        !permissions_.subscribe.allows(topic->name()))
+      continue;
     std::vector<flatbuffers::Offset<wire::SubscriptionInfo>> subscriptions;
     for (const auto& s : topic->subscriptions()) {
       const AckSet& acks = s->acks();
@@ -354,6 +456,9 @@ void Session::on_list_topics(const wire::ListTopics& list) {
 }
 
 void Session::on_reset(const wire::ResetSubscription& reset) {
+  if (!permitted(Action::kAdmin, str(reset.topic()), "reset a subscription of",
+                 reset.request_id()))
+    return;
   Refusal refusal;
   if (!broker_.reset(connection_.id(), reset, &refusal))
     return reply_error(reset.request_id(), refusal.code, refusal.message);
@@ -362,9 +467,16 @@ void Session::on_reset(const wire::ResetSubscription& reset) {
 void Session::on_create_topic(const wire::CreateTopic& create) {
   storage::TopicSettings settings = topic_settings(create.settings());
   settings.temporary = create.temporary();
+  std::string name = str(create.topic());
+  // An inbox is this connection's own (nobody else may read it): making one
+  // needs no permission.
+  bool own_inbox = settings.temporary && is_inbox(name);
+  if (!own_inbox &&
+      !permitted(Action::kAdmin, name, "create topic", create.request_id()))
+    return;
   bool created;
   Refusal refusal;
-  if (!broker_.create_topic(str(create.topic()), settings, connection_.id(),
+  if (!broker_.create_topic(name, settings, connection_.id(),
                             &created, &refusal))
     return reply_error(create.request_id(), refusal.code, refusal.message);
   connection_.owe_reply();
@@ -379,6 +491,9 @@ void Session::on_create_topic(const wire::CreateTopic& create) {
 }
 
 void Session::on_alter_topic(const wire::AlterTopic& alter) {
+  if (!permitted(Action::kAdmin, str(alter.topic()), "alter topic",
+                 alter.request_id()))
+    return;
   Refusal refusal;
   if (!broker_.alter_topic(str(alter.topic()), topic_settings(alter.settings()),
                            &refusal))
@@ -393,6 +508,9 @@ void Session::on_alter_topic(const wire::AlterTopic& alter) {
 }
 
 void Session::on_delete_topic(const wire::DeleteTopic& request) {
+  if (!permitted(Action::kAdmin, str(request.topic()), "delete topic",
+                 request.request_id()))
+    return;
   Refusal refusal;
   if (!broker_.delete_topic(str(request.topic()), &refusal))
     return reply_error(request.request_id(), refusal.code, refusal.message);
@@ -400,6 +518,9 @@ void Session::on_delete_topic(const wire::DeleteTopic& request) {
 }
 
 void Session::on_delete_subscription(const wire::DeleteSubscription& request) {
+  if (!permitted(Action::kAdmin, str(request.topic()),
+                 "delete a subscription of", request.request_id()))
+    return;
   Refusal refusal;
   if (!broker_.delete_subscription(str(request.topic()),
                                    str(request.subscription()), &refusal))

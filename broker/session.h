@@ -12,6 +12,7 @@
 
 #include "broker.h"
 #include "consumer.h"
+#include "permissions.h"
 #include "tern_generated.h"
 
 namespace tern {
@@ -28,8 +29,19 @@ class Session {
   // Whether the client has said Hello (it must within --hello-timeout), and
   // logged in if the broker has users.
   bool greeted() const { return greeted_; }
-  // Answers its Hello with HelloOk: from here on it may send anything.
-  void greet(uint64_t request_id);
+  // Answers its Hello with HelloOk: from here on it may send anything that
+  // `permissions` allow, as `user` (empty: the broker has no users).
+  void greet(uint64_t request_id, std::string user = "",
+             Permissions permissions = {});
+  const std::string& user() const { return user_; }
+  // New permissions for its user (SIGHUP): its next frames are checked
+  // against them, and its consumers of topics it may no longer subscribe to
+  // are closed (ConsumerClosed with NotAuthorized).
+  void set_permissions(Permissions permissions);
+  // A request `message` was delivered to this session: it may publish one
+  // reply to the message's tern-reply-to inbox (see may_publish()). Called
+  // for consumers with grants_replies set.
+  void grant_reply(const wire::StoredMessage& message);
   // The connection is closing: detach every consumer, so that what they had
   // not acked goes to the subscription's other consumers.
   void end();
@@ -49,6 +61,23 @@ class Session {
 
  private:
   void on_hello(const wire::Hello& hello);
+  // Whether the user may do `action` on `topic`; if not, the client gets
+  // NotAuthorized to `request_id` naming what (e.g. "delete topic") on which
+  // topic, and the caller changes nothing.
+  bool permitted(Action action, const std::string& topic, const char* what,
+                 uint64_t request_id);
+  // Publish permission for `count` messages to `topic`. An inbox needs no
+  // permission for replies: each request delivered to this session allows
+  // one message to its tern-reply-to inbox (as NATS's allow_responses).
+  bool may_publish(const std::string& topic, size_t count,
+                   uint64_t request_id);
+  // Subscribe permission on `topic`, and for an inbox: being its owner.
+  bool may_subscribe(const std::string& topic, uint64_t request_id);
+  // Adds a consumer of `subscription`, noting requests it is handed if the
+  // user needs them to reply.
+  std::unique_ptr<Consumer> make_consumer(uint64_t id,
+                                          Subscription& subscription,
+                                          uint32_t prefetch);
   void on_publish(const wire::Publish& publish, uint32_t bytes);
   void on_subscribe(const wire::Subscribe& subscribe);
   void subscribe_wildcard(uint64_t request_id, const std::string& pattern,
@@ -81,6 +110,10 @@ class Session {
   Broker& broker_;
   Connection& connection_;
   bool greeted_ = false;
+  std::string user_;  // empty: the broker has no users
+  Permissions permissions_;
+  // Replies this session may still publish, per inbox (grant_reply()).
+  std::unordered_map<std::string, uint64_t> reply_rights_;
   uint64_t next_consumer_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Consumer>> consumers_;
   // A wildcard consumer is one consumer id with a part (an ephemeral

@@ -265,6 +265,8 @@ void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
         consumer->outgoing.bytes() + DeliverFrame::size_bound(*message) > limit)
       flush(*consumer);
     consumer->outgoing.add(offset, attempt, *message);
+    if (consumer->grants_replies)
+      consumer->connection.session().grant_reply(*message);
     pending_[offset] = {consumer, attempt};
     if (attempt > 1) cursor_changed_ = true;
     deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});
