@@ -6,7 +6,7 @@
 
 PACKAGES := g++ make libuv1-dev librocksdb-dev flatbuffers-compiler \
             libflatbuffers-dev doctest-dev libcli11-dev libtomlplusplus-dev \
-            libsodium-dev
+            libsodium-dev libssl-dev openssl
 
 MAKEFLAGS += -j$(shell nproc)
 
@@ -72,16 +72,16 @@ $(BUILD)/libternclient.a: $(call obj,$(CLIENT_SRC) $(PROTOCOL_SRC))
 	ar rcs $@ $^
 
 $(BUILD)/tern-broker: $(call obj,broker/main.cc $(BROKER_SRC)) $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
-	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -luv -lsodium
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -luv -lsodium -lssl -lcrypto
 
 $(BUILD)/tern: $(call obj,$(CLI_TOOL_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
-	$(CXX) $(LDFLAGS) -o $@ $^
+	$(CXX) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
 
 $(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
-	$(CXX) $(LDFLAGS) -o $@ $^
+	$(CXX) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
 
 $(BUILD)/tern-tests: $(call obj,$(TEST_SRC)) $(BUILD)/libternclient.a $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
-	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -lssl -lcrypto
 
 test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/tern-bench
 	TERN_BROKER=$(BUILD)/tern-broker TERN_CLI=$(BUILD)/tern $(BUILD)/tern-tests

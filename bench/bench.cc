@@ -109,6 +109,11 @@ ClientOptions Bench::client_options(const std::string& name) const {
   options.client_name = name;
   options.user = options_.user;
   options.password = options_.password;
+  options.tls = options_.tls;
+  options.tls_ca_file = options_.tls_ca;
+  options.tls_cert_file = options_.tls_cert;
+  options.tls_key_file = options_.tls_key;
+  options.tls_server_name = options_.tls_server_name;
   return options;
 }
 

@@ -17,12 +17,14 @@ pick_port() {
 }
 
 # start_broker FSYNC DIR: sets BROKER_PID and PORT, or returns 1.
+# $BROKER_EXTRA: more tern-broker flags (a word list), e.g. TLS's.
 start_broker() {
   local fsync=$1 dir=$2 _
   for _ in 1 2 3; do
     PORT=$(pick_port) || return 1
+    # shellcheck disable=SC2086  # $BROKER_EXTRA is a word list
     "$BROKER" --listen "127.0.0.1:$PORT" --data "$dir/data" --fsync "$fsync" \
-      >"$dir/broker.log" 2>&1 &
+      ${BROKER_EXTRA:-} >"$dir/broker.log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 1 100); do  # up to 10 s
       if ! kill -0 "$BROKER_PID" 2>/dev/null; then

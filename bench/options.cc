@@ -62,6 +62,26 @@ CLI::Option* add_seconds(CLI::App& app, const std::string& flag, double* field,
       ->type_name("SECONDS");
 }
 
+// As the tern tool's: --tls-ca and the others imply --tls.
+void add_tls_options(CLI::App& app, Options* o) {
+  app.add_flag("--tls", o->tls,
+               "connect with TLS, checking the broker's\n"
+               "certificate against the system's CAs");
+  app.add_option("--tls-ca", o->tls_ca,
+                 "TLS, trusting the CA certificates in FILE\n"
+                 "(PEM) instead")
+      ->type_name("FILE");
+  app.add_option("--tls-cert", o->tls_cert,
+                 "TLS client certificate (PEM); needs --tls-key")
+      ->type_name("FILE");
+  app.add_option("--tls-key", o->tls_key, "the private key of --tls-cert")
+      ->type_name("FILE");
+  app.add_option("--tls-server-name", o->tls_server_name,
+                 "the name the broker's certificate must have\n"
+                 "(default: the host of --server)")
+      ->type_name("NAME");
+}
+
 void add_options(CLI::App& app, Options* o) {
   app.add_option("--server", o->server,
                  "broker address (default 127.0.0.1:7411)")
@@ -70,6 +90,7 @@ void add_options(CLI::App& app, Options* o) {
                  "log in as this user; the password is read\n"
                  "from $TERN_PASSWORD")
       ->type_name("NAME");
+  add_tls_options(app, o);
   app.add_option("--topic", o->topic,
                  "topic base name (default bench); a run id is\n"
                  "appended, and -0, -1, ... with --topics > 1")

@@ -12,6 +12,13 @@ struct Options {
   // $TERN_PASSWORD (never the command line).
   std::string user;
   std::string password;
+  // TLS (--tls, --tls-ca FILE, ...; see ClientOptions): any of them on
+  // means TLS.
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
   // Topic base name. Unless fixed_topic, a run id is appended so that reruns
   // against the same broker never mix; with topics > 1 each topic gets a
   // further "-0", "-1", ... suffix.

@@ -19,7 +19,9 @@
 #
 # Environment: BENCH_QUICK=1 shortens S3 to 3 s; BENCH_FSYNC="never" runs one
 # policy only; BENCH_ONLY=PREFIX runs the scenarios whose name starts with it
-# (e.g. "S3"); BENCH_OUT=DIR keeps each run's JSON there.
+# (e.g. "S3"); BENCH_OUT=DIR keeps each run's JSON there; BENCH_TLS=1 runs
+# over TLS, with a throwaway self-signed certificate (EC P-256) made by the
+# openssl command for the run.
 # Exit status 0 if every run passed its loss/duplicate check.
 set -u
 
@@ -62,6 +64,21 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+TRANSPORT=plaintext
+BROKER_EXTRA=
+if [ "${BENCH_TLS:-0}" = 1 ]; then
+  if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -nodes -keyout "$WORK/tls.key" -out "$WORK/tls.crt" -days 1 \
+    -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>"$WORK/tls.log"; then
+    echo "run.sh: cannot make a TLS certificate:" >&2
+    cat "$WORK/tls.log" >&2
+    exit 2
+  fi
+  TRANSPORT=TLS
+  BROKER_EXTRA="--tls-cert $WORK/tls.crt --tls-key $WORK/tls.key"
+  COMMON="$COMMON --tls-ca $WORK/tls.crt"
+fi
+
 # shellcheck source=bench/broker.sh
 . "$(dirname "$0")/broker.sh"
 
@@ -76,7 +93,7 @@ for fsync in $FSYNCS; do
     n=$((n + 1))
     dir="$WORK/$n"
     mkdir -p "$dir"
-    echo "run.sh: $name, fsync $fsync: tern-bench $args" >&2
+    echo "run.sh: $name, fsync $fsync, $TRANSPORT: tern-bench $args" >&2
     if ! start_broker "$fsync" "$dir"; then
       ROWS+=("$name|$fsync|-|-|-|-|-|-|-|-|BROKER FAILED")
       FAILED=1
@@ -118,7 +135,7 @@ done
 
 echo
 echo "tern-bench standard scenarios ($(date -u '+%Y-%m-%d %H:%M UTC'), \
-$(nproc) CPUs): window 1000, prefetch 1000, acks every 64;"
+$(nproc) CPUs, $TRANSPORT): window 1000, prefetch 1000, acks every 64;"
 echo "S1/S2/S4 publish $BATCH messages per frame, S1 b1 and S3 one; MB/s is \
 payload MB (10^6 B) delivered per second; latency publish -> delivery in us."
 echo

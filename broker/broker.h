@@ -46,6 +46,7 @@
 #include "store.h"
 #include "subscription.h"
 #include "tern_generated.h"
+#include "tls.h"
 #include "topic.h"
 #include "worker.h"
 
@@ -255,6 +256,7 @@ class Broker : public DeadLetters, public ReadBackSource {
 
   Config config_;
   const Reread reread_config_;
+  TlsContext tls_;  // loaded by listen(), replaced by reload()
   storage::Store& store_;
   uv_loop_t loop_;
   uv_tcp_t server_;

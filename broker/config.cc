@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config_file.h"
+#include "tls.h"
 #include "units.h"
 
 namespace tern {
@@ -109,6 +110,20 @@ std::string show_listen(const Config& config) {
          std::to_string(config.listen_port);
 }
 
+// A file name; empty (the default) means none.
+Setting file_setting(const char* name, std::string Config::*field,
+                     const char* help) {
+  return {name,
+          "FILE",
+          help,
+          Setting::FileType::kString,
+          [=](const std::string& text, Config* config, std::string*) {
+            config->*field = text;
+            return true;
+          },
+          [=](const Config& config) { return config.*field; }};
+}
+
 const char* const kLogLevels[] = {"debug", "info", "warn", "error"};
 
 std::vector<Setting> make_settings() {
@@ -183,6 +198,14 @@ std::vector<Setting> make_settings() {
       size_setting("tail-bytes", &Config::tail_bytes_per_topic, 0, TiB,
                    "recent messages kept in memory per topic;\n"
                    "older ones are read back from disk"),
+      file_setting("tls-cert", &Config::tls_cert,
+                   "serve TLS with this certificate (PEM, chain\n"
+                   "included); needs --tls-key"),
+      file_setting("tls-key", &Config::tls_key,
+                   "the private key of --tls-cert (PEM)"),
+      file_setting("tls-client-ca", &Config::tls_client_ca,
+                   "mutual TLS: clients must present a\n"
+                   "certificate this CA (PEM) signed"),
       {"log-level", "LEVEL", "debug, info, warn or error", FileType::kString,
        [](const std::string& text, Config* config, std::string* why) {
          if (parse_log_level(text.c_str(), &config->log_level)) return true;
@@ -199,6 +222,7 @@ std::vector<Setting> make_settings() {
 constexpr size_t kHelpColumn = 34, kHelpWidth = 80 - kHelpColumn;
 
 std::string with_default(const std::string& help, const std::string& value) {
+  if (value.empty()) return help;  // e.g. no TLS certificate
   std::string note = "(default " + value + ")";
   size_t newline = help.rfind('\n');
   size_t last_line =
@@ -284,6 +308,7 @@ int parse(int argc, char** argv, Config* config, std::string* error) {
     if (options[i]->count() > 0) settings()[i].apply(given[i], config, &why);
   }
   *error = protected_mode_error(*config);
+  if (error->empty()) *error = tls_config_error(*config);
   return error->empty() ? -1 : 2;
 }
 

@@ -48,6 +48,12 @@ struct Config {
   size_t max_subscriptions = 100000;       // durable and ephemeral, all topics
   uint64_t min_free_bytes = 128ull << 20;  // publishes fail below this
   LogLevel log_level = LogLevel::kInfo;
+  // TLS (tls.h): the certificate (PEM, chain included) and its key; both
+  // empty: plaintext.
+  std::string tls_cert;
+  std::string tls_key;
+  // Mutual TLS: clients must present a certificate signed by this CA (PEM).
+  std::string tls_client_ca;
   // Empty: nobody logs in (and protected mode keeps the broker on loopback).
   std::map<std::string, User> users;
   // [default_permissions]: for what users do not say themselves.

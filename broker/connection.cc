@@ -7,6 +7,13 @@ namespace tern {
 
 namespace {
 constexpr size_t kReadChunk = 64 * 1024;
+// Frames smaller than a TLS record are gathered into one, so a burst of
+// confirms costs one record (and one MAC), not one each.
+constexpr size_t kTlsRecord = 16 * 1024;
+// The ciphertext buffer keeps its capacity between writes, up to this.
+constexpr size_t kTlsKeptCapacity = 4 * 1024 * 1024;
+// Every TLS connection starts with a handshake record.
+constexpr char kTlsHandshakeRecord = 0x16;
 
 // The peer's IP address ("127.0.0.1", "::1") and "address:port" for logs
 // ("[::1]:5000" for IPv6); "unknown" if the socket has no peer.
@@ -44,7 +51,7 @@ wire::ErrorCode code_for(frame::FrameReader::Result result) {
 }  // namespace
 
 Connection::Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
-                       size_t max_output_bytes)
+                       size_t max_output_bytes, SSL_CTX* tls)
     : broker_(broker),
       id_(id),
       max_frame_bytes_(max_frame_bytes),
@@ -53,6 +60,15 @@ Connection::Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
       session_(broker, *this) {
   tcp_.data = this;
   write_req_.data = this;
+  if (tls != nullptr) {
+    tls_ = std::make_unique<TlsSession>(tls);
+    tls_in_.resize(kReadChunk);
+  }
+}
+
+const std::string& Connection::peer_subject() const {
+  static const std::string none;
+  return tls_ ? tls_->peer_subject() : none;
 }
 
 void Connection::start() {
@@ -74,6 +90,11 @@ void Connection::resume_reading() {
 
 void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
   auto* self = static_cast<Connection*>(handle->data);
+  if (self->tls_) {
+    buf->base = self->tls_in_.data();
+    buf->len = self->tls_in_.size();
+    return;
+  }
   // Read straight into the frame reader: no copy between socket and decoder.
   buf->base = reinterpret_cast<char*>(self->reader_.prepare(kReadChunk));
   buf->len = kReadChunk;
@@ -88,8 +109,44 @@ void Connection::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t*) {
     self->close();
     return;
   }
+  if (self->tls_) return self->on_tls_read(size_t(n));
   self->reader_.commit(size_t(n));
   self->read_frames();
+}
+
+void Connection::on_tls_read(size_t n) {
+  if (n == 0) return;
+  if (tls_first_read_) {
+    tls_first_read_ = false;
+    // Fail fast: OpenSSL would wait for the rest of a "record" that a
+    // plaintext client never sends.
+    if (tls_in_[0] != kTlsHandshakeRecord) {
+      LOG_WARN(
+          "connection %s: not TLS (plaintext client on a TLS "
+          "listener?); closing",
+          peer_.c_str());
+      close();
+      return;
+    }
+  }
+  bool was_done = tls_->handshake_done();
+  TlsSession::Result result = tls_->receive(tls_in_.data(), n, &reader_);
+  if (!was_done && tls_->handshake_done()) {
+    const std::string& subject = tls_->peer_subject();
+    LOG_DEBUG("connection %s: %s%s%s", peer_.c_str(), tls_->describe().c_str(),
+              subject.empty() ? "" : ", client certificate ", subject.c_str());
+  }
+  if (result == TlsSession::Result::kFailed) {
+    LOG_WARN("connection %s: TLS %s: %s", peer_.c_str(),
+             was_done ? "failed" : "handshake failed", tls_->error().c_str());
+    // The alert OpenSSL wrote tells the client why.
+    uv_read_stop(stream());
+    close_when_written();
+    return;
+  }
+  flush_tls();  // handshake records, if any
+  read_frames();
+  if (result == TlsSession::Result::kClosed && !closing_) on_end_of_input();
 }
 
 void Connection::read_frames() {
@@ -146,6 +203,7 @@ void Connection::flush() {
          "client is not reading: output buffer limit reached");
     return;
   }
+  if (tls_) return flush_tls();
   if (write_in_flight_ || queued_.empty()) return;
   writing_.swap(queued_);
   writing_bytes_ = queued_bytes_;
@@ -165,11 +223,60 @@ void Connection::flush() {
   write_in_flight_ = true;
 }
 
+void Connection::flush_tls() {
+  if (write_in_flight_) return;
+  size_t plain_bytes = 0;
+  // Before the handshake is done nothing can be encrypted: frames wait
+  // (and a connection closed meanwhile just drops them).
+  if (tls_->handshake_done() && !queued_.empty()) {
+    bool ok = true;
+    auto encrypt_gathered = [&] {
+      ok = ok && tls_->encrypt(tls_plain_.data(), tls_plain_.size());
+      tls_plain_.clear();
+    };
+    for (auto& frame : queued_) {
+      if (tls_plain_.size() + frame.size() > kTlsRecord) encrypt_gathered();
+      if (frame.size() >= kTlsRecord) {
+        ok = ok && tls_->encrypt(frame.data(), frame.size());
+        continue;
+      }
+      tls_plain_.insert(tls_plain_.end(), frame.data(),
+                        frame.data() + frame.size());
+    }
+    encrypt_gathered();
+    plain_bytes = queued_bytes_;
+    queued_.clear();
+    queued_bytes_ = 0;
+    if (!ok) {
+      LOG_WARN("connection %s: TLS failed: %s", peer_.c_str(),
+               tls_->error().c_str());
+      close();
+      return;
+    }
+  }
+  if (tls_->output_size() == 0) return;
+  tls_->take_output(&tls_writing_);
+  // Counted as the plaintext it carries, as without TLS, so congested() and
+  // the output limit mean the same.
+  writing_bytes_ = plain_bytes;
+  uv_buf_t buf =
+      uv_buf_init(tls_writing_.data(), unsigned(tls_writing_.size()));
+  int rc = uv_write(&write_req_, stream(), &buf, 1, on_write);
+  if (rc != 0) {
+    LOG_INFO("connection %s: write failed: %s", peer_.c_str(), uv_strerror(rc));
+    close();
+    return;
+  }
+  write_in_flight_ = true;
+}
+
 void Connection::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->data);
   self->write_in_flight_ = false;
   self->writing_.clear();
   self->writing_bytes_ = 0;
+  if (self->tls_writing_.capacity() > kTlsKeptCapacity)
+    self->tls_writing_ = std::vector<char>();
   self->session_.on_drained();
   if (status < 0) {
     if (status != UV_ECANCELED)
@@ -178,10 +285,11 @@ void Connection::on_write(uv_write_t* req, int status) {
     self->close();
     return;
   }
-  if (!self->queued_.empty())
-    self->flush();
-  else if (self->close_after_write_)
-    self->close();
+  // With TLS, handshake records may have been written meanwhile.
+  bool more =
+      !self->queued_.empty() || (self->tls_ && self->tls_->output_size() > 0);
+  if (more) self->flush();
+  if (!self->write_in_flight_ && self->close_after_write_) self->close();
 }
 
 void Connection::fail(uint64_t request_id, wire::ErrorCode code,

@@ -4,12 +4,18 @@
 // phase), so a burst of confirms and deliveries costs one syscall. Frames are
 // queued as the builders' own buffers and written from there: no copy.
 //
+// With TLS (tls.h) the socket carries ciphertext: reads go through the
+// TlsSession into the same FrameReader, and flush() encrypts the queued
+// frames into one buffer before its one uv_write. Without TLS none of that
+// runs and the path above is unchanged.
+//
 // Lifetime: the Broker owns every Connection. close() starts uv_close; the
 // Broker destroys the object in the close callback, never earlier, so libuv
 // callbacks always find it alive.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +23,7 @@
 
 #include "frame.h"
 #include "session.h"
+#include "tls.h"
 
 namespace tern {
 
@@ -24,8 +31,9 @@ class Broker;
 
 class Connection {
  public:
+  // `tls`: the context of a TLS listener, null for plaintext.
   Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
-             size_t max_output_bytes);
+             size_t max_output_bytes, SSL_CTX* tls = nullptr);
 
   uint64_t id() const { return id_; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
@@ -33,6 +41,9 @@ class Connection {
   Session& session() { return session_; }
   const std::string& peer() const { return peer_; }  // address:port
   const std::string& ip() const { return ip_; }      // empty until start()
+  // The subject of the client certificate verified under mutual TLS, in
+  // RFC 2253 one-line form ("CN=orders,O=Acme"); empty without one.
+  const std::string& peer_subject() const;
   bool closing() const { return closing_; }
   // The largest frame this connection accepts, and the broker sends on it.
   uint32_t max_frame_bytes() const { return max_frame_bytes_; }
@@ -76,6 +87,11 @@ class Connection {
   static void on_write(uv_write_t* req, int status);
   static void on_close(uv_handle_t* handle);
   void read_frames();
+  // TLS: what arrived on the socket, decrypted into reader_.
+  void on_tls_read(size_t n);
+  // TLS: encrypts the queued frames (once the handshake is done) and writes
+  // them, with any handshake records, in one uv_write.
+  void flush_tls();
   // The client half-closed: nothing more is read, its consumers end, and the
   // connection closes once the replies owed are written.
   void on_end_of_input();
@@ -97,6 +113,13 @@ class Connection {
   size_t queued_bytes_ = 0;
   size_t writing_bytes_ = 0;
   std::vector<uv_buf_t> bufs_;
+  // TLS only: the session, the ciphertext read buffer, the plaintext of
+  // small frames gathered into one record, and the ciphertext being written.
+  std::unique_ptr<TlsSession> tls_;
+  std::vector<char> tls_in_;
+  std::vector<uint8_t> tls_plain_;
+  std::vector<char> tls_writing_;
+  bool tls_first_read_ = true;
   uv_write_t write_req_;
   bool write_in_flight_ = false;
   bool overflowed_ = false;   // queued_ passed max_output_bytes_

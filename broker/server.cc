@@ -29,6 +29,11 @@ bool Broker::listen() {
                              reinterpret_cast<sockaddr_in6*>(&addr))
                : uv_ip4_addr(host, config_.listen_port,
                              reinterpret_cast<sockaddr_in*>(&addr));
+  std::string tls_error;
+  if (!tls_.load(config_, &tls_error)) {
+    LOG_ERROR("%s", tls_error.c_str());
+    return false;
+  }
   if (rc == 0) {
     uv_tcp_init(&loop_, &server_);
     server_.data = this;
@@ -43,7 +48,8 @@ bool Broker::listen() {
               uv_strerror(rc));
     return false;
   }
-  LOG_INFO("listening on %s:%d (data %s, fsync %s)", host, config_.listen_port,
+  LOG_INFO("listening on %s:%d, %s (data %s, fsync %s)", host,
+           config_.listen_port, tls_.describe().c_str(),
            config_.data_dir.c_str(), config_.fsync ? "always" : "never");
   return true;
 }
@@ -101,7 +107,9 @@ void Broker::reload() {
     return;
   }
   reload_users(fresh);
-  LOG_INFO("SIGHUP: configuration reloaded (users, permissions)");
+  std::string tls = reload_tls(fresh, &tls_);
+  LOG_INFO("SIGHUP: configuration reloaded (users, permissions, %s)",
+           tls.c_str());
 }
 
 void Broker::shutdown() {
@@ -135,7 +143,8 @@ void Broker::on_connection(uv_stream_t* server, int status) {
   }
   uint64_t id = self->next_connection_id_++;
   auto connection = std::make_unique<Connection>(
-      *self, id, self->config_.max_frame_bytes, self->config_.max_output_bytes);
+      *self, id, self->config_.max_frame_bytes, self->config_.max_output_bytes,
+      self->tls_.get());
   uv_tcp_init(&self->loop_, connection->tcp());
   Connection& c = *connection;
   // From here the handle is initialised: it is closed through the normal path.

@@ -14,9 +14,20 @@ namespace tern {
 
 std::shared_ptr<Client::Connection> Client::Connection::open(
     const std::string& address, const ClientOptions& options) {
+  auto deadline = std::chrono::steady_clock::now() + options.timeout;
   int fd = net::connect_tcp(address, options.timeout);
+  std::unique_ptr<net::TlsStream> tls;
+  if (net::wants_tls(options)) {
+    try {
+      tls = std::make_unique<net::TlsStream>(fd, address, options, deadline);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  }
   // make_shared cannot reach the private constructor.
-  std::shared_ptr<Connection> c(new Connection(address, options, fd));
+  std::shared_ptr<Connection> c(
+      new Connection(address, options, fd, std::move(tls)));
   // The reader holds a reference until it finishes, so the connection cannot
   // be destroyed under it; close() is what makes it finish.
   c->reader_ = std::thread([self = c]() mutable {
@@ -27,8 +38,11 @@ std::shared_ptr<Client::Connection> Client::Connection::open(
 }
 
 Client::Connection::Connection(std::string address, ClientOptions options,
-                               int fd)
-    : address_(std::move(address)), options_(std::move(options)), fd_(fd) {}
+                               int fd, std::unique_ptr<net::TlsStream> tls)
+    : address_(std::move(address)),
+      options_(std::move(options)),
+      fd_(fd),
+      tls_(std::move(tls)) {}
 
 Client::Connection::~Connection() {
   close();
@@ -39,14 +53,19 @@ Client::Connection::~Connection() {
 }
 
 void Client::Connection::send(const flatbuffers::FlatBufferBuilder& fbb) {
-  int err;
+  std::string error;
   {
     std::lock_guard<std::mutex> lock(write_mu_);
     check_open();
-    err = net::send_all(fd_, fbb.GetBufferPointer(), fbb.GetSize());
+    if (tls_) {
+      error = tls_->write(fbb.GetBufferPointer(), fbb.GetSize());
+    } else if (int err =
+                   net::send_all(fd_, fbb.GetBufferPointer(), fbb.GetSize())) {
+      error = std::strerror(err);
+    }
   }
-  if (err != 0) {
-    fail(std::string("write failed: ") + std::strerror(err));
+  if (!error.empty()) {
+    fail("write failed: " + error);
     std::lock_guard<std::mutex> lock(mu_);
     throw lost_error();
   }

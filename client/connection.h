@@ -27,6 +27,10 @@
 // publish with kConnectionLost, so callbacks always run on the reader thread
 // and every publish_async() ends in exactly one callback.
 //
+// TLS (tls_stream.h). With ClientOptions asking for it, open() runs the
+// handshake before the reader starts, and frames go through the TlsStream
+// instead of send()/recv(); the rest of this page holds as it is.
+//
 // Lifetime. The socket descriptor is closed only in the destructor, which runs
 // once neither the Client nor any Subscription holds the connection, so no
 // thread can ever use a closed (and possibly reused) descriptor.
@@ -46,6 +50,7 @@
 
 #include "frame.h"
 #include "tern/client.h"
+#include "tls_stream.h"
 
 namespace tern {
 
@@ -146,7 +151,8 @@ struct Client::Connection {
     std::optional<Error> ended;  // ConsumerClosed: the broker's reason
   };
 
-  Connection(std::string address, ClientOptions options, int fd);
+  Connection(std::string address, ClientOptions options, int fd,
+             std::unique_ptr<net::TlsStream> tls);
 
   // Reader thread.
   void read_loop();
@@ -174,6 +180,7 @@ struct Client::Connection {
   const std::string address_;
   const ClientOptions options_;
   const int fd_;
+  const std::unique_ptr<net::TlsStream> tls_;  // null: plaintext
   uint32_t max_frame_bytes_ = frame::kDefaultMaxFrameBytes;
   std::atomic<uint64_t> next_request_id_{1};
   std::thread reader_;

@@ -55,8 +55,10 @@ void Client::Connection::read_loop() {
   std::string reason;
   for (;;) {
     uint8_t* buf = reader.prepare(kReadChunk);
-    ssize_t n = ::recv(fd_, buf, kReadChunk, 0);
+    ssize_t n = tls_ ? tls_->read(buf, kReadChunk, &reason)
+                     : ::recv(fd_, buf, kReadChunk, 0);
     if (n < 0) {
+      if (tls_) break;  // it says why, and retried EINTR itself
       if (errno == EINTR) continue;
       reason = std::strerror(errno);
       break;

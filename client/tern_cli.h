@@ -78,6 +78,13 @@ CLI::Option* add_position_option(CLI::App* command, const std::string& flag,
 CLI::Option* add_text_option(CLI::App* command, const std::string& flag,
                              std::string* out, const std::string& description);
 
+// --tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE and
+// --tls-server-name NAME, stored in the TLS fields of *options (each of the
+// others implies --tls; see ClientOptions).
+void add_tls_options(CLI::App* command, ClientOptions* options);
+// Copies the TLS fields of `from` into *to.
+void copy_tls_options(const ClientOptions& from, ClientOptions* to);
+
 // Makes `options` start a new subscription at `position`.
 void set_start(const cli::Position& position, SubscribeOptions* options);
 

@@ -1,7 +1,8 @@
 // tern — the command-line client.
 //
-//   (every command also takes --server HOST:PORT and --user NAME, with the
-//   password in $TERN_PASSWORD)
+//   (every command also takes --server HOST:PORT, --user NAME with the
+//   password in $TERN_PASSWORD, and the TLS flags: --tls, --tls-ca FILE,
+//   --tls-cert FILE, --tls-key FILE, --tls-server-name NAME)
 //   tern [--server HOST:PORT] pub TOPIC [MESSAGE...]
 //   tern [--server HOST:PORT] sub TOPIC [--subscription NAME] [--count N]
 //        [--from POSITION] [--timeout SECONDS] [--prefetch N]
@@ -177,6 +178,8 @@ int usage_error(const CLI::App& tern, const CLI::ParseError& error) {
 
 // Who to connect as: --user, and $TERN_PASSWORD (see connect()).
 std::string login_user;
+// The TLS flags (add_tls_options).
+ClientOptions tls_flags;
 
 // Adds --server and --user to every command, so that they can come before
 // or after a command's name (CLI11 takes an option only from the command it
@@ -193,6 +196,7 @@ void add_connection_options(CLI::App* command, std::string* server) {
                    "log in as this user; the password is read\n"
                    "from $TERN_PASSWORD")
       ->type_name("NAME");
+  add_tls_options(command, &tls_flags);
   for (CLI::App* sub : command->get_subcommands({})) {
     add_connection_options(sub, server);
   }
@@ -202,6 +206,7 @@ void add_connection_options(CLI::App* command, std::string* server) {
 
 std::unique_ptr<Client> connect(const std::string& server,
                                 ClientOptions options) {
+  copy_tls_options(tls_flags, &options);
   if (!login_user.empty()) {
     const char* password = std::getenv("TERN_PASSWORD");
     if (password == nullptr || *password == '\0')

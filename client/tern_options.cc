@@ -122,6 +122,39 @@ CLI::Option* add_text_option(CLI::App* command, const std::string& flag,
   return command->add_option_function<std::string>(flag, store, description);
 }
 
+void add_tls_options(CLI::App* command, ClientOptions* options) {
+  command->add_flag("--tls", options->tls,
+                    "connect with TLS, checking the broker's\n"
+                    "certificate against the system's CAs");
+  command
+      ->add_option("--tls-ca", options->tls_ca_file,
+                   "TLS, trusting the CA certificates in FILE\n"
+                   "(PEM) instead")
+      ->type_name("FILE");
+  command
+      ->add_option("--tls-cert", options->tls_cert_file,
+                   "TLS client certificate (PEM), for a broker\n"
+                   "that asks for one; needs --tls-key")
+      ->type_name("FILE");
+  command
+      ->add_option("--tls-key", options->tls_key_file,
+                   "the private key of --tls-cert (PEM)")
+      ->type_name("FILE");
+  command
+      ->add_option("--tls-server-name", options->tls_server_name,
+                   "the name the broker's certificate must have\n"
+                   "(default: the host of --server)")
+      ->type_name("NAME");
+}
+
+void copy_tls_options(const ClientOptions& from, ClientOptions* to) {
+  to->tls = from.tls;
+  to->tls_ca_file = from.tls_ca_file;
+  to->tls_cert_file = from.tls_cert_file;
+  to->tls_key_file = from.tls_key_file;
+  to->tls_server_name = from.tls_server_name;
+}
+
 void set_start(const cli::Position& position, SubscribeOptions* options) {
   switch (position.kind) {
     case cli::Position::Kind::kLatest:

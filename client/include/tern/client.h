@@ -189,6 +189,20 @@ struct ClientOptions {
   // Applies to connecting and to every call that waits for a reply.
   std::chrono::milliseconds timeout{10000};
   uint32_t max_frame_bytes = 16u << 20;
+
+  // TLS. On with `tls`, or with any of the files below set: the connection
+  // is encrypted (TLS 1.2 or later) and the broker's certificate must be
+  // signed by a CA in `tls_ca_file` (PEM; empty: the system's trust store)
+  // and name `tls_server_name` (empty: the host of the address, a DNS name
+  // or an IP address). A failed handshake makes connect() throw
+  // Error(kConnectFailed) saying why, e.g. "TLS handshake failed:
+  // certificate verify failed (unable to get local issuer certificate)".
+  bool tls = false;
+  std::string tls_ca_file;
+  // Mutual TLS: this client's certificate (PEM, chain included) and key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;
 };
 
 // What the broker reports about a subscription (Client::topics()).
