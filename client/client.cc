@@ -143,8 +143,9 @@ std::unique_ptr<Client> Client::connect(const std::string& address,
   auto user = options.user.empty() ? 0 : fbb.CreateString(options.user);
   auto password =
       options.password.empty() ? 0 : fbb.CreateString(options.password);
+  auto token = options.token.empty() ? 0 : fbb.CreateString(options.token);
   frame::finish(fbb, wire::Body::Hello,
-                wire::CreateHello(fbb, id, frame::kProtocolVersion, name, 0,
+                wire::CreateHello(fbb, id, frame::kProtocolVersion, name, token,
                                   user, password)
                     .Union());
   Reply reply;

@@ -1,8 +1,8 @@
 // tern — the command-line client.
 //
-//   (every command also takes --server HOST:PORT, --user NAME with the
-//   password in $TERN_PASSWORD, and the TLS flags: --tls, --tls-ca FILE,
-//   --tls-cert FILE, --tls-key FILE, --tls-server-name NAME)
+//   (every command also takes --server HOST:PORT, a login: --user NAME with
+//   the password in $TERN_PASSWORD or --password-file FILE, or a token in
+//   $TERN_TOKEN or --token-file FILE, and the TLS flags)
 //   tern [--server HOST:PORT] pub TOPIC [MESSAGE...]
 //   tern [--server HOST:PORT] sub TOPIC [--subscription NAME] [--count N]
 //        [--from POSITION] [--timeout SECONDS] [--prefetch N]
@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "credentials.h"
 #include "tern_cli.h"
 
 namespace tern::tool {
@@ -176,8 +177,8 @@ int usage_error(const CLI::App& tern, const CLI::ParseError& error) {
   return 2;
 }
 
-// Who to connect as: --user, and $TERN_PASSWORD (see connect()).
-std::string login_user;
+// Who to connect as (see cli/credentials.h and connect()).
+std::string login_user, password_file, token_file;
 // The TLS flags (add_tls_options).
 ClientOptions tls_flags;
 
@@ -194,8 +195,15 @@ void add_connection_options(CLI::App* command, std::string* server) {
   command
       ->add_option("--user", login_user,
                    "log in as this user; the password is read\n"
-                   "from $TERN_PASSWORD")
+                   "from $TERN_PASSWORD or --password-file")
       ->type_name("NAME");
+  command->add_option("--password-file", password_file,
+                      "read --user's password from this file")
+      ->type_name("FILE");
+  command->add_option("--token-file", token_file,
+                      "log in with the token in this file (else\n"
+                      "$TERN_TOKEN, if set)")
+      ->type_name("FILE");
   add_tls_options(command, &tls_flags);
   for (CLI::App* sub : command->get_subcommands({})) {
     add_connection_options(sub, server);
@@ -207,15 +215,13 @@ void add_connection_options(CLI::App* command, std::string* server) {
 std::unique_ptr<Client> connect(const std::string& server,
                                 ClientOptions options) {
   copy_tls_options(tls_flags, &options);
-  if (!login_user.empty()) {
-    const char* password = std::getenv("TERN_PASSWORD");
-    if (password == nullptr || *password == '\0')
-      throw Error(ErrorCode::kInvalidArgument,
-                  "--user " + login_user +
-                      " needs the password in $TERN_PASSWORD");
-    options.user = login_user;
-    options.password = password;
-  }
+  cli::Login login;
+  std::string why;
+  if (!cli::read_login(login_user, password_file, token_file, &login, &why))
+    throw Error(ErrorCode::kInvalidArgument, why);
+  options.user = login.user;
+  options.password = login.password;
+  options.token = login.token;
   return Client::connect(server, options);
 }
 

@@ -180,10 +180,13 @@ struct SubscribeOptions {
 struct ClientOptions {
   std::string client_name = "tern-cpp";
   // Credentials, for a broker with users: a wrong or missing one makes
-  // connect() throw Error(kNotAuthorized). They travel in clear text until
-  // the broker speaks TLS: use them on loopback or a trusted network only.
+  // connect() throw Error(kNotAuthorized). A user logs in with its password,
+  // or with a token (the user may then be left empty), or, under mutual TLS,
+  // with its client certificate alone. Without TLS they travel in clear
+  // text: use them on loopback or a trusted network only.
   std::string user;
   std::string password;
+  std::string token;
   // publish_async() blocks while this many messages await their confirm.
   size_t max_unconfirmed = 1000;
   // Applies to connecting and to every call that waits for a reply.
