@@ -141,6 +141,7 @@ fuzz:
 	$(MAKE) deps PACKAGES="clang libclang-rt-14-dev"
 	$(FUZZ_MAKE) fuzz-targets
 	tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	TERN_FUZZ_USERS=1 tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) session_fuzz
 
 fuzz-targets: $(BUILD)/tern-broker $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
 

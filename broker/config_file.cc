@@ -249,6 +249,19 @@ bool read_users(const toml::node& node, const std::string& path,
                "has no password, token or cert_subject: it could never log in";
       return false;
     }
+    // A token or a certificate names its user: it must name one.
+    for (const auto& [other_name, other] : config->users) {
+      bool same_token = !parsed.token_hash.empty() &&
+                        parsed.token_hash == other.token_hash;
+      bool same_subject = !parsed.cert_subject.empty() &&
+                          parsed.cert_subject == other.cert_subject;
+      if (same_token || same_subject) {
+        *error = where(user_node, path, key) + "has the same " +
+                 (same_token ? "token" : "cert_subject") + " as users." +
+                 other_name;
+        return false;
+      }
+    }
     config->users[std::string(name.str())] = parsed;
   }
   return true;

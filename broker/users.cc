@@ -12,6 +12,12 @@ namespace tern {
 
 void Broker::log_in(uint64_t connection_id, uint64_t request_id,
                     Credentials credentials) {
+  // A token, or else without a password a client certificate, names the
+  // user; a user named as well must be that one.
+  auto finish_as = [&](const std::string& found) {
+    bool named_other = !credentials.user.empty() && credentials.user != found;
+    finish_login(connection_id, request_id, named_other ? "" : found);
+  };
   if (!credentials.token.empty()) {
     // Every user's hash is compared, so the time says nothing of which
     // one matched, or whether any did.
@@ -19,8 +25,15 @@ void Broker::log_in(uint64_t connection_id, uint64_t request_id,
     std::string found;
     for (const auto& [name, user] : config_.users)
       if (same_hash(hash, user.token_hash)) found = name;
-    bool named_other = !credentials.user.empty() && credentials.user != found;
-    return finish_login(connection_id, request_id, named_other ? "" : found);
+    return finish_as(found);
+  }
+  if (credentials.password.empty()) {
+    Connection* c = find_connection(connection_id);
+    std::string subject = c != nullptr ? c->peer_subject() : "";
+    std::string found;
+    for (const auto& [name, user] : config_.users)
+      if (!subject.empty() && user.cert_subject == subject) found = name;
+    return finish_as(found);
   }
   auto found = config_.users.find(credentials.user);
   // An unknown user is checked too, against a hash nothing matches: a

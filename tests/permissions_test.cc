@@ -375,5 +375,33 @@ TEST_CASE("permissions: rules in the config file are checked at start") {
   remove_tree(dir);
 }
 
+TEST_CASE("permissions: the example config (examples/users.toml) works") {
+  BrokerOptions options;
+  options.extra_args = {"--config", "examples/users.toml"};
+  BrokerProcess broker(options);
+  ClientOptions billing_login;
+  billing_login.user = "billing";
+  billing_login.password = "billing-password-change-me";
+  auto billing = Client::connect(broker.address(), billing_login);
+  ClientOptions shipping_login;
+  shipping_login.token = "shipping-token-change-me-0123456789abcdef";
+  auto shipping = Client::connect(broker.address(), shipping_login);
+
+  billing->publish("invoices.eu", "invoice 1");
+  billing->publish("invoices.internal", "audit");
+  CHECK(error_of([&] { shipping->publish("invoices.eu", "x"); }) ==
+        ErrorCode::kNotAuthorized);
+  CHECK(error_of([&] { billing->publish("orders.eu", "x"); }) ==
+        ErrorCode::kNotAuthorized);
+  SubscribeOptions o;
+  o.topic = "invoices.>";
+  o.start = StartPosition::kEarliest;
+  Subscription invoices = shipping->subscribe(o);
+  auto m = invoices.next(2s);
+  REQUIRE(m);
+  CHECK(m->payload == "invoice 1");  // not the internal one
+  CHECK(!invoices.next(300ms));
+}
+
 }  // namespace
 }  // namespace tern::test

@@ -9,6 +9,9 @@
 // TCP connection (and a second one if the script asks), reading the replies
 // as it goes and until the connections end.
 //
+// With $TERN_FUZZ_USERS set, the broker has users and permissions, and
+// every Hello logs in (see g_users).
+//
 // After every input the broker must still be running and must answer Hello
 // and Ping on a second connection. Along the way, everything the broker sends
 // must be a readable frame, and after an Error that is a connection error the
@@ -78,6 +81,20 @@ const char* const kSubscriptions[] = {"", "s1", "s2", "s-3"};
 // With $TERN_FUZZ_TRACE set, what is sent and received goes to stderr (to
 // check what a seed or a crash input does).
 const bool g_trace = getenv("TERN_FUZZ_TRACE") != nullptr;
+
+// With $TERN_FUZZ_USERS set, the broker has users (kUsersConfig) and every
+// Hello logs in as "fuzz", whose permissions allow some of the pools' topics
+// and deny others, so that scripts meet NotAuthorized everywhere too.
+const bool g_users = getenv("TERN_FUZZ_USERS") != nullptr;
+constexpr char kToken[] = "fuzz-token-0123456789abcdef0123456789";
+constexpr char kUsersConfig[] =
+    "[users.fuzz]\n"
+    // kToken's hash, as `tern-broker hash-token` prints it.
+    "token = "
+    "\"sha256:cbe8e0c8b8efd22a90d64750892023243ab957b8ecb3bbc13d2d23dd8ce1fa12\"\n"
+    "publish = { allow = [\"t.>\", \"fz\", \"_inbox.>\"], deny = [\"t.a.b\"] }\n"
+    "subscribe = { allow = [\"t.*\", \"fz\", \"Z_9\"], deny = [\"t.b\"] }\n"
+    "admin = { allow = [\"t.a\", \"t.a.>\", \"Z_9\"] }\n";
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -181,7 +198,9 @@ Bytes hello_frame(uint32_t version, const std::string& name) {
   flatbuffers::FlatBufferBuilder fbb;
   return finish(
       fbb, wire::Body::Hello,
-      wire::CreateHelloDirect(fbb, 1, version, name.c_str(), "").Union());
+      wire::CreateHelloDirect(fbb, 1, version, name.c_str(),
+                              g_users ? kToken : "")
+          .Union());
 }
 
 Bytes ping_frame(uint64_t id) {
@@ -770,6 +789,11 @@ bool start_broker(const std::string& binary, const std::string& data_dir) {
       binary,   "--listen", listen,  "--data",
       data_dir, "--fsync",  "never", "--retention-interval",
       "10"};
+  if (g_users) {
+    std::string config = g_broker.work_dir + "/users.toml";
+    std::ofstream(config) << kUsersConfig;
+    argv.insert(argv.end(), {"--config", config});
+  }
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
