@@ -26,14 +26,22 @@ std::string hash_of(const std::string& password) {
   return run.out.substr(0, run.out.find('\n'));
 }
 
-// A broker whose config file has the user alice, password "s3cret".
+constexpr char kRobotToken[] = "robot-token-0123456789abcdef0123456789";
+
+// A broker whose config file has the user alice, password "s3cret", and
+// the user robot, token kRobotToken.
 struct BrokerWithUsers {
   BrokerWithUsers() : dir(make_temp_dir("tern-users")), broker(options(dir)) {}
   ~BrokerWithUsers() { remove_tree(dir); }
 
   static BrokerOptions options(const std::string& dir) {
+    RunResult token = run_program({broker_binary(), "hash-token"},
+                                  std::string(kRobotToken) + "\n", 10s);
+    REQUIRE(token.exit_code == 0);
     std::ofstream(dir + "/users.toml")
-        << "[users.alice]\npassword = \"" << hash_of("s3cret") << "\"\n";
+        << "[users.alice]\npassword = \"" << hash_of("s3cret") << "\"\n"
+        << "[users.robot]\ntoken = \""
+        << token.out.substr(0, token.out.find('\n')) << "\"\n";
     BrokerOptions o;
     o.extra_args = {"--config", dir + "/users.toml"};
     return o;
@@ -185,6 +193,52 @@ TEST_CASE("login: tern-bench logs in with --user and $TERN_PASSWORD") {
   CHECK(missing.err.find("$TERN_PASSWORD") != std::string::npos);
   RunResult wrong = run("nope");
   CHECK(wrong.exit_code == 1);
+}
+
+TEST_CASE("login: a token logs its user in; a wrong one is refused") {
+  BrokerWithUsers b;
+  auto with_token = [&](const std::string& user, const std::string& token) {
+    ClientOptions o;
+    o.user = user;
+    o.token = token;
+    try {
+      Client::connect(b.broker.address(), o)->ping();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kNone;
+  };
+  CHECK(with_token("", kRobotToken) == ErrorCode::kNone);
+  CHECK(with_token("robot", kRobotToken) == ErrorCode::kNone);
+  CHECK(with_token("alice", kRobotToken) == ErrorCode::kNotAuthorized);
+  CHECK(with_token("", std::string(kRobotToken) + "x") ==
+        ErrorCode::kNotAuthorized);
+  CHECK(b.broker.log().find(kRobotToken) == std::string::npos);
+
+  // The tern tool: $TERN_TOKEN or --token-file; --password-file.
+  std::string token_file = b.dir + "/token", password_file = b.dir + "/pw";
+  std::ofstream(token_file) << kRobotToken << "\n";
+  std::ofstream(password_file) << "s3cret\n";
+  auto tern = [&](const std::string& env, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/env", "-u", "TERN_PASSWORD",
+                                     "-u", "TERN_TOKEN"};
+    if (!env.empty()) argv.push_back(env);
+    argv.insert(argv.end(), {cli_binary(), "--server", b.broker.address()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_program(argv, "", 20s);
+  };
+  RunResult from_env =
+      tern(std::string("TERN_TOKEN=") + kRobotToken, {"pub", "t", "a"});
+  INFO("stderr: " << from_env.err);
+  CHECK(from_env.exit_code == 0);
+  CHECK(tern("", {"--token-file", token_file, "pub", "t", "b"}).exit_code ==
+        0);
+  CHECK(tern("", {"--user", "alice", "--password-file", password_file, "pub",
+                  "t", "c"})
+            .exit_code == 0);
+  RunResult missing = tern("", {"--token-file", b.dir + "/none", "pub", "t"});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find("cannot read") != std::string::npos);
 }
 
 TEST_CASE("login: users in the config file are checked at start") {
