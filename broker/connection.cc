@@ -10,8 +10,6 @@ constexpr size_t kReadChunk = 64 * 1024;
 // Frames smaller than a TLS record are gathered into one, so a burst of
 // confirms costs one record (and one MAC), not one each.
 constexpr size_t kTlsRecord = 16 * 1024;
-// The ciphertext buffer keeps its capacity between writes, up to this.
-constexpr size_t kTlsKeptCapacity = 4 * 1024 * 1024;
 // Every TLS connection starts with a handshake record.
 constexpr char kTlsHandshakeRecord = 0x16;
 
@@ -255,12 +253,12 @@ void Connection::flush_tls() {
     }
   }
   if (tls_->output_size() == 0) return;
-  tls_->take_output(&tls_writing_);
+  size_t n = 0;
+  char* ciphertext = tls_->take_output(&n);
   // Counted as the plaintext it carries, as without TLS, so congested() and
   // the output limit mean the same.
   writing_bytes_ = plain_bytes;
-  uv_buf_t buf =
-      uv_buf_init(tls_writing_.data(), unsigned(tls_writing_.size()));
+  uv_buf_t buf = uv_buf_init(ciphertext, unsigned(n));
   int rc = uv_write(&write_req_, stream(), &buf, 1, on_write);
   if (rc != 0) {
     LOG_INFO("connection %s: write failed: %s", peer_.c_str(), uv_strerror(rc));
@@ -275,8 +273,7 @@ void Connection::on_write(uv_write_t* req, int status) {
   self->write_in_flight_ = false;
   self->writing_.clear();
   self->writing_bytes_ = 0;
-  if (self->tls_writing_.capacity() > kTlsKeptCapacity)
-    self->tls_writing_ = std::vector<char>();
+  if (self->tls_) self->tls_->output_written();
   self->session_.on_drained();
   if (status < 0) {
     if (status != UV_ECANCELED)

@@ -113,12 +113,11 @@ class Connection {
   size_t queued_bytes_ = 0;
   size_t writing_bytes_ = 0;
   std::vector<uv_buf_t> bufs_;
-  // TLS only: the session, the ciphertext read buffer, the plaintext of
-  // small frames gathered into one record, and the ciphertext being written.
+  // TLS only: the session, the ciphertext read buffer, and the plaintext of
+  // small frames gathered into one record.
   std::unique_ptr<TlsSession> tls_;
   std::vector<char> tls_in_;
   std::vector<uint8_t> tls_plain_;
-  std::vector<char> tls_writing_;
   bool tls_first_read_ = true;
   uv_write_t write_req_;
   bool write_in_flight_ = false;

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -80,8 +81,11 @@ class TlsSession {
   bool encrypt(const uint8_t* data, size_t n);
   // Ciphertext waiting to be written (handshake records, encrypted frames).
   size_t output_size() const;
-  // Moves that ciphertext into *out (replacing its contents).
-  void take_output(std::vector<char>* out);
+  // Moves that ciphertext into the session's write buffer and returns it,
+  // *n bytes; valid until the next call, so one write at a time.
+  char* take_output(size_t* n);
+  // The write of what take_output() returned is done.
+  void output_written();
 
   const std::string& error() const { return error_; }
   // The verified client certificate's subject, RFC 2253 one-line form
@@ -98,6 +102,10 @@ class TlsSession {
   SSL* ssl_ = nullptr;
   BIO* in_ = nullptr;   // ciphertext from the socket; owned by ssl_
   BIO* out_ = nullptr;  // ciphertext for the socket; owned by ssl_
+  // take_output()'s: kept between writes (not zeroed, unlike a vector's
+  // resize), unless a burst grew it large.
+  std::unique_ptr<char[]> written_;
+  size_t written_capacity_ = 0;
   bool handshake_done_ = false;
   bool failed_ = false;
   std::string error_;

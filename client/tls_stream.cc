@@ -17,6 +17,8 @@ namespace tern::net {
 namespace {
 
 constexpr size_t kReceiveChunk = 64 * 1024;
+// The send buffer keeps its size between writes, up to this.
+constexpr size_t kKeptOutputBytes = 4 * 1024 * 1024;
 
 bool is_ip_address(const std::string& host) {
   unsigned char scratch[16];
@@ -206,12 +208,14 @@ std::string TlsStream::write(const void* data, size_t n) {
 
 std::string TlsStream::send_output(std::unique_lock<std::mutex>& lock) {
   std::lock_guard<std::mutex> send_lock(send_mu_);
-  outgoing_.resize(BIO_ctrl_pending(out_));
-  if (!outgoing_.empty())
-    BIO_read(out_, outgoing_.data(), int(outgoing_.size()));
+  // Grown, never shrunk: resize() zeroes what it adds.
+  size_t n = BIO_ctrl_pending(out_);
+  if (outgoing_.size() < n) outgoing_.resize(n);
+  if (n > 0) BIO_read(out_, outgoing_.data(), int(n));
   lock.unlock();
-  if (outgoing_.empty()) return "";
-  int err = send_all(fd_, outgoing_.data(), outgoing_.size());
+  if (n == 0) return "";
+  int err = send_all(fd_, outgoing_.data(), n);
+  if (outgoing_.size() > kKeptOutputBytes) outgoing_ = std::vector<char>();
   return err == 0 ? "" : std::strerror(err);
 }
 
