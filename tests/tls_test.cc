@@ -222,6 +222,32 @@ TEST_CASE("tls: the client, openssl s_client and the tern CLI connect") {
   CHECK(plain.exit_code != 0);
 }
 
+TEST_CASE("tls: threads share one TLS connection") {
+  Pki pki;
+  pki.make_ca("ca");
+  pki.make_cert("server", "ca", "/CN=localhost");
+  BrokerProcess broker(tls_broker(pki, "server"));
+  // Writers on four threads, the reader thread decrypting confirms and
+  // deliveries meanwhile: one SSL object, never used by two at once (TSan
+  // checks the locking).
+  auto client = Client::connect(broker.address(), trusting(pki, "ca"));
+  Subscription sub = client->subscribe(durable("shared", "all"));
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&client, t] {
+      for (int i = 0; i < 50; ++i) {
+        OutgoingMessage message;
+        message.payload = "t" + std::to_string(t) + std::string(500, 'x');
+        std::vector<OutgoingMessage> batch(8, message);
+        client->publish_async("shared", std::move(batch));
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+  client->flush();
+  CHECK(receive(sub, 1600, 2s).size() == 1600);
+}
+
 TEST_CASE("tls: a wrong CA, a wrong name and an expired certificate fail") {
   Pki pki;
   pki.make_ca("ca");
