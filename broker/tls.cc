@@ -4,8 +4,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include <algorithm>
-
 #include "log.h"
 #include "openssl_errors.h"
 
@@ -118,13 +116,8 @@ std::string reload_tls(const Config& fresh, TlsContext* context) {
   return "TLS certificate";
 }
 
-TlsSession::TlsSession(SSL_CTX* ctx)
-    : ssl_(SSL_new(ctx)),
-      in_(BIO_new(BIO_s_mem())),
-      out_(BIO_new(BIO_s_mem())) {
-  // An empty input BIO means "wait for more", not end of stream.
-  BIO_set_mem_eof_return(in_, -1);
-  SSL_set_bio(ssl_, in_, out_);
+TlsSession::TlsSession(SSL_CTX* ctx) : ssl_(SSL_new(ctx)) {
+  pipe_.attach(ssl_);
   SSL_set_accept_state(ssl_);
 }
 
@@ -133,7 +126,13 @@ TlsSession::~TlsSession() { SSL_free(ssl_); }
 TlsSession::Result TlsSession::receive(const char* data, size_t n,
                                        frame::FrameReader* reader) {
   if (failed_) return Result::kFailed;
-  BIO_write(in_, data, int(n));
+  pipe_.give(data, n);
+  Result result = decrypt(reader);
+  pipe_.give(nullptr, 0);  // all read, unless it failed: then it is moot
+  return result;
+}
+
+TlsSession::Result TlsSession::decrypt(frame::FrameReader* reader) {
   for (;;) {
     // SSL_read runs the handshake first; decrypted bytes land in the
     // reader's own buffer, as plaintext reads do.
@@ -160,7 +159,7 @@ TlsSession::Result TlsSession::receive(const char* data, size_t n,
 bool TlsSession::encrypt(const uint8_t* data, size_t n) {
   if (failed_ || !handshake_done_) return false;
   if (n == 0) return true;
-  // A memory BIO takes everything: SSL_write never writes part of it.
+  // The pipe takes everything: SSL_write never writes part of it.
   int r = SSL_write(ssl_, data, int(n));
   if (r > 0) return true;
   failed_ = true;
@@ -168,23 +167,18 @@ bool TlsSession::encrypt(const uint8_t* data, size_t n) {
   return false;
 }
 
-size_t TlsSession::output_size() const { return BIO_ctrl_pending(out_); }
+size_t TlsSession::output_size() { return pipe_.output().size(); }
 
 char* TlsSession::take_output(size_t* n) {
-  *n = BIO_ctrl_pending(out_);
-  if (*n > written_capacity_) {
-    written_capacity_ = std::max(*n, 2 * written_capacity_);
-    written_.reset(new char[written_capacity_]);
-  }
-  if (*n > 0) BIO_read(out_, written_.get(), int(*n));
-  return written_.get();
+  // No copy: what OpenSSL writes next goes into the other buffer.
+  written_.swap(pipe_.output());
+  *n = written_.size();
+  return written_.data();
 }
 
 void TlsSession::output_written() {
-  if (written_capacity_ > kKeptOutputBytes) {
-    written_.reset();
-    written_capacity_ = 0;
-  }
+  written_.clear();
+  if (written_.capacity() > kKeptOutputBytes) written_.shrink_to_fit();
 }
 
 std::string TlsSession::describe() const {

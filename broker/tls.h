@@ -1,5 +1,6 @@
-// TLS for the broker's connections, with OpenSSL driven through memory BIOs
-// so that nothing on the loop thread ever blocks in OpenSSL.
+// TLS for the broker's connections, with OpenSSL reading and writing our
+// buffers (TlsPipe, not the socket), so that nothing on the loop thread ever
+// blocks in OpenSSL.
 //
 // TlsContext is the server's side of it: the certificate, key and (for
 // mutual TLS) client CA, as one SSL_CTX, loaded at start and again on
@@ -15,16 +16,15 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "config.h"
 #include "frame.h"
+#include "tls_pipe.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
-typedef struct bio_st BIO;
 
 namespace tern {
 
@@ -80,7 +80,7 @@ class TlsSession {
   // Encrypts `n` plaintext bytes into the output. False after a failure.
   bool encrypt(const uint8_t* data, size_t n);
   // Ciphertext waiting to be written (handshake records, encrypted frames).
-  size_t output_size() const;
+  size_t output_size();
   // Moves that ciphertext into the session's write buffer and returns it,
   // *n bytes; valid until the next call, so one write at a time.
   char* take_output(size_t* n);
@@ -100,12 +100,12 @@ class TlsSession {
   std::string failure(int ssl_error);
 
   SSL* ssl_ = nullptr;
-  BIO* in_ = nullptr;   // ciphertext from the socket; owned by ssl_
-  BIO* out_ = nullptr;  // ciphertext for the socket; owned by ssl_
-  // take_output()'s: kept between writes (not zeroed, unlike a vector's
-  // resize), unless a burst grew it large.
-  std::unique_ptr<char[]> written_;
-  size_t written_capacity_ = 0;
+  Result decrypt(frame::FrameReader* reader);
+
+  TlsPipe pipe_;
+  // What take_output() handed out, until output_written(); its capacity is
+  // kept between writes unless a burst grew it large.
+  std::vector<char> written_;
   bool handshake_done_ = false;
   bool failed_ = false;
   std::string error_;

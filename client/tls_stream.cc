@@ -83,10 +83,7 @@ TlsStream::TlsStream(int fd, const std::string& address,
   ctx_ = make_context(options, fail);
   try {
     ssl_ = SSL_new(ctx_);
-    in_ = BIO_new(BIO_s_mem());
-    out_ = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(in_, -1);  // empty: wait for more
-    SSL_set_bio(ssl_, in_, out_);
+    pipe_.attach(ssl_);
     SSL_set_connect_state(ssl_);
 
     std::string name = options.tls_server_name;
@@ -143,7 +140,7 @@ TlsStream::TlsStream(int fd, const std::string& address,
                    (got == 0 ? "the broker closed the connection (is it "
                                "serving TLS?)"
                              : std::strerror(errno)));
-      BIO_write(in_, incoming_.data(), int(got));
+      pipe_.give(incoming_.data(), size_t(got));
     }
   } catch (...) {
     SSL_free(ssl_);
@@ -177,7 +174,7 @@ ssize_t TlsStream::read(void* buf, size_t n, std::string* error) {
     }
     // Nothing whole yet: wait for the socket without the lock, so writers
     // go on meanwhile. (A post-handshake message may want an answer.)
-    if (BIO_ctrl_pending(out_) > 0) {
+    if (!pipe_.output().empty()) {
       std::string send_error = send_output(lock);
       if (!send_error.empty()) {
         *error = send_error;
@@ -193,14 +190,15 @@ ssize_t TlsStream::read(void* buf, size_t n, std::string* error) {
     } while (got < 0 && errno == EINTR);
     if (got < 0) *error = std::strerror(errno);
     if (got <= 0) return got;
+    // OpenSSL used up what it had (WANT_READ), so incoming_ was free.
     lock.lock();
-    BIO_write(in_, incoming_.data(), int(got));
+    pipe_.give(incoming_.data(), size_t(got));
   }
 }
 
 std::string TlsStream::write(const void* data, size_t n) {
   std::unique_lock<std::mutex> lock(ssl_mu_);
-  // A memory BIO takes it all: SSL_write never writes part of it.
+  // The pipe takes it all: SSL_write never writes part of it.
   if (n > 0 && SSL_write(ssl_, data, int(n)) <= 0)
     return "TLS: " + openssl_errors();
   return send_output(lock);
@@ -208,14 +206,13 @@ std::string TlsStream::write(const void* data, size_t n) {
 
 std::string TlsStream::send_output(std::unique_lock<std::mutex>& lock) {
   std::lock_guard<std::mutex> send_lock(send_mu_);
-  // Grown, never shrunk: resize() zeroes what it adds.
-  size_t n = BIO_ctrl_pending(out_);
-  if (outgoing_.size() < n) outgoing_.resize(n);
-  if (n > 0) BIO_read(out_, outgoing_.data(), int(n));
+  // No copy: what OpenSSL writes meanwhile goes into the other buffer.
+  outgoing_.swap(pipe_.output());
   lock.unlock();
-  if (n == 0) return "";
-  int err = send_all(fd_, outgoing_.data(), n);
-  if (outgoing_.size() > kKeptOutputBytes) outgoing_ = std::vector<char>();
+  int err =
+      outgoing_.empty() ? 0 : send_all(fd_, outgoing_.data(), outgoing_.size());
+  outgoing_.clear();
+  if (outgoing_.capacity() > kKeptOutputBytes) outgoing_.shrink_to_fit();
   return err == 0 ? "" : std::strerror(err);
 }
 

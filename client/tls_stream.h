@@ -1,9 +1,9 @@
 // TlsStream: the client's TLS over a connected, blocking socket.
 //
-// OpenSSL works on memory BIOs here as in the broker: the socket I/O stays
-// ours (recv, and send with MSG_NOSIGNAL, so a broker going away is an
-// error, never SIGPIPE), and shutting the socket down still wakes a reader
-// in recv() and a writer in send().
+// OpenSSL reads and writes our buffers here (TlsPipe) as in the broker: the
+// socket I/O stays ours (recv, and send with MSG_NOSIGNAL, so a broker going
+// away is an error, never SIGPIPE), and shutting the socket down still wakes a
+// reader in recv() and a writer in send().
 //
 // Threads. The connection's reader thread calls read(); user threads call
 // write(), one at a time (the Connection's write_mu_). An SSL object must
@@ -22,10 +22,10 @@
 #include <vector>
 
 #include "tern/client.h"
+#include "tls_pipe.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
-typedef struct bio_st BIO;
 
 namespace tern::net {
 
@@ -58,8 +58,7 @@ class TlsStream {
   const int fd_;
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
-  BIO* in_ = nullptr;   // ciphertext received; owned by ssl_
-  BIO* out_ = nullptr;  // ciphertext to send; owned by ssl_
+  TlsPipe pipe_;  // under ssl_mu_
   std::mutex ssl_mu_;
   std::mutex send_mu_;
   std::vector<char> outgoing_;  // under send_mu_
