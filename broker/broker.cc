@@ -176,6 +176,7 @@ void Broker::expire() {
   uint64_t now = uv_now(&loop_);
   int64_t wall_now = unix_ms();
   close_silent_connections(now);
+  close_dead_connections(now);
   refuse_logins(now);
   for (auto it = reread_.begin(); it != reread_.end();) {
     Topic* topic = find_topic(it->first);

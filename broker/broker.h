@@ -251,6 +251,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   Connection* find_connection(uint64_t id);
   // Closes the connections that did not say Hello in time.
   void close_silent_connections(uint64_t now);
+  // Closes the connections whose heartbeats stopped (Hello.heartbeat_ms).
+  void close_dead_connections(uint64_t now);
   // Closes the connections whose failed login's delay is over.
   void refuse_logins(uint64_t now);
 
@@ -299,6 +301,7 @@ class Broker : public DeadLetters, public ReadBackSource {
     uint64_t connection_id;
   };
   std::deque<HelloDeadline> hello_deadlines_;
+  uint64_t last_heartbeat_check_ms_ = 0;  // loop time
   // Logins: the hash unknown users are checked against (login.h), recent
   // failures per IP address, and failed logins waiting out their delay.
   std::string unusable_hash_;

@@ -80,6 +80,11 @@ void Connection::pause_reading() {
   uv_read_stop(stream());
 }
 
+void Connection::expect_heartbeat(uint64_t interval_ms) {
+  heartbeat_ms_ = interval_ms;
+  last_input_ms_ = broker_.now_ms();
+}
+
 void Connection::resume_reading() {
   paused_ = false;
   uv_read_start(stream(), on_alloc, on_read);
@@ -107,6 +112,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t*) {
     self->close();
     return;
   }
+  if (n > 0) self->last_input_ms_ = self->broker_.now_ms();
   if (self->tls_) return self->on_tls_read(size_t(n));
   self->reader_.commit(size_t(n));
   self->read_frames();

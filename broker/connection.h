@@ -49,6 +49,15 @@ class Connection {
   uint32_t max_frame_bytes() const { return max_frame_bytes_; }
 
   void start();  // begins reading; the socket is accepted already
+  // Heartbeats (Hello.heartbeat_ms): from now on the client sends a frame
+  // at least every `interval_ms`; Broker::close_dead_connections closes it
+  // once it stayed silent for two intervals.
+  void expect_heartbeat(uint64_t interval_ms);
+  // Whether it has been silent (nothing read) for two heartbeat intervals.
+  bool heartbeat_missed(uint64_t now_ms) const {
+    return heartbeat_ms_ > 0 && !paused_ &&
+           now_ms - last_input_ms_ > 2 * heartbeat_ms_;
+  }
   // While a login is checked nothing more is read; frames already received
   // wait in the reader until resume_reading().
   void pause_reading();
@@ -126,6 +135,8 @@ class Connection {
   bool input_ended_ = false;  // the client half-closed
   bool paused_ = false;
   size_t owed_replies_ = 0;
+  uint64_t heartbeat_ms_ = 0;   // 0: none agreed
+  uint64_t last_input_ms_ = 0;  // loop time of the last read
   bool closing_ = false;
 };
 

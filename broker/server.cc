@@ -187,6 +187,22 @@ void Broker::close_silent_connections(uint64_t now) {
   }
 }
 
+void Broker::close_dead_connections(uint64_t now) {
+  // Heartbeats are seconds apart: checking every connection once a second
+  // is precise enough, and cheap.
+  if (now - last_heartbeat_check_ms_ < 1000) return;
+  last_heartbeat_check_ms_ = now;
+  for (auto& [id, connection] : connections_) {
+    if (connection->closing() || !connection->heartbeat_missed(now)) continue;
+    // Nothing can be written to a peer that is gone: no Error frame, the
+    // socket is closed at once, and what its consumers held goes to others.
+    LOG_WARN("connection %s closed: no frame for two heartbeat intervals "
+             "(the client or its host is gone)",
+             connection->peer().c_str());
+    connection->close();
+  }
+}
+
 void Broker::forget(Connection& connection) {
   std::vector<Topic*> owned;
   for (auto& [topic_id, owner] : temporary_owner_)

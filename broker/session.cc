@@ -1,5 +1,7 @@
 #include "session.h"
 
+#include <algorithm>
+
 #include "broker.h"
 #include "connection.h"
 #include "log.h"
@@ -14,6 +16,9 @@ constexpr uint32_t kMaxPrefetch = 1000000;
 // Inboxes a session holds reply rights for; beyond, those of inboxes gone
 // are dropped.
 constexpr size_t kMaxReplyInboxes = 10000;
+// Hello.heartbeat_ms is kept within these: a shorter one would cost the
+// client and the broker a frame every few milliseconds.
+constexpr uint32_t kMinHeartbeatMs = 100, kMaxHeartbeatMs = 3600000;
 
 std::string str(const flatbuffers::String* s) {
   return s ? std::string(s->data(), s->size()) : std::string();
@@ -95,6 +100,10 @@ void Session::on_hello(const wire::Hello& hello) {
   }
   LOG_DEBUG("connection %s: hello from '%s'", connection_.peer().c_str(),
             str(hello.client_name()).c_str());
+  heartbeat_ms_ = hello.heartbeat_ms() == 0
+                      ? 0
+                      : std::clamp<uint32_t>(hello.heartbeat_ms(),
+                                             kMinHeartbeatMs, kMaxHeartbeatMs);
   if (broker_.config().users.empty()) return greet(hello.request_id());
   // Frames sent after the Hello wait until the broker knows who this is.
   connection_.pause_reading();
@@ -108,11 +117,13 @@ void Session::greet(uint64_t request_id, std::string user,
   greeted_ = true;
   user_ = std::move(user);
   permissions_ = std::move(permissions);
+  connection_.expect_heartbeat(heartbeat_ms_);
   flatbuffers::FlatBufferBuilder fbb(128);
   auto name = fbb.CreateString("tern-broker");
   frame::finish(fbb, wire::Body::HelloOk,
                 wire::CreateHelloOk(fbb, request_id, frame::kProtocolVersion,
-                                    name, broker_.config().max_frame_bytes)
+                                    name, broker_.config().max_frame_bytes,
+                                    heartbeat_ms_)
                     .Union());
   connection_.send(fbb);
 }

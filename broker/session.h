@@ -111,6 +111,7 @@ class Session {
   Connection& connection_;
   bool greeted_ = false;
   std::string user_;  // empty: the broker has no users
+  uint32_t heartbeat_ms_ = 0;  // from the Hello, agreed in greet()
   Permissions permissions_;
   // Replies this session may still publish, per inbox (grant_reply()).
   std::unordered_map<std::string, uint64_t> reply_rights_;

@@ -22,6 +22,7 @@ struct Reply {
   wire::ErrorCode code = wire::ErrorCode::None;
   std::string message;
   uint32_t max_frame_bytes = 0;  // from HelloOk
+  uint32_t heartbeat_ms = 0;     // from HelloOk
   uint64_t request_id = 0;       // from Error and ResetOk
   uint64_t offset = 0;           // from ResetOk
   uint32_t bytes = 0;            // the frame's length
@@ -94,12 +95,15 @@ class RawConnection {
     return true;
   }
 
-  // Says Hello and expects HelloOk.
-  Reply hello(uint32_t version = frame::kProtocolVersion) {
+  // Says Hello (promising a frame every `heartbeat_ms`, 0: no promise) and
+  // expects HelloOk.
+  Reply hello(uint32_t version = frame::kProtocolVersion,
+              uint32_t heartbeat_ms = 0) {
     flatbuffers::FlatBufferBuilder fbb;
-    frame::finish(
-        fbb, wire::Body::Hello,
-        wire::CreateHelloDirect(fbb, 1, version, "raw-test", "").Union());
+    frame::finish(fbb, wire::Body::Hello,
+                  wire::CreateHelloDirect(fbb, 1, version, "raw-test", "", "",
+                                          "", heartbeat_ms)
+                      .Union());
     if (!send_frame(fbb)) return Reply{};
     return next(std::chrono::seconds(3));
   }
@@ -141,6 +145,7 @@ class RawConnection {
     }
     if (auto ok = frame->body_as_HelloOk()) {
       reply.max_frame_bytes = ok->max_frame_bytes();
+      reply.heartbeat_ms = ok->heartbeat_ms();
     }
     return reply;
   }
