@@ -427,6 +427,41 @@ TEST_CASE("tls: SIGHUP replaces the certificate for new connections") {
   CHECK(connect_error(configured.address(), trusting(pki, "new-ca")).empty());
 }
 
+TEST_CASE("tls: a client certificate's subject logs its user in") {
+  Pki pki;
+  pki.make_ca("ca");
+  pki.make_ca("clients");
+  pki.make_cert("server", "ca", "/CN=localhost");
+  pki.make_cert("orders", "clients", "/O=Acme/CN=orders");
+  pki.make_cert("stranger", "clients", "/CN=stranger");
+  std::string toml = pki.path("users.toml");
+  std::ofstream(toml) << "[users.orders]\ncert_subject = \"CN=orders,O=Acme\"\n"
+                      << "publish.allow = [\"orders.>\"]\n";
+  BrokerProcess broker(tls_broker(
+      pki, "server", {"--tls-client-ca", pki.crt("clients"), "--config", toml}));
+
+  // No password: the certificate says who it is.
+  auto orders = Client::connect(broker.address(), presenting(pki, "orders"));
+  CHECK(log_shows(broker, "user orders logged in"));
+  CHECK(orders->publish("orders.eu", "signed") == 0);
+  try {
+    orders->publish("payments", "x");
+    FAIL_CHECK("a publish beyond the user's permissions went through");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kNotAuthorized);
+  }
+  // Naming the certificate's user is fine, naming another is not.
+  ClientOptions named = presenting(pki, "orders");
+  named.user = "orders";
+  CHECK(connect_error(broker.address(), named).empty());
+  named.user = "admin";
+  CHECK(contains(connect_error(broker.address(), named),
+                 "wrong user or password"));
+  // A certificate the CA signed for no user gets the TLS session, not in.
+  CHECK(contains(connect_error(broker.address(), presenting(pki, "stranger")),
+                 "wrong user or password"));
+}
+
 TEST_CASE("tls: the broker's TLS settings are checked at start") {
   Pki pki;
   pki.make_ca("ca");
