@@ -94,8 +94,12 @@ bench: $(BUILD)/tern-bench $(BUILD)/tern-broker
 	bench/run.sh $(BUILD)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over the whole test suite.
+# The sanitizer builds' directories can be moved (ASAN_BUILD=..., TSAN_BUILD=...)
+# so that two checkouts or two people do not share one.
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=$(ASAN_BUILD) OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" test
 
 format:
@@ -162,5 +166,5 @@ $(BUILD)/make-seeds: $(BUILD)/obj/tests/fuzz/make_seeds.o $(BUILD)/libternstorag
 # libuv are not instrumented; tests/tsan.supp says what that costs.
 tsan:
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
-	$(MAKE) BUILD=build-tsan OPT="-O1 -g -fno-omit-frame-pointer" \
+	$(MAKE) BUILD=$(TSAN_BUILD) OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=thread" test

@@ -107,8 +107,9 @@ void Bench::set_up() {
 ClientOptions Bench::client_options(const std::string& name) const {
   ClientOptions options;
   options.client_name = name;
-  options.user = options_.user;
-  options.password = options_.password;
+  options.user = options_.login.user;
+  options.password = options_.login.password;
+  options.token = options_.login.token;
   options.tls = options_.tls;
   options.tls_ca_file = options_.tls_ca;
   options.tls_cert_file = options_.tls_cert;

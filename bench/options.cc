@@ -3,7 +3,6 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -86,10 +85,17 @@ void add_options(CLI::App& app, Options* o) {
   app.add_option("--server", o->server,
                  "broker address (default 127.0.0.1:7411)")
       ->type_name("HOST:PORT");
-  app.add_option("--user", o->user,
+  app.add_option("--user", o->login.user,
                  "log in as this user; the password is read\n"
-                 "from $TERN_PASSWORD")
+                 "from $TERN_PASSWORD or --password-file")
       ->type_name("NAME");
+  app.add_option("--password-file", o->password_file,
+                 "read --user's password from this file")
+      ->type_name("FILE");
+  app.add_option("--token-file", o->token_file,
+                 "log in with the token in this file (else\n"
+                 "$TERN_TOKEN, if set)")
+      ->type_name("FILE");
   add_tls_options(app, o);
   app.add_option("--topic", o->topic,
                  "topic base name (default bench); a run id is\n"
@@ -226,13 +232,9 @@ int parse_options(int argc, char** argv, Options* o) {
   o->count_set = app.count("--count") > 0;
   std::string error = check_combination(o);
   if (!error.empty()) return usage_error(error);
-  if (!o->user.empty()) {
-    const char* password = std::getenv("TERN_PASSWORD");
-    if (password == nullptr || *password == '\0')
-      return usage_error("--user " + o->user +
-                         " needs the password in $TERN_PASSWORD");
-    o->password = password;
-  }
+  if (!cli::read_login(o->login.user, o->password_file, o->token_file,
+                       &o->login, &error))
+    return usage_error(error);
   if (o->duration_s > 0 && !o->count_set)
     o->count = std::numeric_limits<uint64_t>::max();
   return -1;

@@ -4,14 +4,17 @@
 #include <cstdint>
 #include <string>
 
+#include "credentials.h"
+
 namespace tern::bench {
 
 struct Options {
   std::string server = "127.0.0.1:7411";
-  // Credentials for a broker with users: --user, and the password from
-  // $TERN_PASSWORD (never the command line).
-  std::string user;
-  std::string password;
+  // Credentials for a broker with users, never from the command line (see
+  // cli/credentials.h): --user with $TERN_PASSWORD or --password-file, or a
+  // token from $TERN_TOKEN or --token-file.
+  cli::Login login;
+  std::string password_file, token_file;
   // TLS (--tls, --tls-ca FILE, ...; see ClientOptions): any of them on
   // means TLS.
   bool tls = false;
