@@ -132,13 +132,13 @@ void Session::set_permissions(Permissions permissions) {
   permissions_ = std::move(permissions);
   std::vector<Consumer*> denied;
   for (auto& [id, consumer] : consumers_) {
-    consumer->grants_replies = !permissions_.publish.allows_all();
+    consumer->grants_replies = needs_reply_rights();
     if (!permissions_.subscribe.allows(consumer->subscription.topic().name()))
       denied.push_back(consumer.get());
   }
   for (auto& [id, wildcard] : wildcards_)
     for (auto& [topic, part] : wildcard.parts) {
-      part->grants_replies = !permissions_.publish.allows_all();
+      part->grants_replies = needs_reply_rights();
       if (!permissions_.subscribe.allows(topic)) denied.push_back(part.get());
     }
   for (Consumer* consumer : denied) {
@@ -206,7 +206,7 @@ std::unique_ptr<Consumer> Session::make_consumer(uint64_t id,
                                                  uint32_t prefetch) {
   auto consumer =
       std::make_unique<Consumer>(id, connection_, subscription, prefetch);
-  consumer->grants_replies = !permissions_.publish.allows_all();
+  consumer->grants_replies = needs_reply_rights();
   subscription.add_consumer(*consumer);
   return consumer;
 }
@@ -457,11 +457,14 @@ void Session::on_list_topics(const wire::ListTopics& list) {
         wire::CreateTopicSettings(fbb, t.max_age_ms, t.max_bytes,
                                   t.max_messages, t.work_queue,
                                   t.dead_letter_expired),
-        state.messages, state.bytes, t.temporary, topic->disk_bytes()));
+        state.messages, state.bytes, t.temporary, topic->disk_bytes(),
+        topic->memory_bytes()));
   }
+  const MemoryBudget& memory = broker_.memory();
   frame::finish(fbb, wire::Body::TopicList,
                 wire::CreateTopicList(fbb, list.request_id(),
-                                      fbb.CreateVector(topics))
+                                      fbb.CreateVector(topics), memory.limit(),
+                                      memory.cached(), memory.output())
                     .Union());
   connection_.send(fbb);
 }

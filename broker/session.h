@@ -71,6 +71,9 @@ class Session {
   // one message to its tern-reply-to inbox (as NATS's allow_responses).
   bool may_publish(const std::string& topic, size_t count,
                    uint64_t request_id);
+  // Whether publishing replies takes reply rights: the user may not publish
+  // everywhere, so its consumers note the requests they hand out.
+  bool needs_reply_rights() const { return !permissions_.publish.allows_all(); }
   // Subscribe permission on `topic`, and for an inbox: being its owner.
   bool may_subscribe(const std::string& topic, uint64_t request_id);
   // Adds a consumer of `subscription`, noting requests it is handed if the
