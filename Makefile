@@ -168,3 +168,12 @@ tsan:
 	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp $(TSAN_OPTIONS)" \
 	$(MAKE) BUILD=$(TSAN_BUILD) OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=thread" test
+
+# ---------------------------------------------------------------------------
+# Storage faults and simulated power cuts (tests/fault_fs.h,
+# tests/power_cut_fs.h). The fault tests in `make test` drive the broker's
+# committer in-process, so tern-tests links it (and libuv).
+# ---------------------------------------------------------------------------
+
+$(BUILD)/tern-tests: $(call obj,broker/committer.cc broker/log.cc)
+$(BUILD)/tern-tests: LDFLAGS += -Wl,--no-as-needed -luv

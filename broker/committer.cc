@@ -1,5 +1,7 @@
 #include "committer.h"
 
+#include <utility>
+
 #include "log.h"
 
 namespace tern {
@@ -7,6 +9,8 @@ namespace tern {
 namespace {
 // Unsynced batches up to this size are written on the loop thread.
 constexpr size_t kInlineCommitBytes = 64 * 1024;
+// How often a failed store is asked to resume.
+constexpr uint64_t kResumeIntervalMs = 1000;
 }  // namespace
 
 Committer::Committer(uv_loop_t* loop, storage::Store& store, bool sync,
@@ -18,6 +22,8 @@ Committer::Committer(uv_loop_t* loop, storage::Store& store, bool sync,
       writing_(std::make_unique<Group>(store)) {
   uv_async_init(loop, &async_, on_async);
   async_.data = this;
+  uv_timer_init(loop, &resume_timer_);
+  resume_timer_.data = this;
   thread_ = std::thread([this] { thread_main(); });
 }
 
@@ -31,13 +37,15 @@ Committer::~Committer() {
 }
 
 void Committer::kick() {
-  if (in_flight_ || filling_->empty()) return;
+  if (in_flight_ || (filling_->empty() && !resume_due_)) return;
   seal_();
   std::swap(filling_, writing_);
   in_flight_ = true;
-  bool inline_commit = !sync_ && writing_->batch.bytes() <= kInlineCommitBytes;
+  writing_->resume = std::exchange(resume_due_, false) && !stopped_;
+  bool inline_commit = !sync_ && !writing_->resume &&
+                       writing_->batch.bytes() <= kInlineCommitBytes;
   if (stopped_ || inline_commit) {  // commit right here
-    writing_->status = store_.commit(writing_->batch);
+    write(*writing_);
     committed_ = true;
     finish();
     return;
@@ -58,15 +66,19 @@ void Committer::thread_main() {
       has_work_ = false;
     }
     // writing_ belongs to this thread until uv_async_send below.
-    writing_->status = writing_->batch.empty()
-                           ? storage::Status::ok()
-                           : store_.commit(writing_->batch);
+    write(*writing_);
     {
       std::lock_guard<std::mutex> lock(mu_);
       committed_ = true;
     }
     uv_async_send(&async_);
   }
+}
+
+void Committer::write(Group& group) {
+  if (group.resume) group.resumed = store_.resume();
+  group.status =
+      group.batch.empty() ? storage::Status::ok() : store_.commit(group.batch);
 }
 
 void Committer::on_async(uv_async_t* handle) {
@@ -82,13 +94,55 @@ void Committer::finish() {
   }
   in_flight_ = false;
   Group& done = *writing_;
-  if (!done.status.is_ok())
-    LOG_ERROR("storage commit of %u writes failed: %s", done.batch.count(),
-              done.status.message().c_str());
+  note_outcome(done);
   for (auto& callback : done.done) callback(done.status);
   done.done.clear();
   done.batch.clear();
+  done.resume = false;
   kick();
+}
+
+void Committer::note_outcome(const Group& group) {
+  if (group.resume && group.resumed.is_ok()) {
+    LOG_INFO(
+        "storage: recovered from the fault (RocksDB resumed, %llu commits "
+        "failed meanwhile); writes are accepted again",
+        (unsigned long long)failed_commits_);
+    failing_ = false;  // a failure from now on is a new fault
+    failed_commits_ = 0;
+  }
+  bool committed = group.status.is_ok() && !group.batch.empty();
+  if (!group.status.is_ok()) {
+    if (!failing_)
+      LOG_ERROR(
+          "storage: a commit of %u writes failed: %s. Until storage works "
+          "again, publishes and admin changes get StorageFailure; stored "
+          "messages are still delivered%s",
+          group.batch.count(), group.status.message().c_str(),
+          store_.failed() ? "; resuming is tried every second" : "");
+    failing_ = true;
+    ++failed_commits_;
+  } else if (committed && failing_) {
+    LOG_INFO("storage: commits work again (%llu failed meanwhile)",
+             (unsigned long long)failed_commits_);
+    failing_ = false;
+    failed_commits_ = 0;
+  }
+  // The timer runs only while the store is failed: nothing to do otherwise.
+  bool timing = uv_is_active(reinterpret_cast<uv_handle_t*>(&resume_timer_));
+  if (store_.failed() && !timing && !stopped_)
+    uv_timer_start(&resume_timer_, on_resume_timer, kResumeIntervalMs,
+                   kResumeIntervalMs);
+}
+
+void Committer::on_resume_timer(uv_timer_t* handle) {
+  auto* self = static_cast<Committer*>(handle->data);
+  if (!self->store_.failed()) {
+    uv_timer_stop(handle);
+    return;
+  }
+  self->resume_due_ = true;
+  self->kick();  // now, or when the commit in flight returns
 }
 
 void Committer::drain() {
@@ -105,6 +159,7 @@ void Committer::drain() {
   else
     kick();
   uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&resume_timer_), nullptr);
 }
 
 }  // namespace tern

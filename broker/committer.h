@@ -10,6 +10,14 @@
 // the two thread hand-offs it saves, and it halves the latency of a lone
 // message. Large batches still go to the storage thread.
 //
+// Storage faults: after a failed commit, every later one fails too until
+// storage works again; the log says so once when the first fails and once
+// when commits work again, not for each. While the store is failed (a
+// RocksDB background error: storage/store.h), a one-second timer asks the
+// storage thread to try Store::resume() before its next commit, so the
+// broker recovers by itself once the fault clears and the loop never waits
+// on it. Without a fault, all this costs a commit one flag check.
+//
 // Everything except the storage thread's body runs on the loop thread.
 #pragma once
 
@@ -57,11 +65,18 @@ class Committer {
     storage::Batch batch;
     std::vector<Done> done;
     storage::Status status = storage::Status::ok();
+    bool resume = false;  // try Store::resume() before committing
+    storage::Status resumed = storage::Status::ok();
   };
 
   static void on_async(uv_async_t* handle);
+  static void on_resume_timer(uv_timer_t* handle);
   void finish();
   void thread_main();
+  // What the storage thread does with the group handed over.
+  void write(Group& group);
+  // The log lines and the resume timer after `group` came back.
+  void note_outcome(const Group& group);
 
   storage::Store& store_;
   const bool sync_;
@@ -71,6 +86,12 @@ class Committer {
   std::unique_ptr<Group> writing_;  // owned by the storage thread while in flight
   bool in_flight_ = false;          // loop thread only
   bool stopped_ = false;            // loop thread only: drain() ran
+
+  // Faults (loop thread only).
+  uv_timer_t resume_timer_;
+  bool resume_due_ = false;      // the next group handed over tries resume()
+  bool failing_ = false;         // the last commit failed
+  uint64_t failed_commits_ = 0;  // since the last one that worked
 
   std::mutex mu_;
   std::condition_variable cv_;

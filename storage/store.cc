@@ -9,16 +9,18 @@
 #include "store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
 
-#include <sys/statvfs.h>
-
+#include "fault_listener.h"
 #include "layout.h"
 #include "record.h"
 
@@ -32,8 +34,10 @@ const char kMarkerKey[] = "F";
 const char kMarkerValue[] = "tern-store-1";
 // --- RocksDB configuration ---------------------------------------------------
 
-rocksdb::DBOptions db_options() {
+// `env`: null for the operating system's (see Options::file_system).
+rocksdb::DBOptions db_options(rocksdb::Env* env) {
   rocksdb::DBOptions options;
+  if (env != nullptr) options.env = env;
   // RocksDB's own info LOG lives in the data directory; keep a few old ones
   // for diagnosis rather than the default thousand.
   options.keep_log_file_num = 5;
@@ -113,9 +117,10 @@ bool family_is_empty(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
 // *finish_creation when it is an empty store whose creation was interrupted
 // before the marker was written (it has only Tern's column families and no
 // data at all), which is safe to complete.
-Status inspect_existing(const std::string& path, bool* finish_creation) {
+Status inspect_existing(const std::string& path, rocksdb::Env* env,
+                        bool* finish_creation) {
   *finish_creation = false;
-  rocksdb::DBOptions options = db_options();
+  rocksdb::DBOptions options = db_options(env);
 
   std::vector<std::string> families;
   rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, path, &families);
@@ -268,20 +273,25 @@ Status Store::open(const Options& options, std::unique_ptr<Store>* out) {
     }
   }
 
+  std::unique_ptr<Store> store(new Store());
+  store->options_ = options;
+  if (options.file_system)
+    store->env_ = rocksdb::NewCompositeEnv(options.file_system);
+  store->faults_ = std::make_shared<FaultListener>();
+
   bool write_marker = creating;
   if (!creating) {
-    Status s = inspect_existing(path, &write_marker);
+    Status s = inspect_existing(path, store->env_.get(), &write_marker);
     if (!s.is_ok()) return s;
   }
 
-  rocksdb::DBOptions db_opts = db_options();
+  rocksdb::DBOptions db_opts = db_options(store->env_.get());
+  db_opts.listeners.push_back(store->faults_);
   db_opts.create_if_missing = creating;
   db_opts.error_if_exists = creating;  // someone else got there first
   // Also completes a creation that stopped before its column family was made.
   db_opts.create_missing_column_families = write_marker;
 
-  std::unique_ptr<Store> store(new Store());
-  store->options_ = options;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s =
@@ -443,6 +453,11 @@ Status Store::load_dedupe(std::vector<DedupeRecord>* out) {
 }
 
 Status Store::commit(Batch& batch) {
+  // The only cost faults add to a commit: RocksDB would refuse it anyway,
+  // this says why, and takes no lock.
+  if (faults_->failed())
+    return Status::error("storage is read-only after a fault (" +
+                         faults_->reason() + "); nothing was written");
   if (options_.min_free_bytes > 0) {
     struct statvfs fs;
     if (statvfs(options_.path.c_str(), &fs) == 0) {
@@ -463,6 +478,36 @@ Status Store::commit(Batch& batch) {
     return Status::error("write to " + options_.path +
                          " failed: " + s.ToString());
   }
+  return Status::ok();
+}
+
+bool Store::failed() const { return faults_->failed(); }
+
+Status Store::resume() {
+  if (!faults_->failed()) return Status::ok();
+  // Resume starts a new WAL only if it has a memtable to flush. After a
+  // WAL write that failed while the memtables were empty (the first commit
+  // after opening, or after a flush) RocksDB 7.8 would go on with the WAL
+  // whose writer saw the error, and every later write would fail (or, with
+  // assertions on, as in Debian's build, abort the process). So a write
+  // that skips the WAL (the marker, as it is) and a flush check that writes
+  // work; if the flush meets that WAL, the memtable is no longer empty and
+  // a second Resume switches to a new one.
+  rocksdb::Status s;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    s = db_->Resume();
+    if (!s.ok()) break;
+    rocksdb::WriteOptions no_wal;
+    no_wal.disableWAL = true;
+    s = db_->Put(no_wal, meta_, kMarkerKey, kMarkerValue);
+    if (s.ok()) s = db_->Flush(rocksdb::FlushOptions(), meta_);
+    if (s.ok()) break;
+  }
+  if (!s.ok()) {
+    return Status::error("cannot resume writing to " + options_.path + ": " +
+                         s.ToString());
+  }
+  faults_->recovered();
   return Status::ok();
 }
 

@@ -1,7 +1,8 @@
 // Store: Tern's durable log on RocksDB.
 //
 // What is kept, and where:
-//   column family "messages":  key = topic id (8 bytes BE) | offset (8 bytes BE)
+//   column family "messages":  key = topic id (8 bytes BE) | offset (8 bytes
+//   BE)
 //                              value = one record (see record.h)
 //   column family "default":   metadata
 //     "F"                         -> "tern-store-1"   (marks a Tern store)
@@ -22,6 +23,13 @@
 // Writes are only ever group commits: the broker collects everything that
 // arrived in one loop iteration into a Batch and commits it with one call,
 // which with sync=true costs one fsync of the WAL for all of it.
+//
+// Faults: a failed flush, compaction, or WAL write or sync makes RocksDB
+// refuse writes (a "background error"). From then on failed() is true and
+// commit() fails at once with the reason, while reads go on as before;
+// resume() asks RocksDB to recover (DB::Resume) and, once it does, commits
+// work again without reopening. A commit whose WAL write or sync failed
+// reports the failure: it is never taken as committed.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +46,8 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Env;
+class FileSystem;
 }  // namespace rocksdb
 
 namespace tern::storage {
@@ -50,6 +60,9 @@ struct Options {
   // it needs room to flush and compact, and the Debian build aborts on some
   // write errors. 0 disables the check.
   uint64_t min_free_bytes = 0;
+  // The file system RocksDB works on; null: the operating system's. Only
+  // tests set it, to inject faults and simulate power cuts (tests/fault_fs.h).
+  std::shared_ptr<rocksdb::FileSystem> file_system;
 };
 
 // How long a topic keeps its messages and what it does with expired ones.
@@ -142,6 +155,7 @@ struct StoredMessage {
 // Writes to commit together. Built on the broker's loop thread, handed to the
 // storage thread, committed with Store::commit().
 class Store;
+class FaultListener;
 
 class Batch {
  public:
@@ -194,6 +208,16 @@ class Store {
   // options.min_free_bytes. Leaves the batch unchanged; the caller clears it.
   Status commit(Batch& batch);
 
+  // True from a storage fault (see the top of this file) until resume()
+  // succeeds or RocksDB recovers by itself: commit() then fails without
+  // writing. Cheap (one atomic load); any thread.
+  bool failed() const;
+  // Asks RocksDB to recover from the fault (DB::Resume: it flushes the
+  // memtables into new files and lets writes in again). Ok when the store
+  // is writable again, or never failed. May take as long as a flush; call
+  // it where a commit could run, never on the broker's loop.
+  Status resume();
+
   // Reads messages of `topic_id` with offset >= from, in order, stopping after
   // max_messages messages or once max_bytes of records have been read.
   Status read(uint64_t topic_id, uint64_t from, size_t max_messages,
@@ -227,6 +251,9 @@ class Store {
   Store() = default;
   Status load_topic(TopicRecord* topic);  // settings and state of one
   Options options_;
+  // Declared before db_, so they outlive it: RocksDB uses both until closed.
+  std::unique_ptr<rocksdb::Env> env_;  // on options_.file_system, if set
+  std::shared_ptr<FaultListener> faults_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;      // owned by db_
   rocksdb::ColumnFamilyHandle* messages_ = nullptr;  // owned by Store
