@@ -177,3 +177,18 @@ tsan:
 
 $(BUILD)/tern-tests: $(call obj,broker/committer.cc broker/log.cc)
 $(BUILD)/tern-tests: LDFLAGS += -Wl,--no-as-needed -luv
+
+# The long simulated power-cut loop (tests/power_cut.h): POWER_CUT_ITERATIONS
+# cuts with fsync, a tenth as many without; POWER_CUT_SEED replays a run,
+# POWER_CUT_SECONDS bounds each. `make test` runs a short one.
+POWER_CUT_ITERATIONS ?= 300
+POWER_CUT_SECONDS    ?= 900
+POWER_CUT_SRC := tests/power_cut/main.cc tests/power_cut.cc tests/power_cut_fs.cc
+
+.PHONY: power-cut-test
+$(BUILD)/tern-power-cut: $(call obj,$(POWER_CUT_SRC)) $(BUILD)/libternstorage.a $(BUILD)/libternproto.a
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb
+
+power-cut-test: $(BUILD)/tern-power-cut
+	POWER_CUT_ITERATIONS=$(POWER_CUT_ITERATIONS) POWER_CUT_SECONDS=$(POWER_CUT_SECONDS) \
+	  POWER_CUT_SEED=$(POWER_CUT_SEED) $(BUILD)/tern-power-cut

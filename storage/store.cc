@@ -317,8 +317,10 @@ Status Store::open(const Options& options, std::unique_ptr<Store>* out) {
 Store::~Store() {
   if (!db_) return;
   // Without per-commit fsync the WAL is in the OS cache; a clean shutdown
-  // should still leave it on disk.
-  if (!options_.sync) db_->SyncWAL();
+  // should still leave it on disk. Not after a fault: syncing a WAL whose
+  // write failed aborts the process in Debian's RocksDB (an assertion), and
+  // nothing unsynced of it was confirmed as synced anyway.
+  if (!options_.sync && !faults_->failed()) db_->SyncWAL();
   if (messages_ != nullptr) db_->DestroyColumnFamilyHandle(messages_);
   db_->Close();
 }
@@ -610,6 +612,11 @@ Status Store::scan(uint64_t topic_id, uint64_t from, const Visitor& visit) {
 }
 
 Status Store::compact(uint64_t topic_id, uint64_t end) {
+  // RocksDB refuses too, but a flush meeting a failed WAL is best avoided.
+  if (faults_->failed())
+    return Status::error("cannot compact " + options_.path +
+                         ": storage is read-only after a fault (" +
+                         faults_->reason() + ")");
   std::string begin_key = message_key(topic_id, 0);
   std::string end_key = message_key(topic_id, end);
   rocksdb::Slice begin_slice = begin_key, end_slice = end_key;
