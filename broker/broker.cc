@@ -27,7 +27,10 @@ bool within_limit(size_t count, size_t limit, const char* what,
 }
 
 Broker::Broker(const Config& config, storage::Store& store, Reread reread)
-    : config_(config), reread_config_(std::move(reread)), store_(store) {
+    : config_(config),
+      reread_config_(std::move(reread)),
+      store_(store),
+      memory_(config.memory_budget_bytes) {
   uv_loop_init(&loop_);
   // A batch must carry the state of every topic it appends to or removes
   // from, also when the committer hands it over on its own as the previous
@@ -127,6 +130,9 @@ void Broker::on_check(uv_check_t* handle) {
 }
 
 void Broker::after_io() {
+  // First, while no subscription holds a record pointer: what the last
+  // iteration appended and read back may have gone past the budget.
+  memory_.trim();
   // Acks and nacks schedule a dispatch; their cursor changes (and the dead
   // letters of a nack) go into this very batch.
   for (Subscription* s : to_dispatch_) note_cursor(*s);
@@ -149,6 +155,7 @@ void Broker::after_io() {
   dispatching_.clear();
 
   for (auto& [id, connection] : connections_) connection->flush();
+  memory_.shed();
   if (stopping_) return;
   if (to_dispatch_.empty())
     uv_idle_stop(&idle_);

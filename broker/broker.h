@@ -42,6 +42,7 @@
 
 #include "committer.h"
 #include "config.h"
+#include "memory_budget.h"
 #include "retention.h"
 #include "store.h"
 #include "subscription.h"
@@ -95,6 +96,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   int run();
 
   const Config& config() const { return config_; }
+  // What topics' tails and connections' output hold, within --memory-budget.
+  MemoryBudget& memory() { return memory_; }
 
   // --- operations, called by sessions ---
 
@@ -260,6 +263,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   const Reread reread_config_;
   TlsContext tls_;  // loaded by listen(), replaced by reload()
   storage::Store& store_;
+  // Before the topics and connections, which count against it until the end.
+  MemoryBudget memory_;
   uv_loop_t loop_;
   uv_tcp_t server_;
   uv_signal_t sigint_, sigterm_, sighup_;

@@ -155,7 +155,8 @@ std::vector<Setting> make_settings() {
                    "frame may take 4KiB less"),
       size_setting("max-output", &Config::max_output_bytes, MiB, TiB,
                    "output queued for one client before it is\n"
-                   "disconnected"),
+                   "disconnected; all clients' output also\n"
+                   "counts against --memory-budget"),
       count_setting("max-connections", &Config::max_connections, 1, 1000000,
                     "client connections at once"),
       count_setting("max-connections-per-ip", &Config::max_connections_per_ip,
@@ -195,9 +196,15 @@ std::vector<Setting> make_settings() {
                     "get LimitExceeded"),
       ms_setting("retention-interval", &Config::retention_interval_ms, 10,
                  3600000, "how often topic retention runs"),
+      size_setting("memory-budget", &Config::memory_budget_bytes, 8 * MiB, TiB,
+                   "what all topics' in-memory tails and all\n"
+                   "clients' queued output hold together; the\n"
+                   "coldest topics give memory back first,\n"
+                   "slow consumers pause, then are disconnected"),
       size_setting("tail-bytes", &Config::tail_bytes_per_topic, 0, TiB,
-                   "recent messages kept in memory per topic;\n"
-                   "older ones are read back from disk"),
+                   "recent messages kept in memory per topic,\n"
+                   "within --memory-budget; older ones are\n"
+                   "read back from disk"),
       file_setting("tls-cert", &Config::tls_cert,
                    "serve TLS with this certificate (PEM, chain\n"
                    "included); needs --tls-key"),

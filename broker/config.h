@@ -34,6 +34,10 @@ struct Config {
   uint64_t dedupe_window_ms = 120000;       // producer message ids remembered
   size_t max_dedupe_ids = 10000000;         // over all topics (~150 B each)
   uint64_t retention_interval_ms = 1000;    // how often retention runs
+  // What all topics' in-memory tails and all clients' queued output may
+  // hold together (memory_budget.h); tail_bytes_per_topic and
+  // max_output_bytes stay per-topic and per-connection caps within it.
+  size_t memory_budget_bytes = 512u << 20;
   size_t tail_bytes_per_topic = 32u << 20;  // recent messages kept in memory
   // Limits that keep one client, or many, from taking the broker down.
   size_t max_output_bytes = 64u << 20;  // queued for one client, then close

@@ -51,6 +51,8 @@ wire::ErrorCode code_for(frame::FrameReader::Result result) {
 Connection::Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
                        size_t max_output_bytes, SSL_CTX* tls)
     : broker_(broker),
+      memory_(broker.memory()),
+      memory_place_(memory_.enter(*this)),
       id_(id),
       max_frame_bytes_(max_frame_bytes),
       max_output_bytes_(max_output_bytes),
@@ -62,6 +64,11 @@ Connection::Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
     tls_ = std::make_unique<TlsSession>(tls);
     tls_in_.resize(kReadChunk);
   }
+}
+
+Connection::~Connection() {
+  memory_.remove_output(output_waiting());
+  memory_.leave(memory_place_);
 }
 
 const std::string& Connection::peer_subject() const {
@@ -183,7 +190,12 @@ void Connection::send_owed(flatbuffers::FlatBufferBuilder& fbb) {
 
 void Connection::send(flatbuffers::DetachedBuffer frame) {
   if (closing_ || overflowed_) return;
-  if (queued_bytes_ + writing_bytes_ + frame.size() > max_output_bytes_) {
+  size_t waiting = output_waiting();
+  // A connection that is ending is let through its last frames (the Error
+  // that says why, replies owed): they are bounded by what it asked before.
+  bool over_budget =
+      !close_after_write_ && memory_.reply_overflows(waiting, frame.size());
+  if (waiting + frame.size() > max_output_bytes_ || over_budget) {
     // The client is not reading, and what piles up is not deliveries (those
     // pause, see congested()) but replies to what it keeps sending. Closing
     // it is the only way to keep memory bounded; its unacked messages go back
@@ -192,6 +204,7 @@ void Connection::send(flatbuffers::DetachedBuffer frame) {
     return;
   }
   queued_bytes_ += frame.size();
+  memory_.add_output(frame.size());
   queued_.push_back(std::move(frame));
 }
 
@@ -199,10 +212,16 @@ void Connection::flush() {
   if (closing_) return;
   if (overflowed_) {
     overflowed_ = false;
+    size_t waiting = output_waiting();
     queued_.clear();
+    memory_.remove_output(queued_bytes_);
     queued_bytes_ = 0;
-    LOG_WARN("connection %s: over %zu bytes waiting to be written; closing",
-             peer_.c_str(), max_output_bytes_);
+    LOG_WARN(
+        "connection %s: not reading, with %zu bytes waiting to be written "
+        "(limit %zu; all connections' output %zu, memory budget %zu); "
+        "closing",
+        peer_.c_str(), waiting, max_output_bytes_, memory_.output(),
+        memory_.limit());
     fail(0, wire::ErrorCode::LimitExceeded,
          "client is not reading: output buffer limit reached");
     return;
@@ -252,6 +271,7 @@ void Connection::flush_tls() {
     queued_.clear();
     queued_bytes_ = 0;
     if (!ok) {
+      memory_.remove_output(plain_bytes);
       LOG_WARN("connection %s: TLS failed: %s", peer_.c_str(),
                tls_->error().c_str());
       close();
@@ -278,6 +298,7 @@ void Connection::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->data);
   self->write_in_flight_ = false;
   self->writing_.clear();
+  self->memory_.remove_output(self->writing_bytes_);
   self->writing_bytes_ = 0;
   if (self->tls_) self->tls_->output_written();
   self->session_.on_drained();
@@ -298,6 +319,7 @@ void Connection::on_write(uv_write_t* req, int status) {
 void Connection::fail(uint64_t request_id, wire::ErrorCode code,
                       const std::string& message) {
   if (closing_ || close_after_write_) return;
+  close_after_write_ = true;  // the Error goes out whatever the budget
   flatbuffers::FlatBufferBuilder fbb(256);
   frame::build_error(fbb, request_id, code, message);
   send(fbb);
@@ -314,6 +336,10 @@ void Connection::close_when_written() {
 void Connection::close() {
   if (closing_) return;
   closing_ = true;
+  // Its buffers go with the handle, within an iteration: the budget counts
+  // them no more, so shed() does not close others for them.
+  memory_.remove_output(output_waiting());
+  queued_bytes_ = writing_bytes_ = 0;
   session_.end();
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
 }

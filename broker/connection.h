@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "frame.h"
+#include "memory_budget.h"
 #include "session.h"
 #include "tls.h"
 
@@ -34,6 +35,7 @@ class Connection {
   // `tls`: the context of a TLS listener, null for plaintext.
   Connection(Broker& broker, uint64_t id, uint32_t max_frame_bytes,
              size_t max_output_bytes, SSL_CTX* tls = nullptr);
+  ~Connection();  // its output no longer counts against the memory budget
 
   uint64_t id() const { return id_; }
   uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
@@ -65,12 +67,19 @@ class Connection {
   bool reading_paused() const { return paused_; }
 
   // True while the socket is not draining: more than a quarter of the output
-  // limit is waiting, counting `extra` bytes about to be queued. Deliveries
-  // pause for a congested connection and resume when its writes complete,
-  // so a consumer that stops reading costs the broker a bounded buffer.
+  // limit is waiting, counting `extra` bytes about to be queued, or the
+  // output of all connections is at its share of the memory budget
+  // (MemoryBudget::delivery_must_wait). Deliveries pause for a congested
+  // connection and resume when its writes complete, so a consumer that
+  // stops reading costs the broker a bounded buffer.
   bool congested(size_t extra = 0) const {
-    return queued_bytes_ + writing_bytes_ + extra >= max_output_bytes_ / 4;
+    size_t waiting = output_waiting();
+    return waiting + extra >= max_output_bytes_ / 4 ||
+           memory_.delivery_must_wait(waiting, extra);
   }
+
+  // Bytes queued and being written.
+  size_t output_waiting() const { return queued_bytes_ + writing_bytes_; }
 
   // Queues one whole frame for the next flush().
   void send(flatbuffers::DetachedBuffer frame);
@@ -108,6 +117,8 @@ class Connection {
   void close_when_written();
 
   Broker& broker_;
+  MemoryBudget& memory_;  // counts output_waiting() until close()
+  const MemoryBudget::ConnectionPlace memory_place_;
   const uint64_t id_;
   const uint32_t max_frame_bytes_;
   const size_t max_output_bytes_;

@@ -457,12 +457,15 @@ void Session::on_list_topics(const wire::ListTopics& list) {
         wire::CreateTopicSettings(fbb, t.max_age_ms, t.max_bytes,
                                   t.max_messages, t.work_queue,
                                   t.dead_letter_expired),
-        state.messages, state.bytes, t.temporary, topic->disk_bytes()));
+        state.messages, state.bytes, t.temporary, topic->disk_bytes(),
+        topic->memory_bytes()));
   }
-  frame::finish(fbb, wire::Body::TopicList,
-                wire::CreateTopicList(fbb, list.request_id(),
-                                      fbb.CreateVector(topics))
-                    .Union());
+  const MemoryBudget& memory = broker_.memory();
+  frame::finish(
+      fbb, wire::Body::TopicList,
+      wire::CreateTopicList(fbb, list.request_id(), fbb.CreateVector(topics),
+                            memory.limit(), memory.cached(), memory.output())
+          .Union());
   connection_.send(fbb);
 }
 

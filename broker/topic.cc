@@ -13,7 +13,8 @@ constexpr size_t kMaxStretches = 8;
 }  // namespace
 
 Topic::Topic(storage::Store& store, ReadBackSource& reader,
-             const storage::TopicRecord& record, size_t tail_limit_bytes)
+             MemoryBudget& memory, const storage::TopicRecord& record,
+             size_t tail_limit_bytes)
     : id_(record.id),
       name_(record.name),
       settings_(record.settings),
@@ -24,12 +25,18 @@ Topic::Topic(storage::Store& store, ReadBackSource& reader,
       next_offset_(record.state.next_offset),
       tail_limit_bytes_(tail_limit_bytes),
       store_(store),
-      reader_(reader) {}
+      reader_(reader),
+      memory_(memory),
+      memory_place_(memory.enter(*this)) {}
+
+Topic::~Topic() { memory_.leave(memory_place_, memory_bytes()); }
 
 uint64_t Topic::append(flatbuffers::DetachedBuffer record) {
   ++messages_;
   bytes_ += record.size();
   tail_bytes_ += record.size();
+  memory_.hold(record.size());
+  memory_.touch(memory_place_);
   tail_.push_back({next_offset_, std::move(record)});
   return next_offset_++;
 }
@@ -42,6 +49,7 @@ void Topic::on_committed(uint64_t first, uint64_t end, bool ok) {
         --messages_;
         bytes_ -= entry.record.size();
         tail_bytes_ -= entry.record.size();
+        memory_.release(entry.record.size());
         entry.record = flatbuffers::DetachedBuffer();
       }
     }
@@ -53,24 +61,49 @@ void Topic::remove_before(uint64_t first, uint64_t messages, uint64_t bytes) {
   first_offset_ = std::max(first_offset_, first);
   messages_ -= std::min(messages_, messages);
   bytes_ -= std::min(bytes_, bytes);
-  while (!tail_.empty() && tail_.front().offset < first_offset_) {
-    tail_bytes_ -= tail_.front().record.size();
-    tail_.pop_front();
-  }
+  while (!tail_.empty() && tail_.front().offset < first_offset_) pop_tail();
   for (auto& s : subscriptions_) s->skip_before(first_offset_);
 }
 
 void Topic::trim_tail() {
   while (!tail_.empty() && tail_bytes_ > tail_limit_bytes_ &&
-         tail_.front().offset < committed_end_) {
-    tail_bytes_ -= tail_.front().record.size();
-    tail_.pop_front();
-  }
+         tail_.front().offset < committed_end_)
+    pop_tail();
+}
+
+void Topic::pop_tail() {
+  size_t size = tail_.front().record.size();
+  tail_bytes_ -= size;
+  memory_.release(size);
+  tail_.pop_front();
+}
+
+void Topic::pop_stretch() {
+  auto it = read_back_.find(read_back_order_.front());
+  size_t size = 0;
+  for (const auto& r : it->second.records) size += r.record.size();
+  read_back_bytes_ -= size;
+  memory_.release(size);
+  read_back_.erase(it);
+  read_back_order_.pop_front();
+}
+
+size_t Topic::give_back(size_t wanted) {
+  size_t before = memory_bytes();
+  // Stretches first: they are the store's records already once more read.
+  while (!read_back_order_.empty() && before - memory_bytes() < wanted)
+    pop_stretch();
+  // Records not yet durable must stay: nothing else holds them for delivery.
+  while (!tail_.empty() && tail_.front().offset < committed_end_ &&
+         before - memory_bytes() < wanted)
+    pop_tail();
+  return before - memory_bytes();
 }
 
 const wire::StoredMessage* Topic::record_at_or_after(uint64_t* offset,
                                                      bool* reading) {
   *reading = false;
+  memory_.touch(memory_place_);
   for (;;) {
     // Below first_offset_ is removed, even while the range delete is still
     // on its way to the store.
@@ -147,12 +180,19 @@ void Topic::on_read_back(uint64_t from, uint64_t committed_end,
   uint64_t end = complete ? committed_end
                           : records.back().offset + 1;
   if (end <= from) return;
-  if (read_back_.count(from) == 0) read_back_order_.push_back(from);
-  read_back_[from] = {end, std::move(records)};
-  while (read_back_order_.size() > kMaxStretches) {
-    read_back_.erase(read_back_order_.front());
-    read_back_order_.pop_front();
+  // Read again (e.g. after the memory budget took it): the old one goes.
+  if (read_back_.count(from) != 0) {
+    read_back_order_.erase(
+        std::find(read_back_order_.begin(), read_back_order_.end(), from));
+    read_back_order_.push_front(from);
+    pop_stretch();
   }
+  read_back_order_.push_back(from);
+  read_back_[from] = {end, std::move(records)};
+  read_back_bytes_ += bytes;
+  memory_.hold(bytes);
+  memory_.touch(memory_place_);
+  while (read_back_order_.size() > kMaxStretches) pop_stretch();
 }
 
 bool Topic::find_id(const std::string& id, int64_t now_ms,

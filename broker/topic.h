@@ -3,12 +3,13 @@
 // bounded in-memory tail of recent records.
 //
 // The tail is why consumers that keep up never touch RocksDB: a record stays
-// in memory from its append until the tail's byte budget pushes it out, and
-// it only leaves once it is durable. Records older than the tail are read
-// back from the store in stretches, on the broker's reader thread: the loop
-// thread asks, goes on serving everyone else, and dispatches the
-// subscription again when the stretch has arrived. A few recent stretches
-// are kept, so subscriptions replaying the same range share them.
+// in memory from its append until the tail's byte limit (--tail-bytes) or the
+// broker's memory budget (memory_budget.h: the coldest topics give back
+// first) pushes it out, and it only leaves once it is durable. Records older
+// than the tail are read back from the store in stretches, on the broker's
+// reader thread: the loop thread asks, goes on serving everyone else, and
+// dispatches the subscription again when the stretch has arrived. A few recent
+// stretches are kept, so subscriptions replaying the same range share them.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "memory_budget.h"
 #include "store.h"
 #include "tern_generated.h"
 #include "subscription.h"
@@ -46,9 +48,13 @@ class Topic {
   static constexpr size_t kReadBackMessages = 512;
   static constexpr size_t kReadBackBytes = 1u << 20;
 
-  // `store` answers disk_bytes(); `reader` reads behind the tail.
-  Topic(storage::Store& store, ReadBackSource& reader,
+  // `store` answers disk_bytes(); `reader` reads behind the tail; what the
+  // tail and the stretches read back hold counts against `memory`.
+  Topic(storage::Store& store, ReadBackSource& reader, MemoryBudget& memory,
         const storage::TopicRecord& record, size_t tail_limit_bytes);
+  ~Topic();
+  Topic(const Topic&) = delete;
+  Topic& operator=(const Topic&) = delete;
 
   uint64_t id() const { return id_; }
   const std::string& name() const { return name_; }
@@ -95,6 +101,14 @@ class Topic {
   // The read from `from` failed: the next call for it asks again.
   void on_read_failed(uint64_t from) { reading_.erase(from); }
 
+  // Bytes of records held in memory: the tail and the stretches read back.
+  size_t memory_bytes() const { return tail_bytes_ + read_back_bytes_; }
+  // The memory budget wants `wanted` bytes back: drops stretches read back,
+  // then durable records from the front of the tail, until that much is
+  // freed or nothing more may go. Returns the bytes freed. Not while a
+  // pointer from record_at_or_after() is in use (MemoryBudget::trim()).
+  size_t give_back(size_t wanted);
+
   // Where a subscription starting at `position` begins: Latest, Earliest,
   // or Offset (`offset` clamped to what is stored). Not for Time, which
   // needs the store (Broker::move_to_start).
@@ -122,6 +136,10 @@ class Topic {
     flatbuffers::DetachedBuffer record;  // empty: the commit failed
   };
   void trim_tail();
+  // Drops the oldest record of the tail, which must be durable.
+  void pop_tail();
+  // Drops the oldest stretch read back.
+  void pop_stretch();
 
   uint64_t id_;
   std::string name_;
@@ -154,8 +172,11 @@ class Topic {
   };
   storage::Store& store_;
   ReadBackSource& reader_;
+  MemoryBudget& memory_;
+  const MemoryBudget::TopicPlace memory_place_;
   std::map<uint64_t, Stretch> read_back_;  // by from
   std::deque<uint64_t> read_back_order_;   // oldest first, for eviction
+  size_t read_back_bytes_ = 0;             // their records' bytes
   std::set<uint64_t> reading_;             // froms asked for, not yet here
   // The stretch read back that covers `offset`, or read_back_.end().
   std::map<uint64_t, Stretch>::const_iterator stretch_covering(

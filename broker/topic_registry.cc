@@ -136,7 +136,7 @@ bool Broker::alter_topic(const std::string& name,
 }
 
 Topic& Broker::add_topic(const storage::TopicRecord& record) {
-  auto topic = std::make_unique<Topic>(store_, *this, record,
+  auto topic = std::make_unique<Topic>(store_, *this, memory_, record,
                                        config_.tail_bytes_per_topic);
   topics_by_id_[record.id] = topic.get();
   return *(topics_[record.name] = std::move(topic));

@@ -176,6 +176,7 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
           info.bytes = t->bytes();
           info.temporary = t->temporary();
           info.disk_bytes = t->disk_bytes();
+          info.memory_bytes = t->memory_bytes();
           reply.topics.push_back(std::move(info));
         }
       }

@@ -74,6 +74,8 @@ int run_topics_info(const std::string& server, const std::string& name) {
       "  messages %llu, bytes %llu, on disk about %llu bytes, temporary %s\n",
       (unsigned long long)t.messages, (unsigned long long)t.bytes,
       (unsigned long long)t.disk_bytes, yes_no(t.temporary));
+  std::printf("  in memory %llu bytes (tail and records read back)\n",
+              (unsigned long long)t.memory_bytes);
   std::printf(
       "  max age %s, max bytes %s, max messages %s, work queue %s, "
       "dead-letter expired %s\n",

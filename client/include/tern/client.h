@@ -265,6 +265,9 @@ struct TopicInfo {
   // The space they take on disk, as the broker's RocksDB estimates it.
   // Retention's removals count until the removed range is compacted.
   uint64_t disk_bytes = 0;
+  // Its records the broker holds in memory (its tail and what it read back
+  // for consumers behind it), within the broker's --memory-budget.
+  uint64_t memory_bytes = 0;
   // Deleted when the connection that created it ends (see create_topic()).
   bool temporary = false;
 };
