@@ -121,7 +121,8 @@ clean:
 # (no new iteration starts after that). `make test` runs a short one.
 CRASH_ITERATIONS ?= 50
 CRASH_SECONDS    ?= 900
-CRASH_SRC := tests/crash/main.cc tests/crash_loop.cc tests/broker_process.cc
+CRASH_SRC := tests/crash/main.cc tests/crash_loop.cc tests/crash_loop_reconnect.cc \
+             tests/broker_process.cc
 
 $(BUILD)/tern-crash-loop: $(call obj,$(CRASH_SRC)) $(BUILD)/libternclient.a
 	$(CXX) $(LDFLAGS) -o $@ $^

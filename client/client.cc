@@ -134,44 +134,8 @@ void check_frame_size(const flatbuffers::FlatBufferBuilder& fbb,
 
 std::unique_ptr<Client> Client::connect(const std::string& address,
                                         ClientOptions options) {
-  auto deadline = Clock::now() + options.timeout;
-  std::shared_ptr<Connection> connection = Connection::open(address, options);
-
-  flatbuffers::FlatBufferBuilder fbb(128);
-  uint64_t id = connection->next_request_id();
-  auto name = fbb.CreateString(options.client_name);
-  auto user = options.user.empty() ? 0 : fbb.CreateString(options.user);
-  auto password =
-      options.password.empty() ? 0 : fbb.CreateString(options.password);
-  auto token = options.token.empty() ? 0 : fbb.CreateString(options.token);
-  frame::finish(fbb, wire::Body::Hello,
-                wire::CreateHello(fbb, id, frame::kProtocolVersion, name, token,
-                                  user, password)
-                    .Union());
-  Reply reply;
-  try {
-    reply = connection->call(id, wire::Body::HelloOk, fbb, "Hello", deadline);
-  } catch (const Error& e) {
-    connection->close();
-    if (e.code() == ErrorCode::kTimeout) {
-      throw Error(ErrorCode::kConnectFailed,
-                  "cannot connect to " + address +
-                      ": no reply to Hello within " +
-                      std::to_string(options.timeout.count()) + " ms");
-    }
-    if (e.code() == ErrorCode::kConnectionLost) {
-      throw Error(ErrorCode::kConnectFailed,
-                  "cannot connect to " + address + ": " + e.what());
-    }
-    throw Error(e.code(), "broker at " + address +
-                              " refused the connection: " + e.what());
-  }
-  // The broker's limit applies to what we send. Zero would be a broker bug;
-  // fall back to the protocol default rather than refusing everything.
-  connection->set_max_frame_bytes(reply.max_frame_bytes != 0
-                                      ? reply.max_frame_bytes
-                                      : frame::kDefaultMaxFrameBytes);
-  return std::unique_ptr<Client>(new Client(std::move(connection)));
+  return std::unique_ptr<Client>(
+      new Client(Connection::open(address, std::move(options))));
 }
 
 Client::Client(std::shared_ptr<Connection> connection)
@@ -182,11 +146,14 @@ Client::~Client() { connection_->close(); }
 uint64_t Client::publish(const std::string& topic, std::string payload,
                          std::vector<Header> headers) {
   static const std::string kNoKey;
+  // With reconnect the message may be sent twice: its id makes that safe.
+  std::string message_id =
+      connection_->options().reconnect ? connection_->new_message_id() : "";
   flatbuffers::FlatBufferBuilder fbb(encoded_size(payload, kNoKey, headers) +
-                                     topic.size() + 128);
+                                     topic.size() + message_id.size() + 128);
   uint64_t id = connection_->next_request_id();
   std::vector<flatbuffers::Offset<wire::Message>> messages{
-      build_message(fbb, payload, kNoKey, headers, kNoKey, 0)};
+      build_message(fbb, payload, kNoKey, headers, message_id, 0)};
   finish_publish(fbb, id, topic, messages);
   check_frame_size(fbb, connection_->max_frame_bytes());
 
@@ -208,8 +175,12 @@ uint64_t Client::publish(const std::string& topic, std::string payload,
 
 PublishResult publish_message(Client::Connection& connection,
                               const std::string& topic,
-                              const OutgoingMessage& message,
+                              const OutgoingMessage& given,
                               Clock::time_point deadline) {
+  OutgoingMessage message = given;
+  if (message.id.empty() && connection.options().reconnect) {
+    message.id = connection.new_message_id();
+  }
   flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, {}) +
                                      encoded_size(message.payload, message.key,
                                                   message.headers) +
@@ -249,6 +220,12 @@ void Client::publish_async(const std::string& topic,
     if (on_confirm) on_confirm({});
     return;
   }
+  if (connection_->options().reconnect) {
+    // Re-sent after a reconnect if unconfirmed: ids make that safe.
+    for (OutgoingMessage& m : messages) {
+      if (m.id.empty()) m.id = connection_->new_message_id();
+    }
+  }
   flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, messages));
   uint64_t id = connection_->next_request_id();
   build_publish(fbb, id, topic, messages, /*confirm=*/true);
@@ -271,41 +248,41 @@ void Client::flush() { connection_->flush(); }
 
 size_t Client::unconfirmed() const { return connection_->unconfirmed(); }
 
-Subscription Client::subscribe(const SubscribeOptions& options) {
-  if (options.ack_timeout.count() < 0 ||
-      options.ack_timeout.count() > std::numeric_limits<uint32_t>::max()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "ack_timeout must be from 0 to 2^32-1 ms");
-  }
-  flatbuffers::FlatBufferBuilder fbb(256);
-  uint64_t id = connection_->next_request_id();
+void build_subscribe(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
+                     const SubscribeOptions& options) {
   auto topic = fbb.CreateString(options.topic);
   auto name = fbb.CreateString(options.subscription);
+  auto dead_letter = options.dead_letter_topic.empty()
+                         ? 0
+                         : fbb.CreateString(options.dead_letter_topic);
   // The enums match value for value.
   auto start = wire::StartPosition(uint8_t(options.start));
   int64_t start_time_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(
           options.start_time.time_since_epoch())
           .count();
-  frame::finish(
-      fbb, wire::Body::Subscribe,
-      wire::CreateSubscribe(
-          fbb, id, topic, name, start, options.prefetch,
-          uint32_t(options.ack_timeout.count()), options.start_offset,
-          start_time_ms, options.max_deliveries,
-          options.dead_letter_topic.empty()
-              ? 0
-              : fbb.CreateString(options.dead_letter_topic))
-          .Union());
-  Reply reply;
+  frame::finish(fbb, wire::Body::Subscribe,
+                wire::CreateSubscribe(
+                    fbb, request_id, topic, name, start, options.prefetch,
+                    uint32_t(options.ack_timeout.count()), options.start_offset,
+                    start_time_ms, options.max_deliveries, dead_letter)
+                    .Union());
+}
+
+Subscription Client::subscribe(const SubscribeOptions& options) {
+  if (options.ack_timeout.count() < 0 ||
+      options.ack_timeout.count() > std::numeric_limits<uint32_t>::max()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "ack_timeout must be from 0 to 2^32-1 ms");
+  }
+  std::string name;
+  uint64_t consumer = 0;
   try {
-    reply = connection_->call(id, wire::Body::SubscribeOk, fbb, "Subscribe",
-                              Clock::now() + connection_->options().timeout);
+    consumer = connection_->subscribe(options, &name);
   } catch (const Error& e) {
     rethrow_with_context(e, "subscribe to " + options.topic);
   }
-  return Subscription(connection_, reply.consumer_id, options.topic,
-                      reply.subscription);
+  return Subscription(connection_, consumer, options.topic, name);
 }
 
 std::chrono::microseconds Client::ping() {
@@ -337,7 +314,8 @@ uint64_t Client::reset_subscription(const SubscribeOptions& options) {
   try {
     return connection_
         ->call(id, wire::Body::ResetOk, fbb, "ResetSubscription",
-               Clock::now() + connection_->options().timeout)
+               Clock::now() + connection_->options().timeout,
+               Connection::Resend::kNever)
         .result.offset;
   } catch (const Error& e) {
     rethrow_with_context(e, "reset of " + options.subscription + " on " +
@@ -368,10 +346,13 @@ bool Client::create_topic(const std::string& name,
       wire::CreateCreateTopic(fbb, id, topic, wire_settings, temporary)
           .Union());
   try {
-    return connection_
-        ->call(id, wire::Body::CreateTopicOk, fbb, "CreateTopic",
-               Clock::now() + connection_->options().timeout)
-        .created;
+    bool created = connection_
+                       ->call(id, wire::Body::CreateTopicOk, fbb, "CreateTopic",
+                              Clock::now() + connection_->options().timeout)
+                       .created;
+    // It ends with the connection: made again on the next one.
+    if (temporary) connection_->remember_temporary(name, fbb);
+    return created;
   } catch (const Error& e) {
     rethrow_with_context(e, "create of topic " + name);
   }
@@ -400,8 +381,12 @@ void Client::delete_topic(const std::string& name) {
   frame::finish(fbb, wire::Body::DeleteTopic,
                 wire::CreateDeleteTopic(fbb, id, topic).Union());
   try {
+    // Not sent again after a lost connection: the second would say
+    // UnknownTopic if the first was done.
     connection_->call(id, wire::Body::DeleteOk, fbb, "DeleteTopic",
-                      Clock::now() + connection_->options().timeout);
+                      Clock::now() + connection_->options().timeout,
+                      Connection::Resend::kNever);
+    connection_->forget_temporary(name);
   } catch (const Error& e) {
     rethrow_with_context(e, "delete of topic " + name);
   }
@@ -418,7 +403,8 @@ void Client::delete_subscription(const std::string& topic,
       wire::CreateDeleteSubscription(fbb, id, topic_str, name_str).Union());
   try {
     connection_->call(id, wire::Body::DeleteOk, fbb, "DeleteSubscription",
-                      Clock::now() + connection_->options().timeout);
+                      Clock::now() + connection_->options().timeout,
+                      Connection::Resend::kNever);
   } catch (const Error& e) {
     rethrow_with_context(e, "delete of subscription " + name + " on " + topic);
   }
@@ -480,7 +466,8 @@ bool Subscription::wildcard() const {
 }
 
 void Subscription::ack(const Message& message) {
-  settle(message.offset, message.offset, message.topic, true);
+  settle(message.offset, message.offset, message.topic, true, 0, false,
+         message.generation);
 }
 
 void Subscription::ack_range(uint64_t first, uint64_t last) {
@@ -500,16 +487,17 @@ void Subscription::nack(const Message& message,
                 "nack delay must be from 0 to 2^32-1 ms");
   }
   settle(message.offset, message.offset, message.topic, false,
-         uint32_t(delay.count()));
+         uint32_t(delay.count()), false, message.generation);
 }
 
 void Subscription::reject(const Message& message) {
-  settle(message.offset, message.offset, message.topic, false, 0, true);
+  settle(message.offset, message.offset, message.topic, false, 0, true,
+         message.generation);
 }
 
 void Subscription::settle(uint64_t first, uint64_t last,
-                          const std::string& topic, bool ack,
-                          uint32_t delay_ms, bool dead_letter) {
+                          const std::string& topic, bool ack, uint32_t delay_ms,
+                          bool dead_letter, uint64_t generation) {
   if (consumer_id_ == 0) {
     throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
   }
@@ -518,6 +506,10 @@ void Subscription::settle(uint64_t first, uint64_t last,
                 "ack range " + std::to_string(first) + ".." +
                     std::to_string(last) + " is empty");
   }
+  // A delivery of an earlier connection is settled by the broker itself: it
+  // redelivers it (durable) or it is gone (ephemeral). Nothing to send.
+  auto [broker_id, on] = connection_->route(consumer_id_, generation);
+  if (broker_id == 0) return;
   flatbuffers::FlatBufferBuilder fbb(96 + topic.size());
   wire::OffsetRange range(first, last);
   auto ranges = fbb.CreateVectorOfStructs(&range, 1);
@@ -525,14 +517,14 @@ void Subscription::settle(uint64_t first, uint64_t last,
   auto topic_str = wildcard() ? fbb.CreateString(topic) : 0;
   if (ack) {
     frame::finish(fbb, wire::Body::Ack,
-                  wire::CreateAck(fbb, consumer_id_, ranges, topic_str).Union());
+                  wire::CreateAck(fbb, broker_id, ranges, topic_str).Union());
   } else {
     frame::finish(fbb, wire::Body::Nack,
-                  wire::CreateNack(fbb, consumer_id_, ranges, delay_ms,
+                  wire::CreateNack(fbb, broker_id, ranges, delay_ms,
                                    dead_letter, topic_str)
                       .Union());
   }
-  connection_->send(fbb);
+  connection_->send(fbb, on);
 }
 
 void Subscription::unsubscribe() {
@@ -541,16 +533,19 @@ void Subscription::unsubscribe() {
   // Deliveries that race with the Unsubscribe are dropped here; the broker
   // redelivers them since they are never acked. A consumer the broker ended
   // (ConsumerClosed) is gone there already: nothing to unsubscribe.
-  if (!connection_->forget_consumer(consumer_id)) return;
-  if (!connection_->connected()) return;  // the consumer died with it
+  // A consumer of an earlier connection, or of none now, died with it.
+  auto [broker_id, on] = connection_->forget_consumer(consumer_id);
+  if (broker_id == 0) return;
 
   flatbuffers::FlatBufferBuilder fbb(64);
   uint64_t id = connection_->next_request_id();
   frame::finish(fbb, wire::Body::Unsubscribe,
-                wire::CreateUnsubscribe(fbb, id, consumer_id).Union());
+                wire::CreateUnsubscribe(fbb, id, broker_id).Union());
   try {
+    // Only on the connection the consumer id belongs to.
     connection_->call(id, wire::Body::UnsubscribeOk, fbb, "Unsubscribe",
-                      Clock::now() + connection_->options().timeout);
+                      Clock::now() + connection_->options().timeout,
+                      Client::Connection::Resend::kNever, on);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::kConnectionLost) throw;
   }

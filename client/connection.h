@@ -1,39 +1,56 @@
-// Client::Connection — one TCP connection to a broker, shared by a Client and
-// its Subscriptions.
+// Client::Connection — a Client's session with a broker, shared by the Client
+// and its Subscriptions. It outlives the TCP connections (links) it runs on:
+// with ClientOptions::reconnect, a lost link is replaced and the session goes
+// on (keeper.cc).
 //
-// Threads. User threads build frames and write them (write_mu_ serialises the
-// writes so frames never interleave). One reader thread, owned here, reads
-// frames and hands each reply to whoever waits for it:
+// Threads.
+//   user threads build frames and write them (write_mu_ serialises the writes
+//     so frames never interleave);
+//   one reader thread per link (connection_reader.cc) reads frames and hands
+//     each reply to whoever waits for it;
+//   one keeper thread (keeper.cc) sends heartbeats, notices a silent broker,
+//     and after a lost link reconnects, logs in again, re-attaches the
+//     consumers and re-sends what was not confirmed. It starts and joins the
+//     readers, so there is at most one at a time.
 //
-//   request/reply (Hello, Ping, Subscribe, Unsubscribe, blocking publish):
-//     the caller parks a Waiter, keyed by request id, and sleeps on its own
-//     condition variable until the reader fills in the reply, the deadline
-//     passes or the connection is lost.
+//   request/reply (Ping, Subscribe, blocking publish, admin calls): the caller
+//     parks a Waiter, keyed by request id, and sleeps on its own condition
+//     variable until the reader fills in the reply, the deadline passes or the
+//     session ends.
 //   pipelined publishes (publish_async): each frame is a PendingPublish keyed
-//     by request id; its PublishAck runs the callback and releases the window.
-//   deliveries: queued on the Consumer named by the frame's consumer id, where
-//     Subscription::next() picks them up.
+//     by request id, kept (with its bytes) until its PublishAck runs the
+//     callback and releases the window.
+//   deliveries: queued on the Consumer the frame's consumer id is attached to,
+//     where Subscription::next() picks them up.
 //   ConsumerClosed: marks that Consumer ended, with the broker's reason;
 //     next() throws it once the queue is drained.
 //
-// Everything above is guarded by mu_. Callbacks run on the reader thread
-// without mu_ held.
+// Everything above is guarded by mu_. Callbacks run on the reader or keeper
+// thread without mu_ held.
 //
-// Failure. The first failure (read error, EOF, a fatal Error frame, a failed
-// write, close()) marks the connection closed, remembers why, shuts the socket
-// down and wakes every waiter; from then on every call throws
-// Error(kConnectionLost, reason). Shutting the socket down makes the reader
-// thread's recv() return, and the reader then completes every unconfirmed
-// publish with kConnectionLost, so callbacks always run on the reader thread
-// and every publish_async() ends in exactly one callback.
+// A lost link (read error, EOF, a fatal Error frame, a failed write, no frame
+// for two heartbeat intervals). Without reconnect, or after NotAuthorized or
+// UnsupportedVersion, the session ends as close() ends it: it remembers why,
+// wakes every waiter, and from then on every call throws
+// Error(kConnectionLost, reason); every unconfirmed publish completes with
+// kConnectionLost, so every publish_async() ends in exactly one callback.
+// With reconnect, calls in flight that are safe to send again stay parked,
+// the others (delete, reset, unsubscribe) fail with kConnectionLost, and new
+// calls wait (until their deadline) for the keeper to bring a link up.
 //
-// TLS (tls_stream.h). With ClientOptions asking for it, open() runs the
-// handshake before the reader starts, and frames go through the TlsStream
+// Generations. Each link has a number; a consumer id is only meaningful on the
+// link that gave it. Acks carry the generation their message came with and
+// are dropped (never sent on a later link, where the id may name another
+// consumer) if it is not the current one.
+//
+// TLS (tls_stream.h). With ClientOptions asking for it, each link runs the
+// handshake before its reader starts, and frames go through the TlsStream
 // instead of send()/recv(); the rest of this page holds as it is.
 //
-// Lifetime. The socket descriptor is closed only in the destructor, which runs
-// once neither the Client nor any Subscription holds the connection, so no
-// thread can ever use a closed (and possibly reused) descriptor.
+// Lifetime. A link's descriptor is closed only when the keeper replaces or
+// drops the link, with write_mu_ and mu_ held and its reader joined, so no
+// thread can ever use a closed (and possibly reused) descriptor. link_ changes
+// only with both mutexes held; read it with either.
 #pragma once
 
 #include <atomic>
@@ -46,6 +63,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "frame.h"
@@ -63,6 +81,7 @@ struct Reply {
   // HelloOk.
   uint32_t max_frame_bytes = 0;
   std::string server_name;
+  uint32_t heartbeat_ms = 0;
   // SubscribeOk.
   uint64_t consumer_id = 0;
   std::string subscription;
@@ -76,8 +95,8 @@ struct Reply {
 
 struct Client::Connection {
  public:
-  // Connects the socket and starts the reader thread. Says nothing yet: the
-  // Hello exchange is an ordinary call().
+  // Connects, logs in (Hello) and starts the keeper: throws
+  // Error(kConnectFailed), or the broker's refusal (e.g. kNotAuthorized).
   static std::shared_ptr<Connection> open(const std::string& address,
                                           const ClientOptions& options);
   ~Connection();
@@ -88,74 +107,127 @@ struct Client::Connection {
   const std::string& address() const { return address_; }
   const ClientOptions& options() const { return options_; }
   uint64_t next_request_id() { return next_request_id_.fetch_add(1); }
+  // A producer message id nobody else uses within the dedupe window: this
+  // session's random prefix and a counter.
+  std::string new_message_id();
 
-  // The broker's limit on frames we send, from HelloOk. Set once by connect()
-  // before the Client is handed out, read-only afterwards.
-  uint32_t max_frame_bytes() const { return max_frame_bytes_; }
-  void set_max_frame_bytes(uint32_t n) { max_frame_bytes_ = n; }
+  // The broker's limit on frames we send, from HelloOk.
+  uint32_t max_frame_bytes() const { return max_frame_bytes_.load(); }
 
-  // Sends one finished frame. Throws Error(kConnectionLost) if the connection
-  // is closed or the write fails (which closes it).
-  void send(const flatbuffers::FlatBufferBuilder& fbb);
+  // Sends one finished frame on the current link, waiting (up to
+  // options().timeout) while reconnecting. With `generation`, only on that
+  // link: dropped silently if it is gone. Throws Error(kConnectionLost) if the
+  // session ended, or if the write fails and `generation` is 0.
+  void send(const flatbuffers::FlatBufferBuilder& fbb, uint64_t generation = 0);
+
+  // Whether a call may be sent again on a new link if the old one was lost
+  // before its reply: true for idempotent requests (a publish has its id).
+  enum class Resend { kSafe, kNever };
 
   // Sends a request frame and waits for the reply with the same request id.
   // Returns it if its type is `expect`; throws the broker's Error,
   // Error(kTimeout) at `deadline`, Error(kConnectionLost) or, for a reply of
   // the wrong type, Error(kProtocol). `what` names the request in messages.
+  // `consumer` (Subscribe only) is attached when SubscribeOk arrives. With
+  // `generation`, only on that link (else kConnectionLost at once).
   Reply call(uint64_t request_id, wire::Body expect,
              const flatbuffers::FlatBufferBuilder& fbb, const char* what,
-             std::chrono::steady_clock::time_point deadline);
+             std::chrono::steady_clock::time_point deadline,
+             Resend resend = Resend::kSafe, uint64_t generation = 0);
 
   // publish_async(): waits for room in the window (throwing
-  // Error(kConnectionLost) if the connection goes first), records the publish
-  // and sends it.
+  // Error(kConnectionLost) if the session ends, or stays down past the
+  // timeout, first), records the publish and sends it (or leaves it to the
+  // keeper, while reconnecting).
   void publish_async(uint64_t request_id, size_t count,
                      const std::string& topic, ConfirmCallback on_confirm,
-                     const flatbuffers::FlatBufferBuilder& fbb);
+                     flatbuffers::FlatBufferBuilder& fbb);
   void flush();
   size_t unconfirmed() const;
 
-  // Consumers: created by the reader on SubscribeOk, so no delivery that
-  // follows it can be missed; removed by forget_consumer(), which returns
-  // false if the broker had already ended the consumer (ConsumerClosed), so
-  // there is nothing to unsubscribe. An ended consumer stays here until
-  // then, so that next() can hand out what it still holds and then say why
-  // it ended; the broker never reuses a consumer id on a connection.
-  std::optional<Message> next(uint64_t consumer_id,
+  // Consumers, by a local id that stays the same across reconnects.
+  // subscribe() sends the Subscribe and waits; the reader attaches the
+  // consumer on SubscribeOk, before the next frame is read, so no delivery
+  // that follows it can be missed. forget_consumer() removes it and returns
+  // the broker's consumer id and generation to unsubscribe, or 0 if there is
+  // nothing to unsubscribe (ended by the broker, or not attached now). An
+  // ended consumer stays until then, so that next() can hand out what it
+  // still holds and then say why it ended.
+  uint64_t subscribe(const SubscribeOptions& options, std::string* name);
+  std::optional<Message> next(uint64_t consumer,
                               std::chrono::milliseconds timeout);
-  bool forget_consumer(uint64_t consumer_id);
+  std::pair<uint64_t, uint64_t> forget_consumer(uint64_t consumer);
+  // Where to send an Ack of a message of link `generation` (0: the current
+  // one) for `consumer`: {broker consumer id, generation}, or {0, 0} to drop.
+  std::pair<uint64_t, uint64_t> route(uint64_t consumer, uint64_t generation);
 
-  // Throws Error(kConnectionLost) if the connection is closed.
+  // Temporary topics are re-created after a reconnect (they end with a link).
+  void remember_temporary(const std::string& name,
+                          const flatbuffers::FlatBufferBuilder& create);
+  void forget_temporary(const std::string& name);
+
+  // Throws Error(kConnectionLost) if the session ended.
   void check_open() const;
+  // Whether a link is up (false while reconnecting, and once ended).
   bool connected() const;
-  // Closes the connection (idempotent) and waits for the reader to finish,
-  // unless called from the reader thread itself (e.g. in a callback).
+  // Ends the session (idempotent) and waits for its threads, unless called
+  // from one of them (e.g. in a callback).
   void close();
 
  private:
+  // One TCP (TLS) connection and its reader thread.
+  struct Link {
+    Link(int fd, std::unique_ptr<net::TlsStream> tls);
+    ~Link();  // closes the descriptor
+    const int fd;
+    std::unique_ptr<net::TlsStream> tls;  // null: plaintext
+    uint64_t generation = 0;
+    std::thread reader;
+    // Why it was failed from outside (heartbeat, write), or the fatal Error
+    // the broker sent before closing: better reasons than "closed by the
+    // broker". Under mu_.
+    std::string reason;
+    ErrorCode code = ErrorCode::kConnectionLost;
+  };
+  struct Consumer {
+    uint64_t id;               // local
+    SubscribeOptions options;  // to attach again after a reconnect
+    uint64_t broker_id = 0;    // on link `generation`; 0: not attached
+    uint64_t generation = 0;
+    uint64_t next_offset = 0;  // one past the last delivered (ephemeral)
+    std::condition_variable cv;
+    std::deque<Message> queue;
+    bool detached = false;       // unsubscribed while someone waited in next()
+    std::optional<Error> ended;  // ConsumerClosed: the broker's reason
+  };
   struct Waiter {
     wire::Body expect;
     std::condition_variable cv;
     bool done = false;
     Reply reply;
+    Resend resend = Resend::kSafe;
+    bool internal = false;  // the keeper's own (Hello, re-subscribe)
+    uint64_t sent_on = 0;   // generation it was (maybe) written on
+    const flatbuffers::FlatBufferBuilder* frame = nullptr;  // caller's
+    std::shared_ptr<Consumer> consumer;  // Subscribe: attached on SubscribeOk
   };
   struct PendingPublish {
     size_t count;
     std::string topic;  // for error messages
     ConfirmCallback on_confirm;
-  };
-  struct Consumer {
-    std::condition_variable cv;
-    std::deque<Message> queue;
-    bool detached = false;  // unsubscribed while someone waited in next()
-    std::optional<Error> ended;  // ConsumerClosed: the broker's reason
+    // The frame, kept to send it again on a new link.
+    std::shared_ptr<flatbuffers::DetachedBuffer> frame;
   };
 
-  Connection(std::string address, ClientOptions options, int fd,
-             std::unique_ptr<net::TlsStream> tls);
+  Connection(std::string address, ClientOptions options);
+  // call() with a waiter of the caller's (Subscribe adds its consumer).
+  Reply call_with(Waiter& waiter, uint64_t request_id,
+                  const flatbuffers::FlatBufferBuilder& fbb, const char* what,
+                  std::chrono::steady_clock::time_point deadline,
+                  uint64_t generation);
 
-  // Reader thread.
-  void read_loop();
+  // --- reader thread (connection_reader.cc) ---
+  void read_loop(Link& link);
   void dispatch(const wire::Frame& frame);
   void on_reply(uint64_t request_id, wire::Body type, const Reply& reply);
   void on_subscribe_ok(const wire::SubscribeOk& ok);
@@ -170,36 +242,98 @@ struct Client::Connection {
   void complete_all_publishes();
   void unsubscribe_orphan(uint64_t consumer_id);
 
-  // Marks the connection closed with `reason` (the first reason wins), wakes
-  // every waiter (with `code`: the broker's, when it said why) and shuts the
-  // socket down. Any thread.
-  void fail(const std::string& reason,
-            ErrorCode code = ErrorCode::kConnectionLost);
+  // --- keeper thread (keeper.cc) ---
+  void keep();
+  void heartbeat();
+  // One attempt to bring a link up: connect, Hello, re-create temporary
+  // topics, re-attach consumers, re-send. Throws what failed.
+  void reconnect();
+  std::unique_ptr<Link> connect_link(
+      std::chrono::steady_clock::time_point deadline);
+  Reply hello(uint64_t generation,
+              std::chrono::steady_clock::time_point deadline);
+  void resubscribe(uint64_t generation,
+                   const std::shared_ptr<Consumer>& consumer,
+                   std::chrono::steady_clock::time_point deadline);
+  void resend_pending(uint64_t generation);
+  // The keeper's own request on link `generation` (while no user call may
+  // write): waits for the reply, which may be an Error; throws kTimeout.
+  Reply keeper_call(uint64_t request_id, wire::Body expect, const uint8_t* data,
+                    size_t size, uint64_t generation,
+                    std::chrono::steady_clock::time_point deadline,
+                    std::shared_ptr<Consumer> consumer = nullptr);
+  // The reader of link `generation` ended: `reason` says why. Ends the session
+  // or hands the loss to the keeper.
+  void link_lost(uint64_t generation, const std::string& reason,
+                 ErrorCode code);
+  // Shuts link `generation` down (0: the current one) so its reader ends,
+  // remembering `reason` as why. Any thread.
+  void fail_link(uint64_t generation, const std::string& reason);
+
+  // Writes a frame on link `generation` (under write_mu_). False if that link
+  // is gone or the write failed (which fails the link).
+  bool write_frame(const uint8_t* data, size_t size, uint64_t generation,
+                   std::string* error = nullptr);
+  // The same with write_mu_ held; a failure is left in *failure for the
+  // caller to fail the link with once it lets go of write_mu_.
+  bool write_locked(const uint8_t* data, size_t size, uint64_t generation,
+                    std::string* failure);
+  // Waits (lock holds mu_) until a link is up: its generation, or throws.
+  uint64_t wait_for_link(std::unique_lock<std::mutex>& lock,
+                         std::chrono::steady_clock::time_point deadline);
+  // Ends the session: marks it closed with `reason` and wakes every waiter
+  // (with `code`). Requires mu_.
+  void end_locked(const std::string& reason, ErrorCode code);
   Error lost_error() const;  // requires mu_
+  void set_heard_from_broker();
 
   const std::string address_;
   const ClientOptions options_;
-  const int fd_;
-  const std::unique_ptr<net::TlsStream> tls_;  // null: plaintext
-  uint32_t max_frame_bytes_ = frame::kDefaultMaxFrameBytes;
+  const std::string id_prefix_;  // for new_message_id()
+  std::atomic<uint64_t> next_message_id_{1};
+  std::atomic<uint32_t> max_frame_bytes_{frame::kDefaultMaxFrameBytes};
   std::atomic<uint64_t> next_request_id_{1};
-  std::thread reader_;
+  // Heartbeats: the interval in force (ms, 0: none) and, in steady-clock
+  // nanoseconds, when we last wrote and last read a frame.
+  std::atomic<uint32_t> heartbeat_ms_{0};
+  std::atomic<int64_t> last_write_ns_{0};
+  std::atomic<int64_t> last_read_ns_{0};
+  std::thread keeper_;
 
   std::mutex write_mu_;  // held for the length of one frame's write
-  std::mutex close_mu_;  // serialises close(), which joins the reader
+  std::mutex close_mu_;  // serialises close(), which joins the keeper
 
   mutable std::mutex mu_;
+  std::unique_ptr<Link> link_;       // null while reconnecting
+  uint64_t generation_ = 0;          // link_'s
+  bool up_ = false;                  // link_ is logged in and re-attached
+  bool link_down_ = false;           // link_'s reader ended: the keeper's turn
+  std::condition_variable link_cv_;  // up_ or closed_ changed
+  std::condition_variable keeper_cv_;  // link_down_ or closed_
   bool closed_ = false;
   std::string close_reason_;
-  // A fatal Error the broker sent just before closing: the better reason.
-  std::string broker_error_;
+  std::string down_reason_;  // why the last link was lost
+  ErrorCode down_code_ =
+      ErrorCode::kConnectionLost;  // the broker's, if it said
   std::unordered_map<uint64_t, Waiter*> waiters_;
   std::unordered_map<uint64_t, PendingPublish> publishes_;
   size_t unconfirmed_ = 0;
   std::condition_variable window_cv_;  // unconfirmed_ went down
   std::optional<Error> first_publish_error_;
-  std::unordered_map<uint64_t, std::shared_ptr<Consumer>> consumers_;
+  uint64_t next_consumer_ = 1;
+  std::unordered_map<uint64_t, std::shared_ptr<Consumer>> consumers_;  // local
+  std::unordered_map<uint64_t, std::shared_ptr<Consumer>>
+      attached_;  // broker id
+  std::unordered_map<std::string, std::string>
+      temporary_;  // name -> CreateTopic
 };
+
+// 16 random hex digits (connection.cc).
+std::string random_hex16();
+
+// The Subscribe frame for `options` (client.cc).
+void build_subscribe(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
+                     const SubscribeOptions& options);
 
 // Publishes one message and waits (until `deadline`) for its confirm; throws
 // like Client::publish. Shared by Client and Responder (client.cc).

@@ -50,15 +50,15 @@ std::string error_name(wire::ErrorCode code) {
 
 }  // namespace
 
-void Client::Connection::read_loop() {
+void Client::Connection::read_loop(Link& link) {
   frame::FrameReader reader(options_.max_frame_bytes);
   std::string reason;
   for (;;) {
     uint8_t* buf = reader.prepare(kReadChunk);
-    ssize_t n = tls_ ? tls_->read(buf, kReadChunk, &reason)
-                     : ::recv(fd_, buf, kReadChunk, 0);
+    ssize_t n = link.tls ? link.tls->read(buf, kReadChunk, &reason)
+                         : ::recv(link.fd, buf, kReadChunk, 0);
     if (n < 0) {
-      if (tls_) break;  // it says why, and retried EINTR itself
+      if (link.tls) break;  // it says why, and retried EINTR itself
       if (errno == EINTR) continue;
       reason = std::strerror(errno);
       break;
@@ -67,6 +67,7 @@ void Client::Connection::read_loop() {
       reason = "closed by the broker";
       break;
     }
+    set_heard_from_broker();
     reader.commit(size_t(n));
     const wire::Frame* frame = nullptr;
     frame::FrameReader::Result result;
@@ -79,14 +80,18 @@ void Client::Connection::read_loop() {
       break;
     }
   }
+  // The broker's word for why (a fatal Error before it closed), or ours (a
+  // heartbeat, a failed write), beats a bare "closed by the broker": the
+  // link keeps it and link_lost() takes it.
+  link_lost(link.generation, reason, ErrorCode::kConnectionLost);
+  bool ended;
   {
-    // The broker closes the connection after a fatal error; its word for why
-    // beats a bare "closed by the broker".
     std::lock_guard<std::mutex> lock(mu_);
-    if (!broker_error_.empty()) reason = broker_error_;
+    ended = closed_;
   }
-  fail(reason);
-  complete_all_publishes();
+  // Here rather than in the keeper, so that without reconnect callbacks run
+  // on the reader thread as they always did.
+  if (ended) complete_all_publishes();
 }
 
 void Client::Connection::dispatch(const wire::Frame& frame) {
@@ -96,6 +101,7 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
       Reply reply;
       reply.max_frame_bytes = ok->max_frame_bytes();
       reply.server_name = to_string(ok->server_name());
+      reply.heartbeat_ms = ok->heartbeat_ms();
       on_reply(ok->request_id(), wire::Body::HelloOk, reply);
       break;
     }
@@ -185,8 +191,8 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
     }
     default:
       // A client-only frame type: the broker is confused, and so would we be.
-      fail(std::string("broker sent a ") + frame::body_name(frame.body_type()) +
-           " frame");
+      fail_link(0, std::string("broker sent a ") +
+                       frame::body_name(frame.body_type()) + " frame");
       break;
   }
 }
@@ -208,35 +214,47 @@ void Client::Connection::on_subscribe_ok(const wire::SubscribeOk& ok) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = waiters_.find(ok.request_id());
-    if (it != waiters_.end() && it->second->expect == wire::Body::SubscribeOk) {
+    if (it != waiters_.end() && it->second->expect == wire::Body::SubscribeOk &&
+        it->second->consumer) {
       Waiter* waiter = it->second;
       waiters_.erase(it);
-      // Register the consumer here, before the next frame is read, so that
-      // deliveries right behind the SubscribeOk have somewhere to go.
-      consumers_.emplace(ok.consumer_id(), std::make_shared<Consumer>());
       waiter->reply.type = wire::Body::SubscribeOk;
       waiter->reply.consumer_id = ok.consumer_id();
       waiter->reply.subscription = to_string(ok.subscription());
       waiter->done = true;
       waiter->cv.notify_one();
-      return;
+      std::shared_ptr<Consumer> consumer = waiter->consumer;
+      if (!consumer->detached) {
+        // Attach the consumer here, before the next frame is read, so that
+        // deliveries right behind the SubscribeOk have somewhere to go.
+        consumer->broker_id = ok.consumer_id();
+        consumer->generation = generation_;  // the reader's link is current
+        attached_[ok.consumer_id()] = consumer;
+        consumers_[consumer->id] = consumer;
+        return;
+      }
+      // Unsubscribed while being re-attached after a reconnect: detach.
     }
   }
-  // Nobody waits for this consumer any more (the subscribe timed out): detach
-  // it so its messages go to other consumers rather than pile up unacked.
+  // Nobody wants this consumer (the subscribe timed out, or it was
+  // unsubscribed meanwhile): detach it so its messages go to other consumers
+  // rather than pile up unacked.
   unsubscribe_orphan(ok.consumer_id());
 }
 
 void Client::Connection::unsubscribe_orphan(uint64_t consumer_id) {
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    generation = generation_;
+  }
   flatbuffers::FlatBufferBuilder fbb(64);
   frame::finish(
       fbb, wire::Body::Unsubscribe,
       wire::CreateUnsubscribe(fbb, next_request_id(), consumer_id).Union());
-  try {
-    send(fbb);
-  } catch (const Error&) {
-    // The connection is gone, and the consumer with it.
-  }
+  // Not a call: the reader cannot wait for its own reply. The consumer is
+  // gone anyway if the link is.
+  write_frame(fbb.GetBufferPointer(), fbb.GetSize(), generation);
 }
 
 void Client::Connection::on_publish_ack(const wire::PublishAck& ack) {
@@ -342,14 +360,16 @@ void Client::Connection::on_error(const wire::Error& error) {
 
   if (!is_request_error(error.code())) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (broker_error_.empty()) broker_error_ = "broker error " + text;
+    if (link_ && link_->reason.empty()) {
+      link_->reason = "broker error " + text;
+      link_->code = code;
+    }
   }
   if (request_id == 0) {
     // Request errors without a request id can only be about an Ack (which has
     // no reply): the broker keeps the connection and there is no caller to
-    // tell, so they are dropped. Anything else ends the connection.
-    if (!is_request_error(error.code()))
-      fail("broker error " + text, ErrorCode(uint16_t(error.code())));
+    // tell, so they are dropped. Anything else ends the link.
+    if (!is_request_error(error.code())) fail_link(0, "broker error " + text);
     return;
   }
 
@@ -406,11 +426,16 @@ void Client::Connection::on_deliver(const wire::Deliver& deliver) {
   }
 
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = consumers_.find(deliver.consumer_id());
+  auto it = attached_.find(deliver.consumer_id());
   // Unsubscribed meanwhile: the broker redelivers what we never ack.
-  if (it == consumers_.end()) return;
+  if (it == attached_.end()) return;
   Consumer& consumer = *it->second;
-  for (Message& m : messages) consumer.queue.push_back(std::move(m));
+  for (Message& m : messages) {
+    // Acks go back on this link only (see Generations in connection.h).
+    m.generation = generation_;
+    consumer.next_offset = std::max(consumer.next_offset, m.offset + 1);
+    consumer.queue.push_back(std::move(m));
+  }
   consumer.cv.notify_all();
 }
 
@@ -419,9 +444,9 @@ void Client::Connection::on_consumer_closed(
   std::string text = to_string(closed.message());
   if (text.empty()) text = error_name(closed.code());
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = consumers_.find(closed.consumer_id());
+  auto it = attached_.find(closed.consumer_id());
   // Unsubscribed meanwhile (or never ours): nobody to tell.
-  if (it == consumers_.end()) return;
+  if (it == attached_.end()) return;
   Consumer& consumer = *it->second;
   if (!consumer.ended) {
     consumer.ended.emplace(ErrorCode(uint16_t(closed.code())),

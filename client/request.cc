@@ -31,17 +31,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// 16 random hex digits: 64 bits, so two clients sharing a broker (even from
-// two machines) practically never pick the same inbox name. random_device
-// is the OS's random source (getrandom or /dev/urandom with libstdc++).
-std::string random_hex16() {
-  std::random_device random;
-  uint64_t bits = (uint64_t(random()) << 32) | random();
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)bits);
-  return hex;
-}
-
 bool is_reserved(const Header& h) {
   return h.name == kReplyToHeader || h.name == kCorrelationIdHeader ||
          h.name == kErrorHeader;

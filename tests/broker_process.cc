@@ -341,6 +341,19 @@ bool BrokerProcess::try_start() {
                            " within 10 s; stderr:\n" + tail(log()));
 }
 
+void BrokerProcess::restart_on_same_port(std::chrono::milliseconds patience) {
+  if (pid_ > 0) stop();
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  while (!try_start()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw std::runtime_error("port " + std::to_string(port_) +
+                               " still taken after a restart; stderr:\n" +
+                               tail(log()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 void BrokerProcess::restart() {
   if (pid_ > 0) stop();
   // The old port is normally free again at once; if something else took it,

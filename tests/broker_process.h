@@ -52,6 +52,11 @@ class BrokerProcess {
   // Starts again on the same data directory, on the same port if the broker
   // can bind it again, else on a new one (address() says which).
   void restart();
+  // Starts again on the same data directory and the same port, trying for up
+  // to `patience` (a client that reconnects knows only the old address).
+  // Throws std::runtime_error if the port stays taken.
+  void restart_on_same_port(
+      std::chrono::milliseconds patience = std::chrono::seconds(10));
 
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }

@@ -114,6 +114,9 @@ void produce(const std::shared_ptr<ProducerRun>& p) {
     options.client_name = "crash-loop-producer";
     options.max_unconfirmed = 256;
     options.timeout = 5s;
+    // This loop's producers end at the kill and retry by hand (the ids
+    // below); run_reconnect_crash_loop() leaves it to the client.
+    options.reconnect = false;
     auto client = Client::connect(p->run->address, options);
     std::mt19937_64 rng(p->seed);
     auto deadline = Clock::now() + kThreadRunLimit;
@@ -182,6 +185,7 @@ void consume(const std::shared_ptr<ConsumerRun>& c) {
     ClientOptions options;
     options.client_name = "crash-loop-consumer";
     options.timeout = 5s;
+    options.reconnect = false;
     auto client = Client::connect(c->run->address, options);
     SubscribeOptions subscribe;
     subscribe.topic = kTopic;

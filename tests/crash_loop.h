@@ -88,6 +88,30 @@ struct CrashLoopReport {
 // Throws only if the broker cannot be started at all.
 CrashLoopReport run_crash_loop(const CrashLoopOptions& options);
 
+// The variant for the reconnecting client: one broker killed (kill -9) and
+// restarted on the same port `iterations` times, at random moments, under
+// two producers that use the default Client (reconnect on, automatic
+// producer ids) and publish_async without any retry code of their own, for
+// the whole run. At the end every publish must have been confirmed without
+// error, every confirmed message must sit at its confirmed offset, and no
+// message may be stored twice.
+struct ReconnectLoopReport {
+  uint64_t seed = 0;
+  int iterations = 0;            // kills done
+  size_t published = 0;          // messages handed to publish_async
+  size_t confirmed = 0;          // confirmed without error
+  size_t failed = 0;             // confirmed with an error (must be 0)
+  size_t duplicate_results = 0;  // re-sent, already stored (duplicate = true)
+  size_t lost = 0;               // confirmed but not at their offset in the log
+  size_t stored_twice = 0;       // payloads found more than once in the log
+  size_t log_messages = 0;
+  double seconds = 0;
+  std::vector<std::string> violations;
+
+  std::string summary() const;
+};
+ReconnectLoopReport run_reconnect_crash_loop(const CrashLoopOptions& options);
+
 // Options from the environment, on top of `defaults`: CRASH_ITERATIONS,
 // CRASH_SEED, CRASH_SECONDS (time budget).
 CrashLoopOptions crash_loop_options_from_env(CrashLoopOptions defaults);

@@ -2,8 +2,10 @@
 //
 // A doctest binary of its own (the crash loop uses BrokerProcess, which
 // reports through doctest), kept out of tests/*.cc so `make test` stays short.
-// Environment: CRASH_ITERATIONS (default 50), CRASH_SEED (default random),
-// CRASH_SECONDS (time budget, default 900), TERN_BROKER.
+// Two loops: the classic one (producers retry by hand) and the one whose
+// producers leave retries to the reconnecting client; each runs
+// CRASH_ITERATIONS kills (default 50). CRASH_SEED (default random),
+// CRASH_SECONDS (time budget of each, default 900), TERN_BROKER.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -41,6 +43,26 @@ TEST_CASE("crash loop: long") {
   CHECK(report.acks_committed > 0);
   CHECK(report.lost == 0);
   CHECK(report.undelivered == 0);
+}
+
+// The same kills under producers that use the reconnecting client with no
+// retry code of their own. CRASH_ITERATIONS kills as well.
+TEST_CASE("crash loop: reconnecting producers") {
+  CrashLoopOptions defaults;
+  defaults.iterations = 50;
+  defaults.time_budget = std::chrono::seconds(900);
+  defaults.verbose = true;
+  CrashLoopOptions options = crash_loop_options_from_env(defaults);
+  ReconnectLoopReport report = run_reconnect_crash_loop(options);
+  std::printf("%s\n", report.summary().c_str());
+  for (const auto& violation : report.violations)
+    std::printf("  violation: %s\n", violation.c_str());
+  std::fflush(stdout);
+  CHECK(report.violations.empty());
+  CHECK(report.iterations == options.iterations);
+  CHECK(report.confirmed > 0);
+  CHECK(report.lost == 0);
+  CHECK(report.stored_twice == 0);
 }
 
 }  // namespace tern::test

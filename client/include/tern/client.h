@@ -1,13 +1,51 @@
 // tern::Client — the C++ client for the Tern message broker.
 //
-// One Client is one TCP connection to a broker. It is safe to use from several
-// threads: publishing, subscribing and acking may happen concurrently. A
-// background thread owned by the Client reads frames from the broker, wakes
-// whoever waits for a reply, and queues deliveries for their Subscription.
+// One Client is one session with a broker, over one TCP connection at a time.
+// It is safe to use from several threads: publishing, subscribing and acking
+// may happen concurrently. Two background threads owned by the Client: one
+// reads frames from the broker, wakes whoever waits for a reply, and queues
+// deliveries for their Subscription; one sends heartbeats and reconnects.
 //
 // Errors are reported one way everywhere: by throwing tern::Error, whose code()
-// says what went wrong. Once the connection is lost every call throws
-// Error(ErrorCode::kConnectionLost); make a new Client to reconnect.
+// says what went wrong.
+//
+// Reconnects (ClientOptions::reconnect, on by default). When the connection
+// is lost (the broker stopped, crashed or went silent past the heartbeat),
+// the Client connects again with the same options (TLS, credentials), with
+// jittered exponential backoff, until it succeeds or is closed, and then:
+//   - calls made meanwhile wait, each up to options.timeout, and then throw
+//     Error(kConnectionLost) saying it is still reconnecting;
+//   - publishes not yet confirmed are sent again. Every message without an
+//     id gets one (OutgoingMessage::id), so the broker's de-duplication keeps
+//     a message stored before the loss from being stored twice: nothing
+//     confirmed is lost, nothing is stored twice — as long as the Client is
+//     back within the broker's de-duplication window (--dedupe-window, 2 min
+//     by default); a message re-sent later could be stored twice. A re-sent
+//     message the broker had stored says duplicate = true, with its offset.
+//     Each publish_async() still ends in exactly one callback;
+//   - requests in flight that are safe to repeat (subscribe, ping, topics,
+//     create_topic, alter_topic) are sent again; delete_topic,
+//     delete_subscription and reset_subscription throw kConnectionLost (they
+//     may or may not have been done); so does unsubscribe, whose consumer
+//     ended with the connection anyway;
+//   - Subscriptions go on: durable ones resume at their cursor, and what
+//     was delivered but not acked comes again (queued copies are dropped).
+//     Acks of messages from the lost connection are dropped: an ack may be
+//     lost with the connection, so its message may come again — delivery is
+//     at least once. An ephemeral subscription resumes right after the last
+//     message it received (a pattern one, or one that received nothing, at
+//     the latest message, missing what was published meanwhile);
+//   - temporary topics (request()'s inbox) are created again, empty: a reply
+//     sent while the Client was away is lost, and its request() times out.
+// NotAuthorized and UnsupportedVersion end the Client instead, as does any
+// loss with reconnect off; from then on every call throws
+// Error(kConnectionLost), and a new Client is needed.
+//
+// Each message gets a producer id when reconnect is on: the broker stores it
+// for the de-duplication window (about 150 bytes each, at most
+// --max-dedupe-ids, 10 million by default, in all) — a producer sustaining
+// more than ~80,000 messages/s for two minutes reaches that limit and gets
+// LimitExceeded. Turn reconnect off (or give ids yourself) for such loads.
 //
 //   auto client = tern::Client::connect("127.0.0.1:7411");
 //   uint64_t offset = client->publish("orders", "hello");      // confirmed
@@ -130,6 +168,10 @@ struct Message {
   std::string key;
   std::vector<Header> headers;
   std::string payload;
+  // Which of the Client's connections delivered it (they change when it
+  // reconnects): an ack of a message from an earlier one is dropped, since
+  // its consumer id means nothing on the new one. Set by the client.
+  uint64_t generation = 0;
 
   // The value of the first header called `name`, or nullptr.
   const std::string* header(const std::string& name) const {
@@ -206,6 +248,26 @@ struct ClientOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_server_name;
+
+  // Heartbeats (see PROTOCOL.md): asked for in Hello. The client sends a Ping
+  // whenever it has sent nothing for this long, and gives the connection up
+  // ("no frame from the broker for N ms: it stopped or is unreachable") when
+  // nothing arrived for two intervals, so a dead or frozen broker is noticed
+  // within about 2x this instead of blocking. The broker in turn closes a
+  // client silent for two intervals. 0: none.
+  std::chrono::milliseconds heartbeat{3000};
+
+  // Reconnecting. After a lost connection (not after close(), and not after
+  // NotAuthorized or UnsupportedVersion, which a new attempt would not
+  // change) the client connects again, for as long as it lives, waiting
+  // between attempts a random time between half and all of a delay that
+  // starts at reconnect_min_delay and doubles up to reconnect_max_delay.
+  // Each attempt has options.timeout to connect and log in. See "Reconnects"
+  // at Client for what carries over. false: the first lost connection ends
+  // the Client, and every call then throws Error(kConnectionLost).
+  bool reconnect = true;
+  std::chrono::milliseconds reconnect_min_delay{100};
+  std::chrono::milliseconds reconnect_max_delay{5000};
 };
 
 // What the broker reports about a subscription (Client::topics()).
@@ -300,8 +362,10 @@ class Client {
 
   // Pipelined publishing: sends `messages` (one frame) and returns without
   // waiting for the confirm, unless max_unconfirmed messages are already
-  // unconfirmed, in which case it blocks until there is room. `on_confirm`, if
-  // given, runs on the client's reader thread with one result per message.
+  // unconfirmed, in which case it blocks until there is room (while
+  // reconnecting, at most options.timeout). `on_confirm`, if given, runs once
+  // on one of the client's threads (the reader's, or after close() the
+  // reconnecting one's) with one result per message.
   void publish_async(const std::string& topic,
                      std::vector<OutgoingMessage> messages,
                      ConfirmCallback on_confirm = nullptr);
@@ -314,7 +378,8 @@ class Client {
                            std::vector<OutgoingMessage> messages);
 
   // Waits until every publish_async() so far is confirmed. Throws the first
-  // error any of them got since the last flush().
+  // error any of them got since the last flush(), or Error(kConnectionLost)
+  // if the client stays disconnected for options.timeout while waiting.
   void flush();
 
   // Messages published with publish_async() and not yet confirmed.
@@ -394,6 +459,8 @@ class Client {
                     const std::string& subscription = "responders");
 
   void close();
+  // Whether the connection is up now: false while reconnecting, and after
+  // close() or a loss the Client does not come back from.
   bool connected() const;
 
   struct Connection;  // shared with Subscription; defined in the .cc
@@ -423,9 +490,11 @@ class Subscription {
   // next() throws the broker's reason, e.g. Error(kDeleted).
   std::optional<Message> next(std::chrono::milliseconds timeout);
 
+  // Acks on the connection that delivered `message`; after a reconnect an
+  // ack of an earlier delivery is dropped (the broker delivers it again).
   void ack(const Message& message);
-  // By offset: not for a wildcard subscription (its topics' offsets overlap);
-  // those throw kInvalidArgument.
+  // By offset (on the current connection): not for a wildcard subscription (its
+  // topics' offsets overlap); those throw kInvalidArgument.
   void ack(uint64_t offset) { ack_range(offset, offset); }
   void ack_range(uint64_t first, uint64_t last);  // inclusive
 
@@ -444,6 +513,8 @@ class Subscription {
   // Detaches from the subscription; a durable subscription keeps its state.
   void unsubscribe();
 
+  // The client's own id for this consumer, the same across reconnects (the
+  // broker's changes with each connection).
   uint64_t consumer_id() const { return consumer_id_; }
   const std::string& topic() const { return topic_; }
   const std::string& name() const { return name_; }
@@ -453,8 +524,10 @@ class Subscription {
   Subscription(std::shared_ptr<Client::Connection> connection,
                uint64_t consumer_id, std::string topic, std::string name);
   // Sends an Ack or Nack of [first, last]; `topic` only for a wildcard.
-  void settle(uint64_t first, uint64_t last, const std::string& topic,
-              bool ack, uint32_t delay_ms = 0, bool dead_letter = false);
+  // `generation`: the message's (0: the current connection's).
+  void settle(uint64_t first, uint64_t last, const std::string& topic, bool ack,
+              uint32_t delay_ms = 0, bool dead_letter = false,
+              uint64_t generation = 0);
 
   std::shared_ptr<Client::Connection> connection_;
   uint64_t consumer_id_ = 0;
