@@ -1,5 +1,7 @@
 #include "memory_budget.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -15,6 +17,7 @@ namespace tern {
 namespace {
 // Giving tails back is normal under pressure: said at most this often.
 constexpr int64_t kReportIntervalMs = 60000;
+constexpr int64_t kReleaseIntervalMs = 1000;
 }  // namespace
 
 MemoryBudget::TopicPlace MemoryBudget::enter(Topic& topic) {
@@ -38,6 +41,14 @@ void MemoryBudget::trim() {
     topics += got > 0;
   }
   int64_t now = unix_ms();
+  // What the tails gave back is free in the loop thread's heap, but the
+  // allocator keeps it: read-back records come from the reader thread's
+  // heap, and the two peaks would add up. Returning free pages to the
+  // system walks the heaps (about a millisecond), so at most once a second.
+  if (freed > 0 && now - last_release_ms_ >= kReleaseIntervalMs) {
+    last_release_ms_ = now;
+    malloc_trim(0);
+  }
   if (freed > 0 && now - last_report_ms_ >= kReportIntervalMs) {
     last_report_ms_ = now;
     LOG_INFO(

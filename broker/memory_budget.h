@@ -99,7 +99,8 @@ class MemoryBudget {
   size_t output_ = 0;
   std::list<Topic*> topics_;  // hottest first
   std::list<Connection*> connections_;
-  int64_t last_report_ms_ = 0;  // of trim()'s log line
+  int64_t last_report_ms_ = 0;   // of trim()'s log line
+  int64_t last_release_ms_ = 0;  // of trim()'s malloc_trim()
 };
 
 }  // namespace tern

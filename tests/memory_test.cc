@@ -29,7 +29,7 @@ constexpr long kBudgetMiB = 64;
 // The broker's resident memory besides the budget, as README.md documents
 // it: the process and RocksDB (memtables, block caches), and 64 KiB of input
 // buffer per connection.
-constexpr long kFixedOverheadMiB = 224;
+constexpr long kFixedOverheadMiB = 256;
 constexpr long kPerConnectionKiB = 64;
 
 constexpr int kTopics = 3000;
