@@ -125,7 +125,7 @@ CRASH_SRC := tests/crash/main.cc tests/crash_loop.cc tests/crash_loop_reconnect.
              tests/broker_process.cc
 
 $(BUILD)/tern-crash-loop: $(call obj,$(CRASH_SRC)) $(BUILD)/libternclient.a
-	$(CXX) $(LDFLAGS) -o $@ $^
+	$(CXX) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
 
 crash-test: $(BUILD)/tern-crash-loop $(BUILD)/tern-broker
 	CRASH_ITERATIONS=$(CRASH_ITERATIONS) CRASH_SECONDS=$(CRASH_SECONDS) \
