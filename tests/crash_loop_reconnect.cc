@@ -42,6 +42,12 @@ void produce(const std::string& address, int index, uint64_t seed,
     options.client_name = "crash-loop-reconnecting-producer";
     options.max_unconfirmed = 256;
     options.heartbeat = 1s;
+    // The broker here is up for only 50-400 ms between kills: with the
+    // default backoff (up to 5 s) a client can miss several of those windows
+    // in a row and, after the default 10 s, give up on a call. Settings, not
+    // retry code: a shorter backoff ceiling and a longer timeout.
+    options.reconnect_max_delay = 500ms;
+    options.timeout = 60s;
     auto client = Client::connect(address, options);
     std::mt19937_64 rng(seed);
     size_t seq = 0;
