@@ -496,13 +496,16 @@ CrashLoopOptions crash_loop_options_from_env(CrashLoopOptions defaults) {
   return defaults;
 }
 
+uint64_t crash_loop_seed(const CrashLoopOptions& options) {
+  return options.seed != 0
+             ? options.seed
+             : (uint64_t(std::random_device()()) << 32 | std::random_device()());
+}
+
 CrashLoopReport run_crash_loop(const CrashLoopOptions& options) {
   auto start = Clock::now();
   CrashLoopReport report;
-  report.seed =
-      options.seed != 0
-          ? options.seed
-          : (uint64_t(std::random_device()()) << 32 | std::random_device()());
+  report.seed = crash_loop_seed(options);
   std::mt19937_64 rng(report.seed);
   std::uniform_int_distribution<int64_t> kill_delay(
       options.min_kill_delay.count(), options.max_kill_delay.count());

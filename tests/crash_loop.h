@@ -112,6 +112,10 @@ struct ReconnectLoopReport {
 };
 ReconnectLoopReport run_reconnect_crash_loop(const CrashLoopOptions& options);
 
+// options.seed, or a random one if that is 0 (reports print it, so that a
+// failing run can be repeated).
+uint64_t crash_loop_seed(const CrashLoopOptions& options);
+
 // Options from the environment, on top of `defaults`: CRASH_ITERATIONS,
 // CRASH_SEED, CRASH_SECONDS (time budget).
 CrashLoopOptions crash_loop_options_from_env(CrashLoopOptions defaults);

@@ -99,10 +99,7 @@ std::string ReconnectLoopReport::summary() const {
 ReconnectLoopReport run_reconnect_crash_loop(const CrashLoopOptions& options) {
   auto start = Clock::now();
   ReconnectLoopReport report;
-  report.seed =
-      options.seed != 0
-          ? options.seed
-          : (uint64_t(std::random_device()()) << 32 | std::random_device()());
+  report.seed = crash_loop_seed(options);
   std::mt19937_64 rng(report.seed);
   std::uniform_int_distribution<int64_t> kill_delay(
       options.min_kill_delay.count(), options.max_kill_delay.count());
