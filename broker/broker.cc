@@ -118,10 +118,25 @@ bool Broker::load() {
     else
       committer_->batch().delete_dedupe(d.topic_id, d.id);
   }
-  for (auto& [name, topic] : topics_) dedupe_ids_ += topic->id_count();
-  LOG_INFO("loaded %zu topics, %zu subscriptions and %zu message ids from %s",
-           topics.size(), subscriptions.size(), ids.size(),
-           config_.data_dir.c_str());
+  std::vector<storage::SequencesRecord> runs;
+  status = store_.load_sequences(&runs);
+  if (!status.is_ok()) {
+    LOG_ERROR("cannot load producer sequences: %s", status.message().c_str());
+    return false;
+  }
+  for (const auto& r : runs) {
+    // Expired ones go with the next sweep.
+    auto it = topics_by_id_.find(r.topic_id);
+    if (it != topics_by_id_.end())
+      it->second->sequences().restore(r.producer, r.first_sequence, r.count,
+                                      r.first_offset, r.expires_ms);
+  }
+  for (auto& [name, topic] : topics_) dedupe_ids_ += topic->dedupe_entries();
+  LOG_INFO(
+      "loaded %zu topics, %zu subscriptions, %zu message ids and %zu producer "
+      "sequence runs from %s",
+      topics.size(), subscriptions.size(), ids.size(), runs.size(),
+      config_.data_dir.c_str());
   return true;
 }
 
@@ -202,6 +217,11 @@ void Broker::expire() {
     dedupe_ids_ -= expired.size();
     for (const std::string& id : expired)
       committer_->batch().delete_dedupe(topic->id(), id);
+    auto runs = topic->sequences().expire(wall_now);
+    dedupe_ids_ -= runs.size();
+    for (const auto& run : runs)
+      committer_->batch().delete_sequences(topic->id(), run.producer,
+                                           run.first, run.end);
   }
 }
 

@@ -246,6 +246,15 @@ class Broker : public DeadLetters, public ReadBackSource {
   void write_topic_states();
   // Persists the cursor if the subscription says it changed.
   void note_cursor(Subscription& subscription);
+  // Runs `change` on `topic`'s de-duplication state, keeping dedupe_ids_
+  // in step.
+  template <typename Change>
+  void counting_dedupe(Topic& topic, Change&& change) {
+    size_t before = topic.dedupe_entries();
+    change();
+    dedupe_ids_ += topic.dedupe_entries();
+    dedupe_ids_ -= before;
+  }
   // Appends one message to `topic` (into the filling batch and the tail) and
   // returns its offset.
   uint64_t append(Topic& topic, const wire::Message& message,
@@ -296,7 +305,9 @@ class Broker : public DeadLetters, public ReadBackSource {
   uint64_t next_topic_id_ = 1;
   size_t subscription_count_ = 0;  // over all topics
   uint64_t last_start_lookup_ = 0;  // names move_to_start()'s lookups
-  size_t dedupe_ids_ = 0;  // producer message ids remembered, all topics
+  // Producer message ids and sequence runs remembered, all topics (what
+  // --max-dedupe-ids bounds).
+  size_t dedupe_ids_ = 0;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<std::string, size_t> connections_per_ip_;
   // Connections in accept order, with when they must have said Hello; the

@@ -17,50 +17,79 @@ namespace tern {
 void Broker::publish(uint64_t connection_id, Topic& topic,
                      const wire::Publish& publish) {
   int64_t now = unix_ms();
+  int64_t expires = now + int64_t(config_.dedupe_window_ms);
   uint64_t first = topic.next_offset();
+  uint64_t producer = publish.producer();
   // What each message got: a new offset, or (a repeated producer message
-  // id) the offset of the original.
+  // id or sequence) the offset of the original.
   std::vector<wire::PublishResult> results;
   std::vector<std::string> new_ids;
-  // Duplicates of messages not durable yet, by result index: they stand or
-  // fall with their original's commit.
-  std::vector<std::pair<size_t, std::string>> unsettled;
+  // The new sequences appended, in runs: one stored record each.
+  std::vector<storage::SequencesRecord> new_sequences;
+  // Duplicates of messages not durable yet: they stand or fall with their
+  // original's commit.
+  struct Unsettled {
+    size_t index;  // in results
+    std::string id;
+    uint64_t sequence;  // if no id
+  };
+  std::vector<Unsettled> unsettled;
   if (publish.messages()) {
     results.reserve(publish.messages()->size());
+    uint64_t sequence = publish.sequence();
     for (const wire::Message* message : *publish.messages()) {
       std::string id = message->id() ? message->id()->str() : std::string();
+      bool by_sequence = id.empty() && producer != 0;
       uint64_t original;
-      if (!id.empty() && topic.find_id(id, now, &original)) {
+      if (id.empty() ? by_sequence && topic.sequences().find(
+                                          producer, sequence, &original)
+                     : topic.find_id(id, now, &original)) {
         if (original >= topic.committed_end())
-          unsettled.emplace_back(results.size(), id);
+          unsettled.push_back({results.size(), id, sequence});
         results.emplace_back(original, wire::ErrorCode::None, true);
+        ++sequence;
         continue;
       }
-      if (!id.empty() && dedupe_ids_ >= config_.max_dedupe_ids) {
+      if ((!id.empty() || by_sequence) &&
+          dedupe_ids_ >= config_.max_dedupe_ids) {
         // Remembering it would take memory past the limit, and forgetting
         // older ids early would break their window: refuse this one.
         results.emplace_back(0, wire::ErrorCode::LimitExceeded, false);
+        ++sequence;
         continue;
       }
       uint64_t offset = append(topic, *message, now);
       results.emplace_back(offset, wire::ErrorCode::None, false);
       if (!id.empty()) {
-        int64_t expires = now + int64_t(config_.dedupe_window_ms);
-        size_t before = topic.id_count();
-        topic.remember_id(id, offset, expires);
-        dedupe_ids_ += topic.id_count() - before;
+        counting_dedupe(topic, [&] { topic.remember_id(id, offset, expires); });
         committer_->batch().put_dedupe({topic.id(), id, offset, expires});
         new_ids.push_back(std::move(id));
+      } else if (by_sequence) {
+        counting_dedupe(topic, [&] {
+          topic.sequences().add(producer, sequence, offset, expires);
+        });
+        storage::SequencesRecord* run =
+            new_sequences.empty() ? nullptr : &new_sequences.back();
+        if (run != nullptr && run->first_sequence + run->count == sequence &&
+            run->first_offset + run->count == offset) {
+          ++run->count;
+        } else {
+          new_sequences.push_back(
+              {topic.id(), producer, sequence, 1, offset, expires});
+        }
       }
+      ++sequence;
     }
   }
+  for (const auto& run : new_sequences) committer_->batch().put_sequences(run);
   uint64_t end = topic.next_offset();
   bool confirm = publish.confirm();
   uint64_t request_id = publish.request_id();
   committer_->on_commit([this, topic_id = topic.id(), first, end, confirm,
-                         request_id, connection_id,
+                         request_id, connection_id, producer,
                          results = std::move(results),
                          new_ids = std::move(new_ids),
+                         new_sequences = std::move(new_sequences),
                          unsettled = std::move(unsettled)](
                             const storage::Status& status) mutable {
     // The topic may have been deleted meanwhile; its messages were stored
@@ -71,25 +100,32 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
       for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
     }
     if (!status.is_ok()) {
-      // Nothing of it was stored, the ids included: a retry must append.
-      for (const auto& id : new_ids) {
-        if (topic == nullptr) break;
-        size_t before = topic->id_count();
-        topic->forget_id(id);
-        dedupe_ids_ -= before - topic->id_count();
+      // Nothing of it was stored, the ids and sequences included: a retry
+      // must append.
+      if (topic != nullptr) {
+        counting_dedupe(*topic, [&] {
+          for (const auto& id : new_ids) topic->forget_id(id);
+          for (const auto& run : new_sequences)
+            topic->sequences().forget(run.producer, run.first_sequence,
+                                      run.count);
+        });
       }
       for (auto& r : results)
         if (!r.duplicate())
           r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
     }
     // The original's commit has returned by now (commits return in order):
-    // if it failed, its id was forgotten just above or in that batch's own
+    // if it failed, it was forgotten just above or in that batch's own
     // callback, and this duplicate was not stored either.
-    for (const auto& [index, id] : unsettled) {
+    for (const auto& u : unsettled) {
       uint64_t original;
-      if (topic != nullptr && (!topic->find_id(id, unix_ms(), &original) ||
-                               original != results[index].offset()))
-        results[index] =
+      bool held = topic != nullptr &&
+                  (u.id.empty() ? topic->sequences().find(producer, u.sequence,
+                                                          &original)
+                                : topic->find_id(u.id, unix_ms(), &original));
+      if (topic != nullptr &&
+          (!held || original != results[u.index].offset()))
+        results[u.index] =
             wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
     }
     Connection* connection = find_connection(connection_id);

@@ -145,6 +145,9 @@ void Session::on_publish(const wire::Publish& publish, uint32_t bytes) {
                            "its messages needs");
   std::string name = str(publish.topic());
   size_t count = publish.messages() ? publish.messages()->size() : 0;
+  if (publish.producer() != 0 && publish.sequence() > UINT64_MAX - count)
+    return connection_.fail(0, wire::ErrorCode::BadFrame,
+                            "Publish.sequence + message count exceeds 2^64-1");
   if (!may_publish(name, count, publish.request_id())) return;
   Refusal refusal;
   Topic* topic = broker_.topic(name, &refusal);

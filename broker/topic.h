@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "memory_budget.h"
+#include "producer_sequences.h"
 #include "store.h"
 #include "tern_generated.h"
 #include "subscription.h"
@@ -119,9 +120,12 @@ class Topic {
   bool find_id(const std::string& id, int64_t now_ms, uint64_t* offset) const;
   void remember_id(const std::string& id, uint64_t offset, int64_t expires_ms);
   void forget_id(const std::string& id);
-  size_t id_count() const { return ids_.size(); }
+  // Ids and sequence runs held: what --max-dedupe-ids counts.
+  size_t dedupe_entries() const { return ids_.size() + sequences_.runs(); }
   // Forgets the ids whose window ended by `now_ms` and returns them.
   std::vector<std::string> expire_ids(int64_t now_ms);
+  // De-duplication by producer and sequence (Publish.producer).
+  ProducerSequences& sequences() { return sequences_; }
 
   Subscription* find_subscription(const std::string& name);
   Subscription& add_subscription(std::unique_ptr<Subscription> subscription);
@@ -163,6 +167,7 @@ class Topic {
   // is in expiry order; an entry whose id was remembered again since is
   // skipped when it reaches the front.
   std::deque<std::pair<int64_t, std::string>> id_expiry_;
+  ProducerSequences sequences_;
 
   // Records read back from the store for consumers behind the tail: each
   // stretch covers [from, end) — every stored record in that range.

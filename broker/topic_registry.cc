@@ -168,7 +168,7 @@ void Broker::remove_topic(Topic& topic) {
     if (status.is_ok())
       worker_->post([this, id] { store_.compact(id, UINT64_MAX); });
   });
-  dedupe_ids_ -= topic.id_count();
+  dedupe_ids_ -= topic.dedupe_entries();
   changed_topics_.erase(id);
   temporary_owner_.erase(id);
   retention_.erase(id);

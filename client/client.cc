@@ -62,17 +62,30 @@ flatbuffers::Offset<wire::Message> build_message(
                              ttl_ms);
 }
 
+// Publish.producer and .sequence: with reconnect on, a frame may be sent
+// twice, and these let the broker store its messages once. None without.
+struct Sequencing {
+  uint64_t producer = 0;
+  uint64_t first = 0;
+};
+
+Sequencing sequencing(Client::Connection& connection, size_t count) {
+  if (!connection.options().reconnect) return {};
+  return {connection.producer(), connection.take_sequences(count)};
+}
+
 void finish_publish(
     flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
     const std::string& topic,
     const std::vector<flatbuffers::Offset<wire::Message>>& messages,
-    bool confirm = true) {
+    bool confirm, Sequencing sequencing) {
   auto topic_str = fbb.CreateString(topic);
   auto message_vec = fbb.CreateVector(messages);
-  frame::finish(
-      fbb, wire::Body::Publish,
-      wire::CreatePublish(fbb, request_id, topic_str, confirm, message_vec)
-          .Union());
+  frame::finish(fbb, wire::Body::Publish,
+                wire::CreatePublish(fbb, request_id, topic_str, confirm,
+                                    message_vec, sequencing.producer,
+                                    sequencing.first)
+                    .Union());
 }
 
 size_t publish_frame_size(const std::string& topic,
@@ -86,8 +99,8 @@ size_t publish_frame_size(const std::string& topic,
 
 void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
                    const std::string& topic,
-                   const std::vector<OutgoingMessage>& messages,
-                   bool confirm) {
+                   const std::vector<OutgoingMessage>& messages, bool confirm,
+                   Sequencing sequencing) {
   std::vector<flatbuffers::Offset<wire::Message>> offsets;
   offsets.reserve(messages.size());
   for (const OutgoingMessage& m : messages) {
@@ -98,7 +111,7 @@ void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
     offsets.push_back(build_message(fbb, m.payload, m.key, m.headers, m.id,
                                     uint32_t(m.ttl.count())));
   }
-  finish_publish(fbb, request_id, topic, offsets, confirm);
+  finish_publish(fbb, request_id, topic, offsets, confirm, sequencing);
 }
 
 // Puts what was being done in front of a broker's request error, e.g.
@@ -145,16 +158,14 @@ Client::~Client() { connection_->close(); }
 
 uint64_t Client::publish(const std::string& topic, std::string payload,
                          std::vector<Header> headers) {
-  static const std::string kNoKey;
-  // With reconnect the message may be sent twice: its id makes that safe.
-  std::string message_id =
-      connection_->options().reconnect ? connection_->new_message_id() : "";
-  flatbuffers::FlatBufferBuilder fbb(encoded_size(payload, kNoKey, headers) +
-                                     topic.size() + message_id.size() + 128);
+  static const std::string kNone;
+  flatbuffers::FlatBufferBuilder fbb(encoded_size(payload, kNone, headers) +
+                                     topic.size() + 128);
   uint64_t id = connection_->next_request_id();
   std::vector<flatbuffers::Offset<wire::Message>> messages{
-      build_message(fbb, payload, kNoKey, headers, message_id, 0)};
-  finish_publish(fbb, id, topic, messages);
+      build_message(fbb, payload, kNone, headers, kNone, 0)};
+  finish_publish(fbb, id, topic, messages, /*confirm=*/true,
+                 sequencing(*connection_, 1));
   check_frame_size(fbb, connection_->max_frame_bytes());
 
   Reply reply;
@@ -175,20 +186,15 @@ uint64_t Client::publish(const std::string& topic, std::string payload,
 
 PublishResult publish_message(Client::Connection& connection,
                               const std::string& topic,
-                              const OutgoingMessage& given,
+                              const OutgoingMessage& message,
                               Clock::time_point deadline) {
-  OutgoingMessage message = given;
-  if (message.id.empty() && connection.options().reconnect) {
-    message.id = connection.new_message_id();
-  }
-  flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, {}) +
-                                     encoded_size(message.payload, message.key,
-                                                  message.headers) +
-                                     message.id.size());
-  uint64_t id = connection.next_request_id();
   // build_publish takes a batch; a one-element one costs a copy of the
   // message, which this path (request/reply, not bulk) can afford.
-  build_publish(fbb, id, topic, {message}, /*confirm=*/true);
+  const std::vector<OutgoingMessage> batch{message};
+  flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, batch));
+  uint64_t id = connection.next_request_id();
+  build_publish(fbb, id, topic, batch, /*confirm=*/true,
+                sequencing(connection, 1));
   check_frame_size(fbb, connection.max_frame_bytes());
   Reply reply;
   try {
@@ -220,15 +226,10 @@ void Client::publish_async(const std::string& topic,
     if (on_confirm) on_confirm({});
     return;
   }
-  if (connection_->options().reconnect) {
-    // Re-sent after a reconnect if unconfirmed: ids make that safe.
-    for (OutgoingMessage& m : messages) {
-      if (m.id.empty()) m.id = connection_->new_message_id();
-    }
-  }
   flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, messages));
   uint64_t id = connection_->next_request_id();
-  build_publish(fbb, id, topic, messages, /*confirm=*/true);
+  build_publish(fbb, id, topic, messages, /*confirm=*/true,
+                sequencing(*connection_, messages.size()));
   check_frame_size(fbb, connection_->max_frame_bytes());
   connection_->publish_async(id, messages.size(), topic, std::move(on_confirm),
                              fbb);
@@ -238,8 +239,9 @@ void Client::publish_unconfirmed(const std::string& topic,
                                  std::vector<OutgoingMessage> messages) {
   if (messages.empty()) return;
   flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, messages));
+  // Never sent again, so no sequences.
   build_publish(fbb, connection_->next_request_id(), topic, messages,
-                /*confirm=*/false);
+                /*confirm=*/false, Sequencing{});
   check_frame_size(fbb, connection_->max_frame_bytes());
   connection_->send(fbb);
 }

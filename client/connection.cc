@@ -17,30 +17,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-}  // namespace
-
 // 64 random bits (the OS's random source: getrandom or /dev/urandom with
 // libstdc++), so two clients, even on two machines, practically never pick
-// the same inbox name or producer id prefix.
-std::string random_hex16() {
+// the same inbox name or producer.
+uint64_t random_u64() {
   std::random_device random;
-  uint64_t bits = (uint64_t(random()) << 32) | random();
+  return (uint64_t(random()) << 32) | random();
+}
+
+}  // namespace
+
+std::string random_hex16() {
   char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)bits);
+  std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)random_u64());
   return hex;
 }
 
 Client::Connection::Connection(std::string address, ClientOptions options)
     : address_(std::move(address)),
       options_(std::move(options)),
-      id_prefix_(random_hex16() + "-") {}
-
-std::string Client::Connection::new_message_id() {
-  char n[24];
-  std::snprintf(n, sizeof n, "%llx",
-                (unsigned long long)next_message_id_.fetch_add(1));
-  return id_prefix_ + n;
-}
+      producer_(random_u64() | 1) {}
 
 uint64_t Client::Connection::wait_for_link(std::unique_lock<std::mutex>& lock,
                                            Clock::time_point deadline) {

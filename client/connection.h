@@ -107,9 +107,13 @@ struct Client::Connection {
   const std::string& address() const { return address_; }
   const ClientOptions& options() const { return options_; }
   uint64_t next_request_id() { return next_request_id_.fetch_add(1); }
-  // A producer message id nobody else uses within the dedupe window: this
-  // session's random prefix and a counter.
-  std::string new_message_id();
+  // De-duplication of re-sent publishes (Publish.producer, .sequence): this
+  // session's producer, random and never 0, and `count` sequence numbers of
+  // its own, the first returned.
+  uint64_t producer() const { return producer_; }
+  uint64_t take_sequences(size_t count) {
+    return next_sequence_.fetch_add(count);
+  }
 
   // The broker's limit on frames we send, from HelloOk.
   uint32_t max_frame_bytes() const { return max_frame_bytes_.load(); }
@@ -289,8 +293,8 @@ struct Client::Connection {
 
   const std::string address_;
   const ClientOptions options_;
-  const std::string id_prefix_;  // for new_message_id()
-  std::atomic<uint64_t> next_message_id_{1};
+  const uint64_t producer_;
+  std::atomic<uint64_t> next_sequence_{0};
   std::atomic<uint32_t> max_frame_bytes_{frame::kDefaultMaxFrameBytes};
   std::atomic<uint64_t> next_request_id_{1};
   // Heartbeats: the interval in force (ms, 0: none) and, in steady-clock

@@ -72,6 +72,15 @@ std::string dedupe_key(uint64_t topic_id, const std::string& id) {
   return key;
 }
 
+std::string sequences_key(uint64_t topic_id, uint64_t producer,
+                          uint64_t sequence) {
+  std::string key(1, kSequencesTag);
+  put_be64(&key, topic_id);
+  put_be64(&key, producer);
+  put_be64(&key, sequence);
+  return key;
+}
+
 // --- subscription value encoding (see layout.h) -----------------------------
 
 std::string encode_subscription(const SubscriptionRecord& sub) {

@@ -31,6 +31,7 @@ inline constexpr char kTopicStateTag = 'N';
 inline constexpr char kSubscriptionTag = 'S';
 inline constexpr char kSubscriptionSettingsTag = 'P';
 inline constexpr char kDedupeTag = 'D';
+inline constexpr char kSequencesTag = 'Q';
 inline constexpr char kMessagesFamily[] = "messages";
 
 // --- keys. Messages (their own column family): topic id | offset, both
@@ -44,6 +45,10 @@ std::string topic_key(uint64_t topic_id, char tag = kTopicTag);
 std::string subscription_key(uint64_t topic_id, const std::string& name,
                              char tag = kSubscriptionTag);
 std::string dedupe_key(uint64_t topic_id, const std::string& id);
+// Producer sequences: the producer and the first sequence, big-endian, so a
+// producer's records sort in sequence order and a range delete covers a run.
+std::string sequences_key(uint64_t topic_id, uint64_t producer,
+                          uint64_t sequence);
 
 // --- values: fixed-width little-endian fields; each decoder returns false
 // for a malformed value.

@@ -209,7 +209,8 @@ void Batch::delete_topic(uint64_t topic_id) {
                      message_key(topic_id + 1, 0));
   for (char tag : {kTopicTag, kTopicSettingsTag, kTopicStateTag})
     batch_.Delete(meta_, topic_key(topic_id, tag));
-  for (char tag : {kSubscriptionTag, kSubscriptionSettingsTag, kDedupeTag})
+  for (char tag : {kSubscriptionTag, kSubscriptionSettingsTag, kDedupeTag,
+                   kSequencesTag})
     batch_.DeleteRange(meta_, topic_key(topic_id, tag),
                        topic_key(topic_id + 1, tag));
 }
@@ -245,6 +246,23 @@ void Batch::put_dedupe(const DedupeRecord& dedupe) {
 
 void Batch::delete_dedupe(uint64_t topic_id, const std::string& id) {
   batch_.Delete(meta_, dedupe_key(topic_id, id));
+}
+
+// Value: u64 count, u64 first_offset, u64 expires_ms.
+void Batch::put_sequences(const SequencesRecord& r) {
+  std::string value;
+  value.reserve(24);
+  put_le64(&value, r.count);
+  put_le64(&value, r.first_offset);
+  put_le64(&value, uint64_t(r.expires_ms));
+  batch_.Put(meta_, sequences_key(r.topic_id, r.producer, r.first_sequence),
+             value);
+}
+
+void Batch::delete_sequences(uint64_t topic_id, uint64_t producer,
+                             uint64_t from, uint64_t to) {
+  batch_.DeleteRange(meta_, sequences_key(topic_id, producer, from),
+                     sequences_key(topic_id, producer, to));
 }
 
 // --- Store -------------------------------------------------------------------

@@ -146,6 +146,20 @@ struct DedupeRecord {
   int64_t expires_ms = 0;
 };
 
+// Messages of one Publish frame that carried a producer and sequence numbers
+// (Publish.producer, Publish.sequence): sequences [first_sequence,
+// first_sequence + count) of `producer` were appended at offsets from
+// `first_offset` on. A publish carrying one of them again before
+// `expires_ms` gets its offset back instead of a new append.
+struct SequencesRecord {
+  uint64_t topic_id = 0;
+  uint64_t producer = 0;
+  uint64_t first_sequence = 0;
+  uint64_t count = 0;
+  uint64_t first_offset = 0;
+  int64_t expires_ms = 0;
+};
+
 // A message as read back: its offset and its record bytes (record.h decodes).
 struct StoredMessage {
   uint64_t offset = 0;
@@ -168,13 +182,17 @@ class Batch {
   // Removes the messages of `topic_id` in [from, to) with one range delete.
   void delete_messages(uint64_t topic_id, uint64_t from, uint64_t to);
   // Removes the topic and everything of it: messages, subscriptions,
-  // de-duplication ids.
+  // de-duplication ids and producer sequences.
   void delete_topic(uint64_t topic_id);
   void put_subscription(const SubscriptionRecord& subscription);
   void put_subscription_settings(const SubscriptionRecord& subscription);
   void delete_subscription(uint64_t topic_id, const std::string& name);
   void put_dedupe(const DedupeRecord& dedupe);
   void delete_dedupe(uint64_t topic_id, const std::string& id);
+  void put_sequences(const SequencesRecord& sequences);
+  // Removes the records of `producer` whose first sequence is in [from, to).
+  void delete_sequences(uint64_t topic_id, uint64_t producer, uint64_t from,
+                        uint64_t to);
 
   bool empty() const { return batch_.Count() == 0; }
   uint32_t count() const { return batch_.Count(); }
@@ -202,6 +220,8 @@ class Store {
   Status load_topics(std::vector<TopicRecord>* out);
   Status load_subscriptions(std::vector<SubscriptionRecord>* out);
   Status load_dedupe(std::vector<DedupeRecord>* out);
+  // In key order: by topic, producer, then first sequence.
+  Status load_sequences(std::vector<SequencesRecord>* out);
 
   // Commits the whole batch atomically (and durably when options.sync).
   // Fails without writing anything if free space is below

@@ -138,4 +138,32 @@ Status Store::load_dedupe(std::vector<DedupeRecord>* out) {
   return Status::ok();
 }
 
+Status Store::load_sequences(std::vector<SequencesRecord>* out) {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), meta_));
+  for (it->Seek(std::string(1, kSequencesTag));
+       it->Valid() && it->key()[0] == kSequencesTag; it->Next()) {
+    rocksdb::Slice key = it->key();
+    rocksdb::Slice value = it->value();
+    if (key.size() != 25 || value.size() != 24) {
+      return Status::error("malformed producer sequences record in " +
+                           options_.path);
+    }
+    SequencesRecord r;
+    r.topic_id = get_be64(key.data() + 1);
+    r.producer = get_be64(key.data() + 9);
+    r.first_sequence = get_be64(key.data() + 17);
+    r.count = get_le(value.data(), 8);
+    r.first_offset = get_le(value.data() + 8, 8);
+    r.expires_ms = int64_t(get_le(value.data() + 16, 8));
+    out->push_back(r);
+  }
+  if (!it->status().ok()) {
+    return Status::error("cannot read producer sequences from " +
+                         options_.path + ": " + it->status().ToString());
+  }
+  return Status::ok();
+}
+
 }  // namespace tern::storage

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "broker_process.h"
 #include "frame.h"
@@ -26,6 +27,7 @@ struct Reply {
   uint64_t request_id = 0;       // from Error and ResetOk
   uint64_t offset = 0;           // from ResetOk
   uint32_t bytes = 0;            // the frame's length
+  std::vector<wire::PublishResult> results;  // from PublishAck
 };
 
 // A bare socket speaking (or not) the wire protocol by hand.
@@ -142,6 +144,12 @@ class RawConnection {
     if (auto ok = frame->body_as_ResetOk()) {
       reply.request_id = ok->request_id();
       reply.offset = ok->offset();
+    }
+    if (auto ack = frame->body_as_PublishAck()) {
+      reply.request_id = ack->request_id();
+      if (ack->results())
+        for (const wire::PublishResult* r : *ack->results())
+          reply.results.push_back(*r);
     }
     if (auto ok = frame->body_as_HelloOk()) {
       reply.max_frame_bytes = ok->max_frame_bytes();

@@ -15,9 +15,11 @@
 // jittered exponential backoff, until it succeeds or is closed, and then:
 //   - calls made meanwhile wait, each up to options.timeout, and then throw
 //     Error(kConnectionLost) saying it is still reconnecting;
-//   - publishes not yet confirmed are sent again. Every message without an
-//     id gets one (OutgoingMessage::id), so the broker's de-duplication keeps
-//     a message stored before the loss from being stored twice: nothing
+//   - publishes not yet confirmed are sent again. Each publish frame carries
+//     this Client's producer number and its messages' sequence numbers
+//     (a message with an OutgoingMessage::id is known by its id instead), so
+//     the broker's de-duplication keeps a message stored before the loss from
+//     being stored twice: nothing
 //     confirmed is lost, nothing is stored twice — as long as the Client is
 //     back within the broker's de-duplication window (--dedupe-window, 2 min
 //     by default); a message re-sent later could be stored twice. A re-sent
@@ -41,11 +43,10 @@
 // loss with reconnect off; from then on every call throws
 // Error(kConnectionLost), and a new Client is needed.
 //
-// Each message gets a producer id when reconnect is on: the broker stores it
-// for the de-duplication window (about 150 bytes each, at most
-// --max-dedupe-ids, 10 million by default, in all) — a producer sustaining
-// more than ~80,000 messages/s for two minutes reaches that limit and gets
-// LimitExceeded. Turn reconnect off (or give ids yourself) for such loads.
+// What that costs the broker: one small record per publish frame (one per
+// run of frames while the Client publishes alone to a topic), kept for the
+// de-duplication window; each counts against --max-dedupe-ids (10 million
+// by default, over all topics).
 //
 //   auto client = tern::Client::connect("127.0.0.1:7411");
 //   uint64_t offset = client->publish("orders", "hello");      // confirmed
@@ -151,7 +152,9 @@ struct OutgoingMessage {
   // de-duplication window (2 minutes by default, kept across restarts), the
   // message is not appended again: its result has the original offset and
   // duplicate = true. This makes it safe to publish again what was sent but
-  // not confirmed before a connection was lost. Empty: no de-duplication.
+  // not confirmed before a connection was lost. Empty: with reconnect on,
+  // the Client's own re-sends are still stored once (see the top of this
+  // file); a publish the application repeats is not recognised.
   std::string id;
   // Time to live: once this long has passed since the broker appended the
   // message, it is no longer delivered. 0: forever.
