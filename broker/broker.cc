@@ -36,8 +36,10 @@ Broker::Broker(const Config& config, storage::Store& store, Reread reread)
   // from, also when the committer hands it over on its own as the previous
   // commit returns: else a crash could leave messages past the stored next
   // offset, to be overwritten after the restart.
-  committer_ = std::make_unique<Committer>(&loop_, store_, config_.fsync,
-                                           [this] { write_topic_states(); });
+  committer_ = std::make_unique<Committer>(&loop_, store_, config_.fsync, [this] {
+    write_topic_states();
+    write_staged_sequences();
+  });
   worker_ = std::make_unique<Worker>(&loop_);
   reader_ = std::make_unique<Worker>(&loop_);
   login_ = std::make_unique<Worker>(&loop_);
@@ -130,6 +132,10 @@ bool Broker::load() {
     if (it != topics_by_id_.end())
       it->second->sequences().restore(r.producer, r.first_sequence, r.count,
                                       r.first_offset, r.expires_ms);
+    else
+      committer_->batch().delete_sequences(r.topic_id, r.producer,
+                                           r.first_sequence,
+                                           r.first_sequence + 1);
   }
   for (auto& [name, topic] : topics_) dedupe_ids_ += topic->dedupe_entries();
   LOG_INFO(

@@ -255,6 +255,13 @@ class Broker : public DeadLetters, public ReadBackSource {
     dedupe_ids_ += topic.dedupe_entries();
     dedupe_ids_ -= before;
   }
+  // A new sequence `one` (count 1) appended: joins the record staged for its
+  // topic and producer if it continues it and its run (`starts_run` false),
+  // else that record goes into the batch and `one` is staged instead. So a
+  // producer's consecutive messages cost one record per batch.
+  void stage_sequence(const storage::SequencesRecord& one, bool starts_run);
+  // Puts the staged records into the batch (when it is sealed).
+  void write_staged_sequences();
   // Appends one message to `topic` (into the filling batch and the tail) and
   // returns its offset.
   uint64_t append(Topic& topic, const wire::Message& message,
@@ -308,6 +315,9 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Producer message ids and sequence runs remembered, all topics (what
   // --max-dedupe-ids bounds).
   size_t dedupe_ids_ = 0;
+  // By (topic id, producer): sequence records for the filling batch.
+  std::map<std::pair<uint64_t, uint64_t>, storage::SequencesRecord>
+      staged_sequences_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections_;
   std::unordered_map<std::string, size_t> connections_per_ip_;
   // Connections in accept order, with when they must have said Hello; the

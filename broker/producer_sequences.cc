@@ -27,12 +27,12 @@ bool ProducerSequences::find(uint64_t producer, uint64_t sequence,
   return true;
 }
 
-void ProducerSequences::add(uint64_t producer, uint64_t sequence,
+bool ProducerSequences::add(uint64_t producer, uint64_t sequence,
                             uint64_t offset, int64_t expires_ms) {
-  restore(producer, sequence, 1, offset, expires_ms);
+  return restore(producer, sequence, 1, offset, expires_ms);
 }
 
-void ProducerSequences::restore(uint64_t producer, uint64_t first,
+bool ProducerSequences::restore(uint64_t producer, uint64_t first,
                                 uint64_t count, uint64_t first_offset,
                                 int64_t expires_ms) {
   Runs& runs = producers_[producer];
@@ -45,12 +45,13 @@ void ProducerSequences::restore(uint64_t producer, uint64_t first,
           expires_ms - run.first_expires_ms < kJoinMs) {
         run.count += count;
         run.expires_ms = std::max(run.expires_ms, expires_ms);
-        return;
+        return false;
       }
     }
   }
   start_run(producer, first,
             Run{count, first_offset, expires_ms, expires_ms});
+  return true;
 }
 
 void ProducerSequences::start_run(uint64_t producer, uint64_t first,

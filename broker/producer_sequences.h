@@ -10,9 +10,9 @@
 // Held as runs: sequences [first, first + count) at offsets [first_offset,
 // first_offset + count). A producer publishing alone to a topic makes one
 // run however many messages it sends; one sharing a topic with others makes
-// a run per frame. Each frame's run is stored as a record of its own (a
-// record is never rewritten, so a failed commit cannot leave a stored claim
-// to sequences that were not stored). A run takes new messages for
+// a run per frame. A run is stored as one record per commit batch it grew
+// in (a record is never rewritten, so a failed commit cannot leave a stored
+// claim to sequences that were not stored). A run takes new messages for
 // kJoinMs only, then the next message starts a new one: each run, with its
 // records, is forgotten at most kJoinMs plus the de-duplication window after
 // it began, even while its producer keeps sending. Only the loop thread uses
@@ -36,12 +36,12 @@ class ProducerSequences {
   // The offset `sequence` of `producer` was appended at, if held.
   bool find(uint64_t producer, uint64_t sequence, uint64_t* offset) const;
   // `sequence` of `producer` was appended at `offset`: joins the run it
-  // continues (next sequence at the next offset), or starts one. Must not
-  // be held already (find() says no).
-  void add(uint64_t producer, uint64_t sequence, uint64_t offset,
+  // continues (next sequence at the next offset), or starts one (returns
+  // true). Must not be held already (find() says no).
+  bool add(uint64_t producer, uint64_t sequence, uint64_t offset,
            int64_t expires_ms);
   // A stored run read back at start-up: joins the run it continues, as add().
-  void restore(uint64_t producer, uint64_t first, uint64_t count,
+  bool restore(uint64_t producer, uint64_t first, uint64_t count,
                uint64_t first_offset, int64_t expires_ms);
   // Sequences [first, first + count) were not stored after all (their
   // commit failed): a run holding them is cut around them.

@@ -24,7 +24,7 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
   // id or sequence) the offset of the original.
   std::vector<wire::PublishResult> results;
   std::vector<std::string> new_ids;
-  // The new sequences appended, in runs: one stored record each.
+  // The new sequences appended, in runs, to forget if the commit fails.
   std::vector<storage::SequencesRecord> new_sequences;
   // Duplicates of messages not durable yet: they stand or fall with their
   // original's commit.
@@ -65,9 +65,12 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
         committer_->batch().put_dedupe({topic.id(), id, offset, expires});
         new_ids.push_back(std::move(id));
       } else if (by_sequence) {
+        bool started = false;
         counting_dedupe(topic, [&] {
-          topic.sequences().add(producer, sequence, offset, expires);
+          started = topic.sequences().add(producer, sequence, offset, expires);
         });
+        stage_sequence({topic.id(), producer, sequence, 1, offset, expires},
+                       started);
         storage::SequencesRecord* run =
             new_sequences.empty() ? nullptr : &new_sequences.back();
         if (run != nullptr && run->first_sequence + run->count == sequence &&
@@ -81,7 +84,6 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
       ++sequence;
     }
   }
-  for (const auto& run : new_sequences) committer_->batch().put_sequences(run);
   uint64_t end = topic.next_offset();
   bool confirm = publish.confirm();
   uint64_t request_id = publish.request_id();
@@ -136,6 +138,28 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
                   wire::CreatePublishAck(fbb, request_id, vector).Union());
     connection->send_owed(fbb);
   });
+}
+
+void Broker::stage_sequence(const storage::SequencesRecord& one,
+                            bool starts_run) {
+  auto [it, added] =
+      staged_sequences_.try_emplace({one.topic_id, one.producer}, one);
+  if (added) return;
+  storage::SequencesRecord& staged = it->second;
+  if (!starts_run && staged.first_sequence + staged.count == one.first_sequence &&
+      staged.first_offset + staged.count == one.first_offset) {
+    ++staged.count;
+    staged.expires_ms = one.expires_ms;
+    return;
+  }
+  committer_->batch().put_sequences(staged);
+  staged = one;
+}
+
+void Broker::write_staged_sequences() {
+  for (const auto& [key, run] : staged_sequences_)
+    committer_->batch().put_sequences(run);
+  staged_sequences_.clear();
 }
 
 uint64_t Broker::append(Topic& topic, const wire::Message& message,

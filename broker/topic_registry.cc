@@ -169,6 +169,8 @@ void Broker::remove_topic(Topic& topic) {
       worker_->post([this, id] { store_.compact(id, UINT64_MAX); });
   });
   dedupe_ids_ -= topic.dedupe_entries();
+  staged_sequences_.erase(staged_sequences_.lower_bound({id, 0}),
+                          staged_sequences_.lower_bound({id + 1, 0}));
   changed_topics_.erase(id);
   temporary_owner_.erase(id);
   retention_.erase(id);
