@@ -36,10 +36,11 @@ Broker::Broker(const Config& config, storage::Store& store, Reread reread)
   // from, also when the committer hands it over on its own as the previous
   // commit returns: else a crash could leave messages past the stored next
   // offset, to be overwritten after the restart.
-  committer_ = std::make_unique<Committer>(&loop_, store_, config_.fsync, [this] {
-    write_topic_states();
-    write_staged_sequences();
-  });
+  committer_ =
+      std::make_unique<Committer>(&loop_, store_, config_.fsync, [this] {
+        write_topic_states();
+        write_staged_sequences();
+      });
   worker_ = std::make_unique<Worker>(&loop_);
   reader_ = std::make_unique<Worker>(&loop_);
   login_ = std::make_unique<Worker>(&loop_);
@@ -133,9 +134,8 @@ bool Broker::load() {
       it->second->sequences().restore(r.producer, r.first_sequence, r.count,
                                       r.first_offset, r.expires_ms);
     else
-      committer_->batch().delete_sequences(r.topic_id, r.producer,
-                                           r.first_sequence,
-                                           r.first_sequence + 1);
+      committer_->batch().delete_sequences(
+          r.topic_id, r.producer, r.first_sequence, r.first_sequence + 1);
   }
   for (auto& [name, topic] : topics_) dedupe_ids_ += topic->dedupe_entries();
   LOG_INFO(
@@ -226,8 +226,8 @@ void Broker::expire() {
     auto runs = topic->sequences().expire(wall_now);
     dedupe_ids_ -= runs.size();
     for (const auto& run : runs)
-      committer_->batch().delete_sequences(topic->id(), run.producer,
-                                           run.first, run.end);
+      committer_->batch().delete_sequences(topic->id(), run.producer, run.first,
+                                           run.end);
   }
 }
 

@@ -49,8 +49,7 @@ bool ProducerSequences::restore(uint64_t producer, uint64_t first,
       }
     }
   }
-  start_run(producer, first,
-            Run{count, first_offset, expires_ms, expires_ms});
+  start_run(producer, first, Run{count, first_offset, expires_ms, expires_ms});
   return true;
 }
 

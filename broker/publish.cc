@@ -14,6 +14,17 @@
 
 namespace tern {
 
+namespace {
+
+// Whether `sequence` at `offset` is the next message of `run`.
+bool continues(const storage::SequencesRecord& run, uint64_t sequence,
+               uint64_t offset) {
+  return run.first_sequence + run.count == sequence &&
+         run.first_offset + run.count == offset;
+}
+
+}  // namespace
+
 void Broker::publish(uint64_t connection_id, Topic& topic,
                      const wire::Publish& publish) {
   int64_t now = unix_ms();
@@ -41,8 +52,8 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
       std::string id = message->id() ? message->id()->str() : std::string();
       bool by_sequence = id.empty() && producer != 0;
       uint64_t original;
-      if (id.empty() ? by_sequence && topic.sequences().find(
-                                          producer, sequence, &original)
+      if (id.empty() ? by_sequence &&
+                           topic.sequences().find(producer, sequence, &original)
                      : topic.find_id(id, now, &original)) {
         if (original >= topic.committed_end())
           unsettled.push_back({results.size(), id, sequence});
@@ -71,11 +82,9 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
         });
         stage_sequence({topic.id(), producer, sequence, 1, offset, expires},
                        started);
-        storage::SequencesRecord* run =
-            new_sequences.empty() ? nullptr : &new_sequences.back();
-        if (run != nullptr && run->first_sequence + run->count == sequence &&
-            run->first_offset + run->count == offset) {
-          ++run->count;
+        if (!new_sequences.empty() &&
+            continues(new_sequences.back(), sequence, offset)) {
+          ++new_sequences.back().count;
         } else {
           new_sequences.push_back(
               {topic.id(), producer, sequence, 1, offset, expires});
@@ -125,8 +134,7 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
                   (u.id.empty() ? topic->sequences().find(producer, u.sequence,
                                                           &original)
                                 : topic->find_id(u.id, unix_ms(), &original));
-      if (topic != nullptr &&
-          (!held || original != results[u.index].offset()))
+      if (topic != nullptr && (!held || original != results[u.index].offset()))
         results[u.index] =
             wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
     }
@@ -146,8 +154,7 @@ void Broker::stage_sequence(const storage::SequencesRecord& one,
       staged_sequences_.try_emplace({one.topic_id, one.producer}, one);
   if (added) return;
   storage::SequencesRecord& staged = it->second;
-  if (!starts_run && staged.first_sequence + staged.count == one.first_sequence &&
-      staged.first_offset + staged.count == one.first_offset) {
+  if (!starts_run && continues(staged, one.first_sequence, one.first_offset)) {
     ++staged.count;
     staged.expires_ms = one.expires_ms;
     return;

@@ -25,8 +25,8 @@
 #include "memory_budget.h"
 #include "producer_sequences.h"
 #include "store.h"
-#include "tern_generated.h"
 #include "subscription.h"
+#include "tern_generated.h"
 
 namespace tern {
 

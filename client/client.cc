@@ -81,11 +81,11 @@ void finish_publish(
     bool confirm, Sequencing sequencing) {
   auto topic_str = fbb.CreateString(topic);
   auto message_vec = fbb.CreateVector(messages);
-  frame::finish(fbb, wire::Body::Publish,
-                wire::CreatePublish(fbb, request_id, topic_str, confirm,
-                                    message_vec, sequencing.producer,
-                                    sequencing.first)
-                    .Union());
+  frame::finish(
+      fbb, wire::Body::Publish,
+      wire::CreatePublish(fbb, request_id, topic_str, confirm, message_vec,
+                          sequencing.producer, sequencing.first)
+          .Union());
 }
 
 size_t publish_frame_size(const std::string& topic,

@@ -71,8 +71,8 @@ flatbuffers::FlatBufferBuilder publish_frame(
   flatbuffers::FlatBufferBuilder fbb;
   std::vector<flatbuffers::Offset<wire::Message>> messages;
   for (const std::string& p : payloads) {
-    auto payload = fbb.CreateVector(
-        reinterpret_cast<const uint8_t*>(p.data()), p.size());
+    auto payload =
+        fbb.CreateVector(reinterpret_cast<const uint8_t*>(p.data()), p.size());
     auto id = p[0] == '#' ? fbb.CreateString(p) : 0;
     messages.push_back(wire::CreateMessage(fbb, 0, 0, payload, id));
   }
@@ -113,8 +113,9 @@ std::vector<std::string> payloads(const std::vector<Message>& messages) {
   return out;
 }
 
-TEST_CASE("dedupe: a frame sent again with its producer and sequence is "
-          "stored once, also after a restart and a kill -9") {
+TEST_CASE(
+    "dedupe: a frame sent again with its producer and sequence is "
+    "stored once, also after a restart and a kill -9") {
   BrokerProcess broker;
   {
     RawConnection raw(broker.address());
@@ -123,8 +124,7 @@ TEST_CASE("dedupe: a frame sent again with its producer and sequence is "
     CHECK(publish(raw, 7, 100, {"a", "b", "c"}) ==
           Results{"0 dup", "1 dup", "2 dup"});
     // Overlapping: the known sequence is a duplicate, the rest is new.
-    CHECK(publish(raw, 7, 102, {"c", "d", "e"}) ==
-          Results{"2 dup", "3", "4"});
+    CHECK(publish(raw, 7, 102, {"c", "d", "e"}) == Results{"2 dup", "3", "4"});
     // The same sequences from another producer are other messages.
     CHECK(publish(raw, 8, 100, {"x"}) == Results{"5"});
     // A message with an id is known by its id, not its sequence.
@@ -156,8 +156,9 @@ TEST_CASE("dedupe: a frame sent again with its producer and sequence is "
                                  "y", "z"});
 }
 
-TEST_CASE("dedupe: sequences are forgotten after the window, count against "
-          "--max-dedupe-ids, and a failed write leaves none behind") {
+TEST_CASE(
+    "dedupe: sequences are forgotten after the window, count against "
+    "--max-dedupe-ids, and a failed write leaves none behind") {
   SUBCASE("window and limit") {
     BrokerOptions options;
     options.extra_args = {"--dedupe-window", "500", "--max-dedupe-ids", "2"};
