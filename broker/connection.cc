@@ -112,6 +112,10 @@ void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
 
 void Connection::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t*) {
   auto* self = static_cast<Connection*>(stream->data);
+  if (self->lingering_) {
+    if (n < 0) self->close();
+    return;
+  }
   if (n == UV_EOF) return self->on_end_of_input();
   if (n < 0) {
     LOG_INFO("connection %s: read failed: %s", self->peer_.c_str(),
@@ -151,8 +155,18 @@ void Connection::on_tls_read(size_t n) {
     LOG_WARN("connection %s: TLS %s: %s", peer_.c_str(),
              was_done ? "failed" : "handshake failed", tls_->error().c_str());
     // The alert OpenSSL wrote tells the client why.
-    uv_read_stop(stream());
-    close_when_written();
+    if (was_done) {
+      uv_read_stop(stream());
+      close_when_written();
+      return;
+    }
+    // Closing with the client's next records unread would send a reset,
+    // which can overtake the alert and hide it: send the alert and then our
+    // FIN, and drop what still comes until the client closes (or the Hello
+    // deadline does).
+    lingering_ = true;
+    flush();
+    uv_shutdown(&shutdown_req_, stream(), [](uv_shutdown_t*, int) {});
     return;
   }
   flush_tls();  // handshake records, if any

@@ -139,6 +139,10 @@ class Connection {
   std::vector<char> tls_in_;
   std::vector<uint8_t> tls_plain_;
   bool tls_first_read_ = true;
+  // After a failed handshake: the alert and our FIN are on their way, and
+  // what the client still sends is read and dropped until it closes.
+  bool lingering_ = false;
+  uv_shutdown_t shutdown_req_;
   uv_write_t write_req_;
   bool write_in_flight_ = false;
   bool overflowed_ = false;   // queued_ passed max_output_bytes_

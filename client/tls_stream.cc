@@ -169,7 +169,8 @@ ssize_t TlsStream::read(void* buf, size_t n, std::string* error) {
     int e = SSL_get_error(ssl_, r);
     if (e == SSL_ERROR_ZERO_RETURN) return 0;
     if (e != SSL_ERROR_WANT_READ) {
-      *error = "TLS: " + openssl_errors();
+      failure_ = openssl_errors();
+      *error = "TLS: " + failure_;
       return -1;
     }
     // Nothing whole yet: wait for the socket without the lock, so writers
@@ -200,7 +201,7 @@ std::string TlsStream::write(const void* data, size_t n) {
   std::unique_lock<std::mutex> lock(ssl_mu_);
   // The pipe takes it all: SSL_write never writes part of it.
   if (n > 0 && SSL_write(ssl_, data, int(n)) <= 0)
-    return "TLS: " + openssl_errors();
+    return "TLS: " + (failure_.empty() ? openssl_errors() : failure_);
   return send_output(lock);
 }
 

@@ -59,6 +59,10 @@ class TlsStream {
   SSL_CTX* ctx_ = nullptr;
   SSL* ssl_ = nullptr;
   TlsPipe pipe_;  // under ssl_mu_
+  // What ended the session, as the reader found it (e.g. the broker's
+  // alert), under ssl_mu_: OpenSSL's error queue is per thread, so a writer
+  // that finds the session ended has only this to say why.
+  std::string failure_;
   std::mutex ssl_mu_;
   std::mutex send_mu_;
   std::vector<char> outgoing_;  // under send_mu_
