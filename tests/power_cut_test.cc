@@ -6,7 +6,19 @@
 
 namespace tern::test {
 
-TEST_CASE("power cut: with sync every confirmed message and cursor survives") {
+// Not under ThreadSanitizer (`make tsan`): each cut opens and destroys a
+// store in this process while RocksDB's thread pool lives on, and RocksDB is
+// not instrumented, so TSan reports races inside RocksDB it cannot order.
+// The loop checks durability, not Tern's threads; `make test` and `make
+// asan` run it.
+#ifdef __SANITIZE_THREAD__
+constexpr bool kUnderTsan = true;
+#else
+constexpr bool kUnderTsan = false;
+#endif
+
+TEST_CASE("power cut: with sync every confirmed message and cursor survives" *
+          doctest::skip(kUnderTsan)) {
   PowerCutOptions options;
   options.iterations = 20;
   options.seconds = 60;
@@ -20,7 +32,8 @@ TEST_CASE("power cut: with sync every confirmed message and cursor survives") {
   CHECK(report.cursors_behind == 0);
 }
 
-TEST_CASE("power cut: without sync the store opens and holds a clean prefix") {
+TEST_CASE("power cut: without sync the store opens and holds a clean prefix" *
+          doctest::skip(kUnderTsan)) {
   PowerCutOptions options;
   options.iterations = 5;
   options.seconds = 30;
