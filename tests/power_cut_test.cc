@@ -1,22 +1,13 @@
 // The short power-cut loop of `make test` (the long one: `make
 // power-cut-test`, tests/power_cut/main.cc).
 #include "power_cut.h"
+#include "under_tsan.h"
 
 #include <doctest/doctest.h>
 
 namespace tern::test {
 
-// Not under ThreadSanitizer (`make tsan`): each cut opens and destroys a
-// store in this process while RocksDB's thread pool lives on, and RocksDB is
-// not instrumented, so TSan reports races inside RocksDB it cannot order.
-// The loop checks durability, not Tern's threads; `make test` and `make
-// asan` run it.
-#ifdef __SANITIZE_THREAD__
-constexpr bool kUnderTsan = true;
-#else
-constexpr bool kUnderTsan = false;
-#endif
-
+// Not under ThreadSanitizer: see under_tsan.h.
 TEST_CASE("power cut: with sync every confirmed message and cursor survives" *
           doctest::skip(kUnderTsan)) {
   PowerCutOptions options;

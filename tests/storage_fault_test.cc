@@ -16,6 +16,7 @@
 #include "committer.h"
 #include "fault_fs.h"
 #include "store.h"
+#include "under_tsan.h"
 
 namespace tern::test {
 namespace {
@@ -132,7 +133,8 @@ struct FaultyStore {
   std::vector<std::pair<uint64_t, uint64_t>> committed;  // [from, to)
 };
 
-TEST_CASE("storage faults: a failed WAL sync is never a commit") {
+TEST_CASE("storage faults: a failed WAL sync is never a commit" *
+          doctest::skip(kUnderTsan)) {
   FaultyStore s;
   s.survive([&] {
     s.fs->fail(FaultFs::kSync, ".log");
@@ -140,7 +142,8 @@ TEST_CASE("storage faults: a failed WAL sync is never a commit") {
   });
 }
 
-TEST_CASE("storage faults: a failed WAL write is never a commit") {
+TEST_CASE("storage faults: a failed WAL write is never a commit" *
+          doctest::skip(kUnderTsan)) {
   FaultyStore s;
   s.survive([&] {
     s.fs->fail(FaultFs::kWrite, ".log");
@@ -148,7 +151,8 @@ TEST_CASE("storage faults: a failed WAL write is never a commit") {
   });
 }
 
-TEST_CASE("storage faults: a failed flush makes the store read-only") {
+TEST_CASE("storage faults: a failed flush makes the store read-only" *
+          doctest::skip(kUnderTsan)) {
   FaultyStore s;
   s.survive([&] {
     s.fs->fail(FaultFs::kWrite, ".sst", "rocksdb:high");
@@ -156,7 +160,8 @@ TEST_CASE("storage faults: a failed flush makes the store read-only") {
   });
 }
 
-TEST_CASE("storage faults: a failed compaction makes the store read-only") {
+TEST_CASE("storage faults: a failed compaction makes the store read-only" *
+          doctest::skip(kUnderTsan)) {
   FaultyStore s;
   // Something flushed already, so the compaction below has files to merge.
   REQUIRE(s.append(100).is_ok());
@@ -169,7 +174,8 @@ TEST_CASE("storage faults: a failed compaction makes the store read-only") {
       /*blocks=*/false);  // resuming only retries the compaction later
 }
 
-TEST_CASE("storage faults: a failed MANIFEST write, then a failed rename") {
+TEST_CASE("storage faults: a failed MANIFEST write, then a failed rename" *
+          doctest::skip(kUnderTsan)) {
   FaultyStore s;
   s.survive([&] {
     s.fs->fail(FaultFs::kWrite, "MANIFEST");
@@ -226,7 +232,8 @@ struct CommitterOnFaultyStore {
 
 TEST_CASE(
     "storage faults: the committer confirms no failed sync, resumes "
-    "by itself") {
+    "by itself" *
+    doctest::skip(kUnderTsan)) {
   CommitterOnFaultyStore c;
   REQUIRE(c.append(10).is_ok());
   c.s.fs->fail(FaultFs::kSync, ".log");

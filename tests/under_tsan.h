@@ -1,0 +1,21 @@
+// kUnderTsan: whether this build runs under ThreadSanitizer (`make tsan`).
+//
+// Tests that open and destroy RocksDB stores in the test process on a
+// file-system wrapper of their own (power cuts, storage faults) skip
+// themselves there: RocksDB is not instrumented, its thread pool outlives
+// each store, and TSan reports races between the test thread and that pool
+// (through the wrapper) that RocksDB orders in ways TSan cannot see. They
+// check durability and fault handling, not Tern's threads; `make test` and
+// `make asan` run them, and the broker's own committer runs under TSan in
+// every test that starts tern-broker.
+#pragma once
+
+namespace tern::test {
+
+#ifdef __SANITIZE_THREAD__
+inline constexpr bool kUnderTsan = true;
+#else
+inline constexpr bool kUnderTsan = false;
+#endif
+
+}  // namespace tern::test
