@@ -6,7 +6,7 @@
 
 PACKAGES := g++ make libuv1-dev librocksdb-dev flatbuffers-compiler \
             libflatbuffers-dev doctest-dev libcli11-dev libtomlplusplus-dev \
-            libsodium-dev libssl-dev openssl
+            libsodium-dev libssl-dev openssl libcpp-httplib-dev
 
 MAKEFLAGS += -j$(shell nproc)
 
@@ -14,9 +14,13 @@ BUILD    ?= build
 CXX      ?= g++
 SANITIZE ?=
 OPT      ?= -O2 -g
+# Debian's cpp-httplib is a compiled library: its users must see the header
+# as it was built (its pkg-config Cflags).
+HTTPLIB_DEFINES := -DCPPHTTPLIB_OPENSSL_SUPPORT -DCPPHTTPLIB_ZLIB_SUPPORT \
+                   -DCPPHTTPLIB_BROTLI_SUPPORT
 CXXFLAGS := $(OPT) -std=c++17 -Wall -Wextra -Werror -pthread $(SANITIZE) \
             -I$(BUILD)/gen -Iprotocol -Istorage -Ibroker -Iclient/include -Iclient \
-            -Icli
+            -Icli $(HTTPLIB_DEFINES)
 LDFLAGS  := -pthread $(SANITIZE)
 
 LISTEN ?= 127.0.0.1:7411
@@ -72,7 +76,7 @@ $(BUILD)/libternclient.a: $(call obj,$(CLIENT_SRC) $(PROTOCOL_SRC))
 	ar rcs $@ $^
 
 $(BUILD)/tern-broker: $(call obj,broker/main.cc $(BROKER_SRC)) $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
-	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -luv -lsodium -lssl -lcrypto
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -luv -lsodium -lcpp-httplib -lssl -lcrypto
 
 $(BUILD)/tern: $(call obj,$(CLI_TOOL_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
@@ -81,7 +85,7 @@ $(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a $(BUILD)/
 	$(CXX) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
 
 $(BUILD)/tern-tests: $(call obj,$(TEST_SRC)) $(BUILD)/libternclient.a $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
-	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -lssl -lcrypto
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -lcpp-httplib -lssl -lcrypto
 
 test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/tern-bench
 	TERN_BROKER=$(BUILD)/tern-broker TERN_CLI=$(BUILD)/tern $(BUILD)/tern-tests

@@ -23,7 +23,7 @@ start_broker() {
   for _ in 1 2 3; do
     PORT=$(pick_port) || return 1
     # shellcheck disable=SC2086  # $BROKER_EXTRA is a word list
-    "$BROKER" --listen "127.0.0.1:$PORT" --data "$dir/data" --fsync "$fsync" \
+    "$BROKER" --listen "127.0.0.1:$PORT" --data "$dir/data" --fsync "$fsync" --http off \
       ${BROKER_EXTRA:-} >"$dir/broker.log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 1 100); do  # up to 10 s

@@ -205,6 +205,7 @@ void Broker::expire() {
   int64_t wall_now = unix_ms();
   close_silent_connections(now);
   close_dead_connections(now);
+  publish_stats(now);
   refuse_logins(now);
   for (auto it = reread_.begin(); it != reread_.end();) {
     Topic* topic = find_topic(it->first);

@@ -29,6 +29,8 @@
 //   users.cc                  logins, and users reloaded on SIGHUP
 #pragma once
 
+#include <uv.h>
+
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -38,12 +40,12 @@
 #include <unordered_set>
 #include <vector>
 
-#include <uv.h>
-
 #include "committer.h"
 #include "config.h"
+#include "http_server.h"
 #include "memory_budget.h"
 #include "retention.h"
+#include "stats.h"
 #include "store.h"
 #include "subscription.h"
 #include "tern_generated.h"
@@ -246,6 +248,12 @@ class Broker : public DeadLetters, public ReadBackSource {
   void write_topic_states();
   // Persists the cursor if the subscription says it changed.
   void note_cursor(Subscription& subscription);
+  // The HTTP side (stats.cc): started after listen(); a snapshot handed to
+  // it at most once a second (from the tick); its users reloaded.
+  bool start_http();
+  void publish_stats(uint64_t now);
+  void reload_http(const Config& fresh);
+  Stats take_stats() const;
   // Runs `change` on `topic`'s de-duplication state, keeping dedupe_ids_
   // in step.
   template <typename Change>
@@ -315,6 +323,11 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Producer message ids and sequence runs remembered, all topics (what
   // --max-dedupe-ids bounds).
   size_t dedupe_ids_ = 0;
+  std::unique_ptr<HttpServer> http_;
+  int64_t started_ms_ = 0;      // wall clock
+  uint64_t last_stats_ms_ = 0;  // loop time
+  uint64_t connections_accepted_ = 0;
+  uint64_t connections_refused_ = 0;
   // By (topic id, producer): sequence records for the filling batch.
   std::map<std::pair<uint64_t, uint64_t>, storage::SequencesRecord>
       staged_sequences_;

@@ -86,28 +86,32 @@ Setting count_setting(const char* name, Field Config::*field, uint64_t min,
           [=](const Config& config) { return std::to_string(config.*field); }};
 }
 
-bool apply_listen(const std::string& text, Config* config, std::string* why) {
+// HOST:PORT, IPv6 hosts in brackets.
+bool parse_address(const std::string& text, std::string* host, int* port,
+                   std::string* why) {
   size_t colon = text.rfind(':');
-  std::string host = text.substr(0, colon == std::string::npos ? 0 : colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  uint64_t port = 0;
+  std::string h = text.substr(0, colon == std::string::npos ? 0 : colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']')
+    h = h.substr(1, h.size() - 2);
+  uint64_t p = 0;
   std::string port_why;
-  if (host.empty() ||
-      !cli::parse_count(text.substr(colon + 1), 0, 65535, &port, &port_why)) {
+  if (h.empty() ||
+      !cli::parse_count(text.substr(colon + 1), 0, 65535, &p, &port_why)) {
     *why = "HOST:PORT (IPv6 as [::1]:7411), not '" + text + "'";
     return false;
   }
-  config->listen_host = host;
-  config->listen_port = int(port);
+  *host = h;
+  *port = int(p);
   return true;
 }
 
-std::string show_listen(const Config& config) {
-  const std::string& host = config.listen_host;
+std::string show_address(const std::string& host, int port) {
   bool ipv6 = host.find(':') != std::string::npos;
-  return (ipv6 ? "[" + host + "]" : host) + ":" +
-         std::to_string(config.listen_port);
+  return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+bool is_loopback(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "::1";
 }
 
 // A file name; empty (the default) means none.
@@ -130,7 +134,30 @@ std::vector<Setting> make_settings() {
   using FileType = Setting::FileType;
   return {
       {"listen", "HOST:PORT", "address to listen on", FileType::kString,
-       apply_listen, show_listen},
+       [](const std::string& text, Config* config, std::string* why) {
+         return parse_address(text, &config->listen_host, &config->listen_port,
+                              why);
+       },
+       [](const Config& config) {
+         return show_address(config.listen_host, config.listen_port);
+       }},
+      {"http", "HOST:PORT|off",
+       "address of the HTTP endpoints (/metrics,\n/healthz, /readyz); off: "
+       "none",
+       FileType::kString,
+       [](const std::string& text, Config* config, std::string* why) {
+         if (text == "off") {
+           config->http_host.clear();
+           return true;
+         }
+         return parse_address(text, &config->http_host, &config->http_port,
+                              why);
+       },
+       [](const Config& config) {
+         return config.http_host.empty()
+                    ? std::string("off")
+                    : show_address(config.http_host, config.http_port);
+       }},
       {"data", "DIR", "data directory", FileType::kString,
        [](const std::string& text, Config* config, std::string*) {
          config->data_dir = text;
@@ -334,13 +361,19 @@ bool reread_config(int argc, char** argv, Config* config, std::string* error) {
 }
 
 std::string protected_mode_error(const Config& config) {
+  if (config.allow_anonymous || !config.users.empty()) return "";
   const std::string& host = config.listen_host;
-  bool loopback = host.rfind("127.", 0) == 0 || host == "::1";
-  if (loopback || config.allow_anonymous || !config.users.empty()) return "";
-  return "refusing to listen on " + host +
-         " with no users: anyone who can reach it could read, publish and "
-         "delete everything; listen on 127.0.0.1, or give --allow-anonymous "
-         "if the network itself is trusted";
+  if (!is_loopback(host))
+    return "refusing to listen on " + host +
+           " with no users: anyone who can reach it could read, publish and "
+           "delete everything; listen on 127.0.0.1, or give "
+           "--allow-anonymous if the network itself is trusted";
+  if (!config.http_host.empty() && !is_loopback(config.http_host))
+    return "refusing to serve HTTP on " + config.http_host +
+           " with no users: anyone who can reach it could see every topic; "
+           "use --http 127.0.0.1:PORT, or give --allow-anonymous if the "
+           "network itself is trusted";
+  return "";
 }
 
 Permissions permissions_of(const Config& config, const std::string& user) {

@@ -22,11 +22,16 @@ struct User {
   std::string cert_subject;   // a client certificate's subject (mutual TLS)
   // The user's own rules; an action without them takes the default's.
   std::optional<Rules> publish, subscribe, admin;
+  // May read /metrics (with its token: Authorization: Bearer TOKEN).
+  bool monitor = false;
 };
 
 struct Config {
   std::string listen_host = "127.0.0.1";
   int listen_port = 7411;
+  // The HTTP endpoints (http_server.h); an empty host: none (--http off).
+  std::string http_host = "127.0.0.1";
+  int http_port = 7412;
   std::string data_dir = "./data";
   bool fsync = true;                     // --fsync always|never
   uint32_t max_frame_bytes = 16u << 20;  // larger frames close the connection

@@ -231,6 +231,13 @@ bool read_users(const toml::node& node, const std::string& path,
         else
           *error = where(value, path, field_key) +
                    "want a certificate subject, e.g. \"CN=orders,O=Acme\"";
+      } else if (field.str() == "monitor") {
+        const auto* flag = value.as_boolean();
+        ok = flag != nullptr;
+        if (ok)
+          parsed.monitor = flag->get();
+        else
+          *error = where(value, path, field_key) + "want true or false";
       } else if (std::optional<Rules>* rules =
                      action_rules(field.str(), &parsed.publish,
                                   &parsed.subscribe, &parsed.admin)) {
@@ -238,7 +245,7 @@ bool read_users(const toml::node& node, const std::string& path,
       } else {
         *error = where(value, path, field_key) +
                  "unknown key (a user has password, token, cert_subject, "
-                 "publish, subscribe, admin)";
+                 "publish, subscribe, admin, monitor)";
         ok = false;
       }
       if (!ok) return false;

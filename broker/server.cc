@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "broker.h"
+#include "clock.h"
 #include "connection.h"
 #include "log.h"
 #include "login.h"
@@ -55,7 +56,12 @@ bool Broker::listen() {
 }
 
 int Broker::run() {
+  started_ms_ = unix_ms();
   bool ok = listen();
+  if (ok && !start_http()) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&server_), nullptr);
+    ok = false;
+  }
   if (ok) {
     uv_signal_init(&loop_, &sigint_);
     uv_signal_init(&loop_, &sigterm_);
@@ -107,6 +113,7 @@ void Broker::reload() {
     return;
   }
   reload_users(fresh);
+  reload_http(fresh);
   std::string tls = reload_tls(fresh, &tls_);
   LOG_INFO("SIGHUP: configuration reloaded (users, permissions, %s)",
            tls.c_str());
@@ -115,6 +122,7 @@ void Broker::reload() {
 void Broker::shutdown() {
   if (stopping_) return;
   stopping_ = true;
+  http_.reset();
   auto close = [](auto* handle) {
     uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
   };
@@ -162,9 +170,11 @@ void Broker::on_connection(uv_stream_t* server, int status) {
                     ("connections from " + c.ip()).c_str(), &refusal)) {
     LOG_WARN("connection %s refused: %s", c.peer().c_str(),
              refusal.message.c_str());
+    ++self->connections_refused_;
     c.fail(0, refusal.code, refusal.message);
     return;
   }
+  ++self->connections_accepted_;
   // Hello must come before the deadline (checked by expire()): an idle
   // socket must not hold a connection slot for ever.
   self->hello_deadlines_.push_back(

@@ -360,14 +360,9 @@ void Session::on_list_topics(const wire::ListTopics& list) {
       continue;
     std::vector<flatbuffers::Offset<wire::SubscriptionInfo>> subscriptions;
     for (const auto& s : topic->subscriptions()) {
-      const AckSet& acks = s->acks();
-      uint64_t end = topic->committed_end();
-      uint64_t lag = end > acks.floor()
-                         ? end - acks.floor() - acks.acked_above_floor()
-                         : 0;
       subscriptions.push_back(wire::CreateSubscriptionInfo(
           fbb, fbb.CreateString(s->name()), uint32_t(s->consumer_count()),
-          acks.floor(), lag, uint32_t(s->pending_count()),
+          s->acks().floor(), s->lag(), uint32_t(s->pending_count()),
           uint32_t(s->waiting_count()), s->settings().ack_timeout_ms,
           s->settings().max_deliveries,
           fbb.CreateString(s->settings().dead_letter_topic), s->skipped(),

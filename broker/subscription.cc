@@ -59,13 +59,21 @@ void Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
     pending_.erase(offset);
     --consumer.unacked;
     mark_acked(offset, offset);
+    ++counters_.acked;
   }
   for (auto it = redeliver_.lower_bound(first);
        it != redeliver_.end() && it->first <= last;) {
     mark_acked(it->first, it->first);
+    ++counters_.acked;
     give_up_.erase(it->first);
     it = redeliver_.erase(it);
   }
+}
+
+uint64_t Subscription::lag() const {
+  uint64_t end = topic_.committed_end();
+  return end > acks_.floor() ? end - acks_.floor() - acks_.acked_above_floor()
+                             : 0;
 }
 
 void Subscription::mark_acked(uint64_t first, uint64_t last) {
@@ -102,6 +110,7 @@ void Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
     uint32_t attempts = pending_[offset].attempt;
     pending_.erase(offset);
     --consumer.unacked;
+    ++counters_.nacked;
     if (dead_letter) {
       // Dead-lettered on its way out again, where its record is at hand.
       give_up_[offset] = "rejected";
@@ -122,6 +131,7 @@ void Subscription::give_up(uint64_t offset, uint32_t attempts,
   if (dead_letters_.dead_letter(*this, offset, attempts, message, reason,
                                 &error)) {
     mark_acked(offset, offset);
+    ++counters_.dead_lettered;
     if (!dead_letter_error_.empty() && blocked_.empty()) {
       LOG_INFO(
           "subscription %s on topic %s: dead-lettering to %s works "
@@ -268,7 +278,11 @@ void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
     if (consumer->grants_replies)
       consumer->connection.session().grant_reply(*message);
     pending_[offset] = {consumer, attempt};
-    if (attempt > 1) cursor_changed_ = true;
+    ++counters_.delivered;
+    if (attempt > 1) {
+      ++counters_.redelivered;
+      cursor_changed_ = true;
+    }
     deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});
     ++consumer->unacked;
     if (consumer->outgoing.count() == 1) touched_.push_back(consumer);

@@ -83,6 +83,20 @@ class Subscription {
   const std::string& dead_letter_error() const { return dead_letter_error_; }
   // Messages retention removed before this subscription acked them.
   uint64_t skipped() const { return skipped_; }
+  // Committed messages of the topic not acked yet.
+  uint64_t lag() const;
+
+  // Since the broker started (for metrics): messages handed to consumers
+  // (redelivered: the ones that had been handed out before), settled by an
+  // ack, taken back by a nack, and moved to the dead-letter topic.
+  struct Counters {
+    uint64_t delivered = 0;
+    uint64_t redelivered = 0;
+    uint64_t acked = 0;
+    uint64_t nacked = 0;
+    uint64_t dead_lettered = 0;
+  };
+  const Counters& counters() const { return counters_; }
 
   void add_consumer(Consumer& consumer);
   // Takes back everything the consumer had not acked, for redelivery.
@@ -191,6 +205,7 @@ class Subscription {
   bool cursor_changed_ = false;
   uint64_t skipped_ = 0;
   uint64_t held_for_ = 0;
+  Counters counters_;
 };
 
 }  // namespace tern

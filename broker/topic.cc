@@ -34,6 +34,8 @@ Topic::~Topic() { memory_.leave(memory_place_, memory_bytes()); }
 uint64_t Topic::append(flatbuffers::DetachedBuffer record) {
   ++messages_;
   bytes_ += record.size();
+  ++appended_messages_;
+  appended_bytes_ += record.size();
   tail_bytes_ += record.size();
   memory_.hold(record.size());
   memory_.touch(memory_place_);

@@ -102,6 +102,11 @@ class Topic {
   // The read from `from` failed: the next call for it asks again.
   void on_read_failed(uint64_t from) { reading_.erase(from); }
 
+  // Since the broker started (for metrics): messages appended and their
+  // record bytes.
+  uint64_t appended_messages() const { return appended_messages_; }
+  uint64_t appended_bytes() const { return appended_bytes_; }
+
   // Bytes of records held in memory: the tail and the stretches read back.
   size_t memory_bytes() const { return tail_bytes_ + read_back_bytes_; }
   // The memory budget wants `wanted` bytes back: drops stretches read back,
@@ -150,6 +155,8 @@ class Topic {
   storage::TopicSettings settings_;
   uint64_t messages_;
   uint64_t bytes_;
+  uint64_t appended_messages_ = 0;
+  uint64_t appended_bytes_ = 0;
   uint64_t first_offset_;
   uint64_t committed_end_;
   uint64_t next_offset_;

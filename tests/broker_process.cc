@@ -309,7 +309,7 @@ void BrokerProcess::reap(int* status) {
 bool BrokerProcess::try_start() {
   std::vector<std::string> argv = {broker_binary(), "--listen", address(),
                                    "--data",        data_dir_,  "--fsync",
-                                   options_.fsync};
+                                   options_.fsync,  "--http",   options_.http};
   argv.insert(argv.end(), options_.extra_args.begin(),
               options_.extra_args.end());
   if (access(argv[0].c_str(), X_OK) != 0) {

@@ -31,6 +31,9 @@ struct BrokerOptions {
   // Empty: "data" inside the work directory, created by the broker.
   std::string data_dir;
   std::string fsync = "always";  // "always" or "never"
+  // --http: off, so that brokers of tests (and one a developer runs) never
+  // compete for the default port.
+  std::string http = "off";
   std::vector<std::string> extra_args;  // more tern-broker flags
 };
 

@@ -788,7 +788,7 @@ bool start_broker(const std::string& binary, const std::string& data_dir) {
   std::vector<std::string> argv = {
       binary,   "--listen", listen,  "--data",
       data_dir, "--fsync",  "never", "--retention-interval",
-      "10"};
+      "10",     "--http",   "off"};
   if (g_users) {
     std::string config = g_broker.work_dir + "/users.toml";
     std::ofstream(config) << kUsersConfig;

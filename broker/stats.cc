@@ -1,0 +1,93 @@
+// The HTTP side (http_server.h): starting it, and the snapshots of the
+// broker it serves (stats.h).
+#include "stats.h"
+
+#include "broker.h"
+#include "clock.h"
+#include "log.h"
+
+namespace tern {
+
+namespace {
+
+constexpr uint64_t kStatsIntervalMs = 1000;
+
+HttpServer::Access http_access(const Config& config) {
+  HttpServer::Access access;
+  access.open = config.users.empty();
+  for (const auto& [name, user] : config.users)
+    if (user.monitor && !user.token_hash.empty())
+      access.token_hashes.push_back(user.token_hash);
+  return access;
+}
+
+}  // namespace
+
+bool Broker::start_http() {
+  if (config_.http_host.empty()) return true;
+  std::string error;
+  http_ = HttpServer::start(config_.http_host, config_.http_port,
+                            http_access(config_), &error);
+  if (!http_) {
+    LOG_ERROR("%s", error.c_str());
+    return false;
+  }
+  publish_stats(uv_now(&loop_));
+  LOG_INFO("HTTP on %s:%d (/metrics, /healthz, /readyz)",
+           config_.http_host.c_str(), config_.http_port);
+  return true;
+}
+
+void Broker::publish_stats(uint64_t now) {
+  if (!http_ || now - last_stats_ms_ < kStatsIntervalMs) return;
+  last_stats_ms_ = now;
+  http_->publish(std::make_shared<const Stats>(take_stats()));
+}
+
+void Broker::reload_http(const Config& fresh) {
+  if (http_) http_->set_access(http_access(fresh));
+}
+
+Stats Broker::take_stats() const {
+  Stats stats;
+  stats.taken_ms = unix_ms();
+  stats.started_ms = started_ms_;
+  stats.version = kVersion;
+  stats.fsync = config_.fsync;
+  if (store_.failed()) stats.storage_fault = "storage fault (see the log)";
+  stats.connections = connections_.size();
+  stats.connections_accepted = connections_accepted_;
+  stats.connections_refused = connections_refused_;
+  stats.dedupe_entries = dedupe_ids_;
+  stats.memory_budget = memory_.limit();
+  stats.memory_cached = memory_.cached();
+  stats.memory_output = memory_.output();
+  stats.topics.reserve(topics_.size());
+  for (const auto& [name, topic] : topics_) {
+    TopicStats& t = stats.topics.emplace_back();
+    t.name = name;
+    t.appended_messages = topic->appended_messages();
+    t.appended_bytes = topic->appended_bytes();
+    storage::TopicState state = topic->state();
+    t.stored_messages = state.messages;
+    t.stored_bytes = state.bytes;
+    t.memory_bytes = topic->memory_bytes();
+    for (const auto& s : topic->subscriptions()) {
+      SubscriptionStats& sub = t.subscriptions.emplace_back();
+      sub.name = s->name();
+      sub.consumers = s->consumer_count();
+      sub.lag = s->lag();
+      sub.pending = s->pending_count();
+      sub.waiting = s->waiting_count();
+      const Subscription::Counters& c = s->counters();
+      sub.delivered = c.delivered;
+      sub.redelivered = c.redelivered;
+      sub.acked = c.acked;
+      sub.nacked = c.nacked;
+      sub.dead_lettered = c.dead_lettered;
+    }
+  }
+  return stats;
+}
+
+}  // namespace tern

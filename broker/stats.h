@@ -1,0 +1,58 @@
+// Stats: what the broker looks like at one moment, for the HTTP side
+// (metrics, health). The loop thread takes one about once a second
+// (Broker::take_stats) and hands it over whole; the HTTP threads only ever
+// read such a snapshot, never the loop's own state, so a slow or hostile
+// HTTP client cannot hold up message traffic.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tern {
+
+// The broker's version, as /metrics reports it (tern_build_info).
+inline constexpr char kVersion[] = "0.1.0";
+
+struct SubscriptionStats {
+  std::string name;  // empty: ephemeral
+  uint64_t consumers = 0;
+  uint64_t lag = 0;      // committed messages not acked yet
+  uint64_t pending = 0;  // delivered, waiting for an ack
+  uint64_t waiting = 0;  // taken back, to be delivered again
+  // Counters since the broker started (Subscription::Counters).
+  uint64_t delivered = 0;
+  uint64_t redelivered = 0;
+  uint64_t acked = 0;
+  uint64_t nacked = 0;
+  uint64_t dead_lettered = 0;
+};
+
+struct TopicStats {
+  std::string name;
+  uint64_t appended_messages = 0;  // since the broker started
+  uint64_t appended_bytes = 0;
+  uint64_t stored_messages = 0;
+  uint64_t stored_bytes = 0;
+  uint64_t memory_bytes = 0;  // its tail and what was read back
+  std::vector<SubscriptionStats> subscriptions;
+};
+
+struct Stats {
+  int64_t taken_ms = 0;  // wall clock
+  int64_t started_ms = 0;
+  std::string version;
+  bool fsync = true;
+  // Storage: empty when writable, else why not (a fault being recovered).
+  std::string storage_fault;
+  uint64_t connections = 0;
+  uint64_t connections_accepted = 0;
+  uint64_t connections_refused = 0;  // by --max-connections(-per-ip)
+  uint64_t dedupe_entries = 0;       // ids and sequence runs held
+  uint64_t memory_budget = 0;
+  uint64_t memory_cached = 0;  // topics' tails and read-back records
+  uint64_t memory_output = 0;  // queued for clients
+  std::vector<TopicStats> topics;
+};
+
+}  // namespace tern

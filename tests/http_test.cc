@@ -1,0 +1,191 @@
+// The broker's HTTP endpoints (--http): /metrics with exact counter values,
+// health and readiness, monitor tokens when there are users, and the
+// settings' errors.
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "broker_process.h"
+#include "tern/client.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A broker serving HTTP on a port of its own; `extra`: more flags.
+struct HttpBroker {
+  explicit HttpBroker(std::vector<std::string> extra = {})
+      : port(free_port()), broker(options(port, std::move(extra))) {}
+
+  static BrokerOptions options(uint16_t port, std::vector<std::string> extra) {
+    BrokerOptions o;
+    o.http = "127.0.0.1:" + std::to_string(port);
+    o.extra_args = std::move(extra);
+    return o;
+  }
+
+  httplib::Result get(const std::string& path, const std::string& token = "") {
+    httplib::Client client("127.0.0.1", port);
+    client.set_connection_timeout(5);
+    client.set_read_timeout(5);
+    httplib::Headers headers;
+    if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+    return client.Get(path, headers);
+  }
+
+  // Waits (the broker publishes its figures once a second) until /metrics
+  // has the line `line`; returns the last body seen.
+  std::string metrics_with(const std::string& line,
+                           const std::string& token = "") {
+    std::string body;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto res = get("/metrics", token);
+      if (res && res->status == 200) {
+        body = res->body;
+        if (("\n" + body).find("\n" + line + "\n") != std::string::npos) break;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    return body;
+  }
+
+  uint16_t port;
+  BrokerProcess broker;
+};
+
+bool has_line(const std::string& body, const std::string& line) {
+  return ("\n" + body).find("\n" + line + "\n") != std::string::npos;
+}
+
+TEST_CASE(
+    "http: /metrics counts what was published, acked, nacked and "
+    "dead-lettered") {
+  HttpBroker b;
+  auto client = Client::connect(b.broker.address());
+  for (int i = 0; i < 10; ++i)
+    client->publish("orders", "m" + std::to_string(i));
+  auto sub = client->subscribe(durable("orders", "billing"));
+  std::vector<Message> got = receive(sub, 10, 2s, 20s, /*ack=*/false);
+  REQUIRE(got.size() == 10);
+  for (int i = 0; i < 6; ++i) sub.ack(got[i]);
+  sub.reject(got[6]);
+  sub.reject(got[7]);
+  // got[8] and got[9] stay pending.
+
+  std::string body = b.metrics_with(
+      "tern_subscription_acked_total{topic=\"orders\",subscription=\"billing\"}"
+      " 6");
+  INFO(body);
+  const std::string billing = "{topic=\"orders\",subscription=\"billing\"} ";
+  CHECK(has_line(body,
+                 "tern_topic_appended_messages_total{topic=\"orders\"} 10"));
+  CHECK(has_line(body, "tern_topic_stored_messages{topic=\"orders\"} 10"));
+  CHECK(has_line(body, "tern_subscription_delivered_total" + billing + "10"));
+  CHECK(has_line(body, "tern_subscription_redelivered_total" + billing + "0"));
+  CHECK(has_line(body, "tern_subscription_nacked_total" + billing + "2"));
+  CHECK(
+      has_line(body, "tern_subscription_dead_lettered_total" + billing + "2"));
+  CHECK(has_line(body, "tern_subscription_pending" + billing + "2"));
+  CHECK(has_line(body, "tern_subscription_lag" + billing + "2"));
+  CHECK(has_line(body, "tern_subscription_consumers" + billing + "1"));
+  CHECK(has_line(body,
+                 "tern_topic_appended_messages_total{topic=\"orders.dlq\"} 2"));
+  CHECK(has_line(body, "tern_connections 1"));
+  CHECK(has_line(body, "tern_storage_writable 1"));
+  CHECK(body.find("process_resident_memory_bytes ") != std::string::npos);
+  CHECK(body.find("# TYPE tern_subscription_acked_total counter\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("http: health and readiness answer while the broker serves") {
+  HttpBroker b;
+  auto health = b.get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  CHECK(health->body == "ok\n");
+  auto ready = b.get("/readyz");
+  REQUIRE(ready);
+  CHECK(ready->status == 200);
+  auto unknown = b.get("/nothing-here");
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+  // A stopped broker stops answering (a check that it is down, not stuck).
+  CHECK(b.broker.stop() == 0);
+  CHECK_FALSE(b.get("/healthz"));
+}
+
+TEST_CASE("http: with users, /metrics needs the token of a monitor user") {
+  std::string dir = make_temp_dir("tern-http");
+  auto token_hash = [](const std::string& token) {
+    RunResult run =
+        run_program({broker_binary(), "hash-token"}, token + "\n", 10s);
+    REQUIRE(run.exit_code == 0);
+    return run.out.substr(0, run.out.find('\n'));
+  };
+  const std::string watcher = "watcher-token-0123456789abcdef0123456789";
+  const std::string robot = "robot-token-0123456789abcdef0123456789ab";
+  std::ofstream(dir + "/users.toml")
+      << "[users.watcher]\ntoken = \"" << token_hash(watcher)
+      << "\"\nmonitor = true\n"
+      << "[users.robot]\ntoken = \"" << token_hash(robot) << "\"\n";
+  HttpBroker b({"--config", dir + "/users.toml"});
+
+  auto none = b.get("/metrics");
+  REQUIRE(none);
+  CHECK(none->status == 401);
+  auto not_monitor = b.get("/metrics", robot);
+  REQUIRE(not_monitor);
+  CHECK(not_monitor->status == 401);
+  auto wrong = b.get("/metrics", watcher + "x");
+  REQUIRE(wrong);
+  CHECK(wrong->status == 401);
+  CHECK(has_line(b.metrics_with("tern_storage_writable 1", watcher),
+                 "tern_storage_writable 1"));
+  // Health checks say nothing secret: no token needed.
+  auto health = b.get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  remove_tree(dir);
+}
+
+TEST_CASE("http: bad --http settings are clear errors") {
+  std::string dir = make_temp_dir("tern-http");
+  SUBCASE("beyond loopback without users") {
+    RunResult run =
+        run_program({broker_binary(), "--data", dir + "/data", "--listen",
+                     "127.0.0.1:" + std::to_string(free_port()), "--http",
+                     "0.0.0.0:" + std::to_string(free_port())},
+                    "", 10s);
+    INFO(run.err);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find("refusing to serve HTTP on 0.0.0.0") !=
+          std::string::npos);
+  }
+  SUBCASE("not an address") {
+    RunResult run = run_program(
+        {broker_binary(), "--data", dir + "/data", "--http", "7412"}, "", 10s);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find("--http") != std::string::npos);
+  }
+  SUBCASE("a port in use") {
+    BrokerProcess other;
+    std::string taken = other.address();
+    RunResult run = run_program(
+        {broker_binary(), "--data", dir + "/data", "--listen",
+         "127.0.0.1:" + std::to_string(free_port()), "--http", taken},
+        "", 10s);
+    INFO(run.err);
+    CHECK(run.exit_code == 1);
+    CHECK(run.err.find("cannot serve HTTP on " + taken) != std::string::npos);
+  }
+  remove_tree(dir);
+}
+
+}  // namespace
+}  // namespace tern::test
