@@ -87,7 +87,11 @@ $(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a $(BUILD)/
 $(BUILD)/tern-tests: $(call obj,$(TEST_SRC)) $(BUILD)/libternclient.a $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -lcpp-httplib -lssl -lcrypto
 
+# What only the tests need: promtool (Debian's prometheus) checks /metrics.
+TEST_PACKAGES := prometheus
+
 test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/tern-bench
+	@$(MAKE) --no-print-directory deps PACKAGES="$(TEST_PACKAGES)"
 	TERN_BROKER=$(BUILD)/tern-broker TERN_CLI=$(BUILD)/tern $(BUILD)/tern-tests
 
 run: $(BUILD)/tern-broker $(BUILD)/tern

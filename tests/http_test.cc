@@ -101,6 +101,13 @@ TEST_CASE(
   CHECK(body.find("process_resident_memory_bytes ") != std::string::npos);
   CHECK(body.find("# TYPE tern_subscription_acked_total counter\n") !=
         std::string::npos);
+
+  // Prometheus's own checker (make test installs Debian's prometheus):
+  // the format, and its naming conventions, which it reports on stdout.
+  RunResult promtool = run_program({"/usr/bin/promtool", "check", "metrics"}, body, 10s);
+  INFO("promtool: " << promtool.out << promtool.err);
+  CHECK(promtool.exit_code == 0);
+  CHECK(promtool.out.empty());
 }
 
 TEST_CASE("http: health and readiness answer while the broker serves") {
