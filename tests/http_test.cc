@@ -104,7 +104,8 @@ TEST_CASE(
 
   // Prometheus's own checker (make test installs Debian's prometheus):
   // the format, and its naming conventions, which it reports on stdout.
-  RunResult promtool = run_program({"/usr/bin/promtool", "check", "metrics"}, body, 10s);
+  RunResult promtool =
+      run_program({"/usr/bin/promtool", "check", "metrics"}, body, 10s);
   INFO("promtool: " << promtool.out << promtool.err);
   CHECK(promtool.exit_code == 0);
   CHECK(promtool.out.empty());
