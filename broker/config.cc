@@ -205,6 +205,9 @@ std::vector<Setting> make_settings() {
        [](const Config& config) {
          return std::string(config.allow_anonymous ? "true" : "false");
        }},
+      count_setting("metrics-topics", &Config::metrics_topics, 0, 100000000,
+                    "topics with series of their own on /metrics;\n"
+                    "the others are summed as topic=\"(other)\""),
       count_setting("max-topics", &Config::max_topics, 1, 100000000,
                     "topics at once"),
       count_setting("max-subscriptions", &Config::max_subscriptions, 1,

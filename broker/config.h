@@ -54,6 +54,7 @@ struct Config {
   // a non-loopback listen address is refused (see protected_mode_error()).
   bool allow_anonymous = false;
   size_t max_topics = 10000;
+  size_t metrics_topics = 1000;  // with series of their own on /metrics
   size_t max_subscriptions = 100000;       // durable and ephemeral, all topics
   uint64_t min_free_bytes = 128ull << 20;  // publishes fail below this
   LogLevel log_level = LogLevel::kInfo;

@@ -58,9 +58,9 @@ constexpr char kEphemeral[] = "(ephemeral)";
 
 // One series per durable subscription and one for a topic's ephemeral ones.
 void subscription_samples(
-    Writer& w, const Stats& stats,
+    Writer& w, const std::vector<TopicStats>& topics,
     const std::function<uint64_t(const SubscriptionStats&)>& field) {
-  for (const TopicStats& t : stats.topics) {
+  for (const TopicStats& t : topics) {
     uint64_t ephemeral = 0;
     bool any_ephemeral = false;
     for (const SubscriptionStats& s : t.subscriptions) {
@@ -120,9 +120,47 @@ bool read_process(Process* p) {
   return true;
 }
 
+// The topics as /metrics shows them: the first stats.metrics_topics by
+// name, then the rest summed into one topic "(other)" with one subscription
+// "(other)".
+constexpr char kOther[] = "(other)";
+
+std::vector<TopicStats> shown_topics(const Stats& stats) {
+  if (stats.topics.size() <= stats.metrics_topics) return stats.topics;
+  std::vector<TopicStats> shown(stats.topics.begin(),
+                                stats.topics.begin() + stats.metrics_topics);
+  TopicStats other;
+  other.name = kOther;
+  SubscriptionStats others;
+  others.name = kOther;
+  for (size_t i = stats.metrics_topics; i < stats.topics.size(); ++i) {
+    const TopicStats& t = stats.topics[i];
+    other.appended_messages += t.appended_messages;
+    other.appended_bytes += t.appended_bytes;
+    other.stored_messages += t.stored_messages;
+    other.stored_bytes += t.stored_bytes;
+    other.memory_bytes += t.memory_bytes;
+    for (const SubscriptionStats& s : t.subscriptions) {
+      others.consumers += s.consumers;
+      others.lag += s.lag;
+      others.pending += s.pending;
+      others.waiting += s.waiting;
+      others.delivered += s.delivered;
+      others.redelivered += s.redelivered;
+      others.acked += s.acked;
+      others.nacked += s.nacked;
+      others.dead_lettered += s.dead_lettered;
+    }
+  }
+  other.subscriptions.push_back(others);
+  shown.push_back(std::move(other));
+  return shown;
+}
+
 }  // namespace
 
 std::string metrics_text(const Stats& stats) {
+  const std::vector<TopicStats> topics = shown_topics(stats);
   Writer w;
   w.family("tern_build_info", "gauge", "Version and fsync policy (always 1).");
   w.sample(1, "version=\"" + escaped(stats.version) + "\",fsync=\"" +
@@ -155,7 +193,7 @@ std::string metrics_text(const Stats& stats) {
   auto per_topic = [&](const char* name, const char* type, const char* help,
                        uint64_t TopicStats::*field) {
     w.family(name, type, help);
-    for (const TopicStats& t : stats.topics)
+    for (const TopicStats& t : topics)
       w.sample(double(t.*field), topic_label(t));
   };
   per_topic("tern_topic_appended_messages_total", "counter",
@@ -177,7 +215,7 @@ std::string metrics_text(const Stats& stats) {
                               uint64_t SubscriptionStats::*field) {
     w.family(name, type, help);
     subscription_samples(
-        w, stats, [field](const SubscriptionStats& s) { return s.*field; });
+        w, topics, [field](const SubscriptionStats& s) { return s.*field; });
   };
   per_subscription("tern_subscription_delivered_total", "counter",
                    "Messages handed to consumers, redeliveries included.",

@@ -62,6 +62,7 @@ Stats Broker::take_stats() const {
   stats.memory_budget = memory_.limit();
   stats.memory_cached = memory_.cached();
   stats.memory_output = memory_.output();
+  stats.metrics_topics = config_.metrics_topics;
   stats.topics.reserve(topics_.size());
   for (const auto& [name, topic] : topics_) {
     TopicStats& t = stats.topics.emplace_back();

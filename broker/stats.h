@@ -52,7 +52,11 @@ struct Stats {
   uint64_t memory_budget = 0;
   uint64_t memory_cached = 0;  // topics' tails and read-back records
   uint64_t memory_output = 0;  // queued for clients
-  std::vector<TopicStats> topics;
+  // --metrics-topics: how many topics get series of their own on /metrics
+  // (the rest are summed), so that thousands of topics cannot swamp a
+  // Prometheus server.
+  uint64_t metrics_topics = 0;
+  std::vector<TopicStats> topics;  // by name
 };
 
 }  // namespace tern

@@ -111,6 +111,20 @@ TEST_CASE(
   CHECK(promtool.out.empty());
 }
 
+TEST_CASE("http: beyond --metrics-topics, topics are summed as (other)") {
+  HttpBroker b({"--metrics-topics", "2"});
+  auto client = Client::connect(b.broker.address());
+  for (const char* topic : {"a", "b", "c", "d"}) client->publish(topic, "x");
+  client->publish("d", "y");
+  std::string body = b.metrics_with(
+      "tern_topic_appended_messages_total{topic=\"(other)\"} 3");
+  INFO(body);
+  CHECK(has_line(body, "tern_topic_appended_messages_total{topic=\"a\"} 1"));
+  CHECK(has_line(body, "tern_topic_appended_messages_total{topic=\"b\"} 1"));
+  CHECK(has_line(body, "tern_topic_appended_messages_total{topic=\"(other)\"} 3"));
+  CHECK(body.find("topic=\"c\"") == std::string::npos);
+}
+
 TEST_CASE("http: health and readiness answer while the broker serves") {
   HttpBroker b;
   auto health = b.get("/healthz");
