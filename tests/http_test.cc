@@ -116,12 +116,13 @@ TEST_CASE("http: beyond --metrics-topics, topics are summed as (other)") {
   auto client = Client::connect(b.broker.address());
   for (const char* topic : {"a", "b", "c", "d"}) client->publish(topic, "x");
   client->publish("d", "y");
-  std::string body = b.metrics_with(
-      "tern_topic_appended_messages_total{topic=\"(other)\"} 3");
+  std::string body =
+      b.metrics_with("tern_topic_appended_messages_total{topic=\"(other)\"} 3");
   INFO(body);
   CHECK(has_line(body, "tern_topic_appended_messages_total{topic=\"a\"} 1"));
   CHECK(has_line(body, "tern_topic_appended_messages_total{topic=\"b\"} 1"));
-  CHECK(has_line(body, "tern_topic_appended_messages_total{topic=\"(other)\"} 3"));
+  CHECK(has_line(body,
+                 "tern_topic_appended_messages_total{topic=\"(other)\"} 3"));
   CHECK(body.find("topic=\"c\"") == std::string::npos);
 }
 
