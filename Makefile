@@ -6,7 +6,8 @@
 
 PACKAGES := g++ make libuv1-dev librocksdb-dev flatbuffers-compiler \
             libflatbuffers-dev doctest-dev libcli11-dev libtomlplusplus-dev \
-            libsodium-dev libssl-dev openssl libcpp-httplib-dev
+            libsodium-dev libssl-dev openssl libcpp-httplib-dev \
+            nlohmann-json3-dev
 
 MAKEFLAGS += -j$(shell nproc)
 

@@ -123,7 +123,10 @@ void Connection::on_read(uv_stream_t* stream, ssize_t n, const uv_buf_t*) {
     self->close();
     return;
   }
-  if (n > 0) self->last_input_ms_ = self->broker_.now_ms();
+  if (n > 0) {
+    self->last_input_ms_ = self->broker_.now_ms();
+    self->bytes_in_ += uint64_t(n);
+  }
   if (self->tls_) return self->on_tls_read(size_t(n));
   self->reader_.commit(size_t(n));
   self->read_frames();
@@ -244,6 +247,7 @@ void Connection::flush() {
   if (write_in_flight_ || queued_.empty()) return;
   writing_.swap(queued_);
   writing_bytes_ = queued_bytes_;
+  bytes_out_ += queued_bytes_;
   queued_bytes_ = 0;
   bufs_.clear();
   for (auto& frame : writing_)
@@ -282,6 +286,7 @@ void Connection::flush_tls() {
     }
     encrypt_gathered();
     plain_bytes = queued_bytes_;
+    bytes_out_ += plain_bytes;
     queued_.clear();
     queued_bytes_ = 0;
     if (!ok) {

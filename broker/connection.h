@@ -42,6 +42,10 @@ class Connection {
   uv_tcp_t* tcp() { return &tcp_; }
   Session& session() { return session_; }
   const std::string& peer() const { return peer_; }  // address:port
+  bool tls() const { return tls_ != nullptr; }
+  // Since it was accepted (for /api/connections).
+  uint64_t bytes_in() const { return bytes_in_; }
+  uint64_t bytes_out() const { return bytes_out_; }
   const std::string& ip() const { return ip_; }      // empty until start()
   // The subject of the client certificate verified under mutual TLS, in
   // RFC 2253 one-line form ("CN=orders,O=Acme"); empty without one.
@@ -152,6 +156,8 @@ class Connection {
   size_t owed_replies_ = 0;
   uint64_t heartbeat_ms_ = 0;   // 0: none agreed
   uint64_t last_input_ms_ = 0;  // loop time of the last read
+  uint64_t bytes_in_ = 0;       // as read from the socket
+  uint64_t bytes_out_ = 0;      // frames handed to the socket (plaintext)
   bool closing_ = false;
 };
 

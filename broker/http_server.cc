@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include "api_json.h"
 #include "clock.h"
 #include "login.h"
 #include "metrics_text.h"
@@ -55,26 +56,36 @@ std::unique_ptr<HttpServer> HttpServer::start(const std::string& host, int port,
              [health](const httplib::Request&, httplib::Response& res) {
                health(true, res);
              });
-  server.Get("/metrics",
-             [s](const httplib::Request& req, httplib::Response& res) {
-               if (!s->authorized(req.get_header_value("Authorization"))) {
-                 res.status = 401;
-                 res.set_header("WWW-Authenticate", "Bearer");
-                 res.set_content(
-                     "the token of a user with monitor = true is needed "
-                     "(Authorization: Bearer TOKEN)\n",
-                     "text/plain");
-                 return;
-               }
-               std::shared_ptr<const Stats> stats = s->stats();
-               if (!stats) {
-                 res.status = 503;
-                 res.set_content("starting\n", "text/plain");
-                 return;
-               }
-               res.set_content(metrics_text(*stats),
-                               "text/plain; version=0.0.4; charset=utf-8");
-             });
+  // What only a monitor may read: a document made from the snapshot.
+  auto monitored = [s, &server](const char* path,
+                                std::string (*render)(const Stats&),
+                                const char* content_type) {
+    server.Get(path, [s, render, content_type](const httplib::Request& req,
+                                               httplib::Response& res) {
+      if (!s->authorized(req.get_header_value("Authorization"))) {
+        res.status = 401;
+        res.set_header("WWW-Authenticate", "Bearer");
+        res.set_content(
+            "the token of a user with monitor = true is needed "
+            "(Authorization: Bearer TOKEN)\n",
+            "text/plain");
+        return;
+      }
+      std::shared_ptr<const Stats> stats = s->stats();
+      if (!stats) {
+        res.status = 503;
+        res.set_content("starting\n", "text/plain");
+        return;
+      }
+      res.set_content(render(*stats), content_type);
+    });
+  };
+  monitored("/metrics", metrics_text,
+            "text/plain; version=0.0.4; charset=utf-8");
+  monitored("/api/broker", api_broker, "application/json");
+  monitored("/api/topics", api_topics, "application/json");
+  monitored("/api/subscriptions", api_subscriptions, "application/json");
+  monitored("/api/connections", api_connections, "application/json");
 
   // A client that sends half a request holds one server thread at most
   // this long.

@@ -3,10 +3,11 @@
 //   /healthz   200 while the loop answers (its last snapshot is recent)
 //   /readyz    200 while the store also accepts writes
 //   /metrics   Prometheus text (metrics_text.h)
+//   /api/...   the same as JSON (api_json.h)
 // They read only the Stats snapshot the loop publishes about once a second
 // (stats.h), so HTTP clients, however slow or many, never hold up message
-// traffic. With users configured, /metrics wants the token of a user with
-// monitor = true (Authorization: Bearer TOKEN); the health checks say
+// traffic. With users configured, /metrics and /api/ want the token of a user
+// with monitor = true (Authorization: Bearer TOKEN); the health checks say
 // nothing secret and need none.
 #pragma once
 

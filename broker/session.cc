@@ -95,8 +95,9 @@ void Session::on_hello(const wire::Hello& hello) {
                          std::to_string(frame::kProtocolVersion));
     return;
   }
+  client_name_ = str(hello.client_name());
   LOG_DEBUG("connection %s: hello from '%s'", connection_.peer().c_str(),
-            str(hello.client_name()).c_str());
+            client_name_.c_str());
   heartbeat_ms_ = hello.heartbeat_ms() == 0
                       ? 0
                       : std::clamp<uint32_t>(hello.heartbeat_ms(),

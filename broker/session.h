@@ -34,6 +34,7 @@ class Session {
   void greet(uint64_t request_id, std::string user = "",
              Permissions permissions = {});
   const std::string& user() const { return user_; }
+  const std::string& client_name() const { return client_name_; }
   // New permissions for its user (SIGHUP): its next frames are checked
   // against them, and its consumers of topics it may no longer subscribe to
   // are closed (ConsumerClosed with NotAuthorized).
@@ -114,6 +115,7 @@ class Session {
   Connection& connection_;
   bool greeted_ = false;
   std::string user_;  // empty: the broker has no users
+  std::string client_name_;    // from Hello
   uint32_t heartbeat_ms_ = 0;  // from the Hello, agreed in greet()
   Permissions permissions_;
   // Replies this session may still publish, per inbox (grant_reply()).

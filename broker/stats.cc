@@ -4,6 +4,7 @@
 
 #include "broker.h"
 #include "clock.h"
+#include "connection.h"
 #include "log.h"
 
 namespace tern {
@@ -87,6 +88,18 @@ Stats Broker::take_stats() const {
       sub.nacked = c.nacked;
       sub.dead_lettered = c.dead_lettered;
     }
+  }
+  stats.connection_list.reserve(connections_.size());
+  for (const auto& [id, c] : connections_) {
+    ConnectionStats& cs = stats.connection_list.emplace_back();
+    cs.id = id;
+    cs.peer = c->peer();
+    cs.client_name = c->session().client_name();
+    cs.user = c->session().user();
+    cs.tls = c->tls();
+    cs.bytes_in = c->bytes_in();
+    cs.bytes_out = c->bytes_out();
+    cs.output_waiting = c->output_waiting();
   }
   return stats;
 }

@@ -38,6 +38,17 @@ struct TopicStats {
   std::vector<SubscriptionStats> subscriptions;
 };
 
+struct ConnectionStats {
+  uint64_t id = 0;
+  std::string peer;  // address:port
+  std::string client_name;
+  std::string user;  // empty: the broker has no users (or no Hello yet)
+  bool tls = false;
+  uint64_t bytes_in = 0;  // since it was accepted
+  uint64_t bytes_out = 0;
+  uint64_t output_waiting = 0;  // queued, not written yet
+};
+
 struct Stats {
   int64_t taken_ms = 0;  // wall clock
   int64_t started_ms = 0;
@@ -57,6 +68,7 @@ struct Stats {
   // Prometheus server.
   uint64_t metrics_topics = 0;
   std::vector<TopicStats> topics;  // by name
+  std::vector<ConnectionStats> connection_list;
 };
 
 }  // namespace tern

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
@@ -102,6 +103,30 @@ TEST_CASE(
   CHECK(body.find("# TYPE tern_subscription_acked_total counter\n") !=
         std::string::npos);
 
+  // The same figures as JSON.
+  auto topics = nlohmann::json::parse(b.get("/api/topics")->body);
+  nlohmann::json orders;
+  for (const auto& t : topics)
+    if (t["name"] == "orders") orders = t;
+  CHECK(orders["stored_messages"] == 10);
+  REQUIRE(orders["subscriptions"].size() == 1);
+  CHECK(orders["subscriptions"][0]["name"] == "billing");
+  CHECK(orders["subscriptions"][0]["acked"] == 6);
+  CHECK(orders["subscriptions"][0]["pending"] == 2);
+  auto subscriptions = nlohmann::json::parse(b.get("/api/subscriptions")->body);
+  REQUIRE(subscriptions.size() == 1);
+  CHECK(subscriptions[0]["topic"] == "orders");
+  CHECK(subscriptions[0]["lag"] == 2);
+  auto connections = nlohmann::json::parse(b.get("/api/connections")->body);
+  REQUIRE(connections.size() == 1);
+  CHECK(connections[0]["client_name"] == "tern-cpp");
+  CHECK(connections[0]["bytes_in"] > 0);
+  CHECK(connections[0]["bytes_out"] > 0);
+  auto broker = nlohmann::json::parse(b.get("/api/broker")->body);
+  CHECK(broker["storage_writable"] == true);
+  CHECK(broker["fsync"] == "always");
+  CHECK(broker["connections"] == 1);
+
   // Prometheus's own checker (make test installs Debian's prometheus):
   // the format, and its naming conventions, which it reports on stdout.
   RunResult promtool =
@@ -168,6 +193,12 @@ TEST_CASE("http: with users, /metrics needs the token of a monitor user") {
   auto wrong = b.get("/metrics", watcher + "x");
   REQUIRE(wrong);
   CHECK(wrong->status == 401);
+  auto api = b.get("/api/topics");
+  REQUIRE(api);
+  CHECK(api->status == 401);
+  auto api_watcher = b.get("/api/topics", watcher);
+  REQUIRE(api_watcher);
+  CHECK(api_watcher->status == 200);
   CHECK(has_line(b.metrics_with("tern_storage_writable 1", watcher),
                  "tern_storage_writable 1"));
   // Health checks say nothing secret: no token needed.
