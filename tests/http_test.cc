@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "broker_process.h"
+#include "raw_connection.h"
 #include "tern/client.h"
 
 namespace tern::test {
@@ -149,6 +150,30 @@ TEST_CASE("http: beyond --metrics-topics, topics are summed as (other)") {
   CHECK(has_line(body,
                  "tern_topic_appended_messages_total{topic=\"(other)\"} 3"));
   CHECK(body.find("topic=\"c\"") == std::string::npos);
+}
+
+TEST_CASE("http: 200 half-sent HTTP requests do not slow publishing") {
+  HttpBroker b;
+  std::vector<std::unique_ptr<RawConnection>> stalled;
+  for (int i = 0; i < 200; ++i) {
+    auto c =
+        std::make_unique<RawConnection>("127.0.0.1:" + std::to_string(b.port));
+    REQUIRE(c->ok());
+    CHECK(c->send_bytes(std::string("GET /metrics HTTP/1.1\r\nHost: x\r\n")));
+    stalled.push_back(std::move(c));
+  }
+  // HTTP has threads of its own: the loop serves clients as before.
+  auto client = Client::connect(b.broker.address());
+  auto start = std::chrono::steady_clock::now();
+  std::vector<OutgoingMessage> batch(100);
+  for (auto& m : batch) m.payload = std::string(256, 'x');
+  for (int i = 0; i < 100; ++i) client->publish_async("busy", batch);
+  client->flush();
+  auto took = std::chrono::steady_clock::now() - start;
+  MESSAGE("10,000 confirmed messages with 200 stalled HTTP requests in "
+          << std::chrono::duration<double>(took).count() << " s");
+  CHECK(took < 10s);
+  CHECK(read_topic(b.broker.address(), "busy").size() == 10000);
 }
 
 TEST_CASE("http: health and readiness answer while the broker serves") {
