@@ -17,14 +17,15 @@ pick_port() {
 }
 
 # start_broker FSYNC DIR: sets BROKER_PID and PORT, or returns 1.
-# $BROKER_EXTRA: more tern-broker flags (a word list), e.g. TLS's.
+# $BROKER_EXTRA: more tern-broker flags (a word list), e.g. TLS's;
+# $BROKER_HTTP: its --http (default off).
 start_broker() {
   local fsync=$1 dir=$2 _
   for _ in 1 2 3; do
     PORT=$(pick_port) || return 1
     # shellcheck disable=SC2086  # $BROKER_EXTRA is a word list
-    "$BROKER" --listen "127.0.0.1:$PORT" --data "$dir/data" --fsync "$fsync" --http off \
-      ${BROKER_EXTRA:-} >"$dir/broker.log" 2>&1 &
+    "$BROKER" --listen "127.0.0.1:$PORT" --data "$dir/data" --fsync "$fsync" \
+      --http "${BROKER_HTTP:-off}" ${BROKER_EXTRA:-} >"$dir/broker.log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 1 100); do  # up to 10 s
       if ! kill -0 "$BROKER_PID" 2>/dev/null; then
@@ -74,4 +75,17 @@ json() {
   else
     sed -n "s/.*\"$2\":{[^}]*\"$3\":\([^,}]*\).*/\1/p" "$1"
   fi
+}
+
+# scrape PORT SECONDS: GETs /metrics from 127.0.0.1:PORT every SECONDS, as
+# a Prometheus server would, until killed.
+scrape() {
+  while :; do
+    if exec 3<>"/dev/tcp/127.0.0.1/$1"; then
+      printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+      cat <&3 >/dev/null
+      exec 3>&-
+    fi 2>/dev/null
+    sleep "$2"
+  done
 }

@@ -21,7 +21,8 @@
 # policy only; BENCH_ONLY=PREFIX runs the scenarios whose name starts with it
 # (e.g. "S3"); BENCH_OUT=DIR keeps each run's JSON there; BENCH_TLS=1 runs
 # over TLS, with a throwaway self-signed certificate (EC P-256) made by the
-# openssl command for the run.
+# openssl command for the run. BENCH_SCRAPE=SECONDS serves HTTP and GETs
+# /metrics every SECONDS during each run (the cost of being watched).
 # Exit status 0 if every run passed its loss/duplicate check.
 set -u
 
@@ -65,6 +66,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 TRANSPORT=plaintext
+[ -n "${BENCH_SCRAPE:-}" ] && TRANSPORT="plaintext, /metrics every ${BENCH_SCRAPE} s"
 BROKER_EXTRA=
 if [ "${BENCH_TLS:-0}" = 1 ]; then
   if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
@@ -94,15 +96,28 @@ for fsync in $FSYNCS; do
     dir="$WORK/$n"
     mkdir -p "$dir"
     echo "run.sh: $name, fsync $fsync, $TRANSPORT: tern-bench $args" >&2
+    SCRAPER_PID=
+    if [ -n "${BENCH_SCRAPE:-}" ]; then
+      HTTP_PORT=$(pick_port) || exit 2
+      BROKER_HTTP=127.0.0.1:$HTTP_PORT
+    fi
     if ! start_broker "$fsync" "$dir"; then
       ROWS+=("$name|$fsync|-|-|-|-|-|-|-|-|BROKER FAILED")
       FAILED=1
       continue
     fi
+    if [ -n "${BENCH_SCRAPE:-}" ]; then
+      scrape "$HTTP_PORT" "$BENCH_SCRAPE" &
+      SCRAPER_PID=$!
+    fi
     # shellcheck disable=SC2086  # $args and $COMMON are word lists
     "$BENCH" --server "127.0.0.1:$PORT" $args $COMMON \
       >"$dir/result.json" 2>"$dir/bench.log"
     status=$?
+    if [ -n "$SCRAPER_PID" ]; then
+      kill "$SCRAPER_PID"
+      wait "$SCRAPER_PID" 2>/dev/null
+    fi
     rss_kb=$(stop_broker)
     rss_mb=$(awk -v k="$rss_kb" 'BEGIN { printf "%.0f", k / 1024 }')
     if [ -n "${BENCH_OUT:-}" ]; then
