@@ -1,5 +1,6 @@
 // tern pub and tern sub.
 #include <errno.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <vector>
 
@@ -32,6 +34,7 @@ struct SubArgs {
   std::optional<uint64_t> count;                     // unset: no limit
   std::optional<std::chrono::milliseconds> timeout;  // unset: wait forever
   std::optional<uint64_t> prefetch;
+  bool json = false;  // one JSON object per message
 };
 
 // --- pub ---
@@ -171,6 +174,75 @@ void add_pub(CLI::App* tern, Run* run) {
 
 // --- sub ---
 
+bool valid_utf8(const std::string& text) {
+  static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  for (size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    size_t n;  // continuation bytes
+    if (c < 0x80)
+      n = 0;
+    else if ((c >> 5) == 0x6)
+      n = 1;
+    else if ((c >> 4) == 0xE)
+      n = 2;
+    else if ((c >> 3) == 0x1E)
+      n = 3;
+    else
+      return false;
+    if (text.size() - i <= n) return false;
+    uint32_t code = c & (0x7F >> (n == 0 ? 0 : n + 1));
+    for (size_t k = 1; k <= n; ++k) {
+      auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next >> 6) != 0x2) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    // Overlong forms, surrogates and values past Unicode are not UTF-8.
+    if (code < kMin[n] || (code >= 0xD800 && code <= 0xDFFF) || code > 0x10FFFF)
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          int(bytes.size()));
+  out.resize(size_t(n));
+  return out;
+}
+
+// Sets `name` to `bytes` as text if it is valid UTF-8, else `name`_base64.
+void put_bytes(nlohmann::json& object, const std::string& name,
+               const std::string& bytes) {
+  if (valid_utf8(bytes))
+    object[name] = bytes;
+  else
+    object[name + "_base64"] = base64(bytes);
+}
+
+// `tern sub --json`: everything about a message someone debugging a flow
+// may want, on one line.
+std::string message_json(const Message& m) {
+  nlohmann::json object = {{"topic", m.topic},
+                           {"subscription", m.subscription},
+                           {"offset", m.offset},
+                           {"attempt", m.attempt},
+                           {"timestamp_ms", m.timestamp_ms}};
+  put_bytes(object, "key", m.key);
+  nlohmann::json headers = nlohmann::json::array();
+  for (const Header& h : m.headers) {
+    nlohmann::json header;
+    put_bytes(header, "name", h.name);
+    put_bytes(header, "value", h.value);
+    headers.push_back(std::move(header));
+  }
+  object["headers"] = std::move(headers);
+  put_bytes(object, "payload", m.payload);
+  return object.dump();
+}
+
 int run_sub(const std::string& server, const SubArgs& args) {
   ClientOptions client_options;
   client_options.client_name = "tern-cli";
@@ -190,10 +262,10 @@ int run_sub(const std::string& server, const SubArgs& args) {
       continue;  // no --timeout: wait forever
     }
     // Acked only once it is really out, so a failed write means redelivery.
-    std::string prefix = sub.wildcard() ? m->topic + '\t' : std::string();
-    if (std::fwrite(prefix.data(), 1, prefix.size(), stdout) != prefix.size() ||
-        std::fwrite(m->payload.data(), 1, m->payload.size(), stdout) !=
-            m->payload.size() ||
+    std::string line = args.json        ? message_json(*m)
+                       : sub.wildcard() ? m->topic + '\t' + m->payload
+                                        : m->payload;
+    if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size() ||
         std::fputc('\n', stdout) == EOF || std::fflush(stdout) != 0) {
       throw std::runtime_error(
           std::string("cannot write to standard output: ") +
@@ -230,6 +302,11 @@ void add_sub(CLI::App* tern, Run* run) {
                    &args->prefetch,
                    "max unacknowledged messages in flight\n(default: " +
                        std::to_string(kDefaultPrefetch) + ")");
+  sub->add_flag("--json", args->json,
+                "print each message as one JSON object: topic,\n"
+                "subscription, offset, attempt, timestamp_ms, key,\n"
+                "headers, payload (text if valid UTF-8, else\n"
+                "key_base64, payload_base64, ...)");
   sub->footer(
       "Prints each message's payload on its own line and acknowledges it once\n"
       "printed. Runs until --count messages were printed, or until --timeout\n"

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -133,6 +134,43 @@ TEST_CASE("cli: sub with a pattern prints each message's topic") {
   std::string got = lines(result.out);
   CHECK((got == "orders.eu\tone|orders.us\ttwo" ||
          got == "orders.us\ttwo|orders.eu\tone"));
+}
+
+TEST_CASE("cli: sub --json prints each message whole, binary as base64") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  OutgoingMessage text;
+  text.payload = "h\xc3\xa9llo \"you\"";  // UTF-8, with quotes to escape
+  text.key = "k1";
+  text.headers = {{"trace", "abc"}};
+  client->publish("events", text);
+  OutgoingMessage binary;
+  binary.payload = std::string("\xff\x00\x01", 3);
+  client->publish("events", binary);
+  auto result =
+      tern_cli({"--server", broker.address(), "sub", "events", "--subscription",
+                "debug", "--from", "earliest", "--count", "2", "--json"});
+  INFO("stdout: " << result.out << "\nstderr: " << result.err);
+  REQUIRE(result.exit_code == 0);
+  std::istringstream out(result.out);
+  std::string line;
+  REQUIRE(std::getline(out, line));
+  auto first = nlohmann::json::parse(line);
+  CHECK(first["topic"] == "events");
+  CHECK(first["subscription"] == "debug");
+  CHECK(first["offset"] == 0);
+  CHECK(first["attempt"] == 1);
+  CHECK(first["timestamp_ms"] > 0);
+  CHECK(first["key"] == "k1");
+  CHECK(first["payload"] == text.payload);
+  REQUIRE(first["headers"].size() == 1);
+  CHECK(first["headers"][0]["name"] == "trace");
+  CHECK(first["headers"][0]["value"] == "abc");
+  REQUIRE(std::getline(out, line));
+  auto second = nlohmann::json::parse(line);
+  CHECK(second["offset"] == 1);
+  CHECK_FALSE(second.contains("payload"));
+  CHECK(second["payload_base64"] == "/wAB");
 }
 
 }  // namespace
