@@ -40,6 +40,7 @@ std::unique_ptr<Client> connect(const std::string& server,
 void add_pubsub_commands(CLI::App* tern, Run* run);   // pub, sub
 void add_admin_commands(CLI::App* tern, Run* run);    // topics ..., subs ...
 void add_request_commands(CLI::App* tern, Run* run);  // request, reply
+void add_top_command(CLI::App* tern, Run* run);       // top
 
 // --- options (tern_options.cc) ---
 //

@@ -18,6 +18,7 @@
 //   tern [--server HOST:PORT] request TOPIC MESSAGE [--timeout DURATION]
 //   tern [--server HOST:PORT] reply TOPIC --exec CMD [--subscription NAME]
 //        [--count N]
+//   tern [--server HOST:PORT] top [--once] [--json] [--interval SECONDS]
 //
 // Exit status: 0 on success, 1 when the broker or the connection fails, 2 for
 // a bad command line. Errors go to stderr as "tern: <what went wrong>"; for a
@@ -245,6 +246,7 @@ int main(int argc, char** argv) {
   add_pubsub_commands(&tern, &run);
   add_admin_commands(&tern, &run);
   add_request_commands(&tern, &run);
+  add_top_command(&tern, &run);
   // `tern help`, as `tern --help`. Silent: then the help printed is the
   // program's, not the one of a command called help.
   tern.add_subcommand("help", "")

@@ -136,6 +136,37 @@ TEST_CASE("cli: sub with a pattern prints each message's topic") {
          got == "orders.us\ttwo|orders.eu\tone"));
 }
 
+TEST_CASE("cli: top --once --json shows subscriptions, the worst lag first") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  for (int i = 0; i < 40; ++i) client->publish("orders", "m");
+  for (auto [name, count] : {std::pair{"billing", "30"}, {"audit", "10"}}) {
+    auto result = tern_cli({"--server", broker.address(), "sub", "orders",
+                            "--subscription", name, "--from", "earliest",
+                            "--count", count});
+    REQUIRE(result.exit_code == 0);
+  }
+  auto result = tern_cli({"--server", broker.address(), "top", "--once",
+                          "--json", "--interval", "0.2"});
+  INFO("stdout: " << result.out << "\nstderr: " << result.err);
+  REQUIRE(result.exit_code == 0);
+  auto view = nlohmann::json::parse(result.out);
+  REQUIRE(view["subscriptions"].size() == 2);
+  CHECK(view["subscriptions"][0]["name"] == "audit");
+  CHECK(view["subscriptions"][0]["lag"] == 30);
+  CHECK(view["subscriptions"][1]["name"] == "billing");
+  CHECK(view["subscriptions"][1]["lag"] == 10);
+  REQUIRE(view["topics"].size() == 1);
+  CHECK(view["topics"][0]["messages"] == 40);
+
+  // The table, for people.
+  auto table = tern_cli(
+      {"--server", broker.address(), "top", "--once", "--interval", "0.2"});
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find("SUBSCRIPTION") != std::string::npos);
+  CHECK(table.out.find("audit") < table.out.find("billing"));
+}
+
 TEST_CASE("cli: sub --json prints each message whole, binary as base64") {
   BrokerProcess broker;
   auto client = Client::connect(broker.address());
