@@ -31,6 +31,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -187,6 +188,15 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Whether `topic` is an inbox connection `connection_id` created.
   bool owns_inbox(uint64_t connection_id, const std::string& topic) const;
 
+  // Counted for metrics: every frame received, every Error frame sent.
+  void count_frame(wire::Body type) {
+    if (size_t(type) < frames_received_.size())
+      ++frames_received_[size_t(type)];
+  }
+  void count_error(wire::ErrorCode code) {
+    if (size_t(code) < errors_sent_.size()) ++errors_sent_[size_t(code)];
+  }
+
  private:
   static void on_connection(uv_stream_t* server, int status);
   static void on_signal(uv_signal_t* handle, int signum);
@@ -328,6 +338,8 @@ class Broker : public DeadLetters, public ReadBackSource {
   uint64_t last_stats_ms_ = 0;  // loop time
   uint64_t connections_accepted_ = 0;
   uint64_t connections_refused_ = 0;
+  std::array<uint64_t, size_t(wire::Body::MAX) + 1> frames_received_{};
+  std::array<uint64_t, size_t(wire::ErrorCode::MAX) + 1> errors_sent_{};
   // By (topic id, producer): sequence records for the filling batch.
   std::map<std::pair<uint64_t, uint64_t>, storage::SequencesRecord>
       staged_sequences_;

@@ -1,5 +1,6 @@
 #include "committer.h"
 
+#include <chrono>
 #include <utility>
 
 #include "log.h"
@@ -77,8 +78,12 @@ void Committer::thread_main() {
 
 void Committer::write(Group& group) {
   if (group.resume) group.resumed = store_.resume();
+  auto start = std::chrono::steady_clock::now();
   group.status =
       group.batch.empty() ? storage::Status::ok() : store_.commit(group.batch);
+  group.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
 }
 
 void Committer::on_async(uv_async_t* handle) {
@@ -112,6 +117,10 @@ void Committer::note_outcome(const Group& group) {
     failed_commits_ = 0;
   }
   bool committed = group.status.is_ok() && !group.batch.empty();
+  if (committed) {
+    commit_writes_.observe(group.batch.count());
+    commit_seconds_.observe(group.seconds);
+  }
   if (!group.status.is_ok()) {
     if (!failing_)
       LOG_ERROR(

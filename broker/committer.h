@@ -21,6 +21,8 @@
 // Everything except the storage thread's body runs on the loop thread.
 #pragma once
 
+#include <uv.h>
+
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -28,8 +30,7 @@
 #include <thread>
 #include <vector>
 
-#include <uv.h>
-
+#include "metric_histogram.h"
 #include "store.h"
 
 namespace tern {
@@ -51,6 +52,11 @@ class Committer {
   storage::Batch& batch() { return filling_->batch; }
   void on_commit(Done done) { filling_->done.push_back(std::move(done)); }
 
+  // Commits so far (for metrics; loop thread): how many writes each carried,
+  // and how long each took, fsync included.
+  const MetricHistogram& commit_writes() const { return commit_writes_; }
+  const MetricHistogram& commit_seconds() const { return commit_seconds_; }
+
   // Hands the filling batch to the storage thread, unless one is in flight
   // (then it goes as soon as that one returns). Call once per loop iteration.
   void kick();
@@ -65,6 +71,7 @@ class Committer {
     storage::Batch batch;
     std::vector<Done> done;
     storage::Status status = storage::Status::ok();
+    double seconds = 0;   // how long the commit took (write and fsync)
     bool resume = false;  // try Store::resume() before committing
     storage::Status resumed = storage::Status::ok();
   };
@@ -86,6 +93,11 @@ class Committer {
   std::unique_ptr<Group> writing_;  // owned by the storage thread while in flight
   bool in_flight_ = false;          // loop thread only
   bool stopped_ = false;            // loop thread only: drain() ran
+
+  MetricHistogram commit_writes_{
+      {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384}};
+  MetricHistogram commit_seconds_{{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+                                   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1}};
 
   // Faults (loop thread only).
   uv_timer_t resume_timer_;

@@ -100,9 +100,11 @@ void Broker::reply_when_committed(
         flatbuffers::FlatBufferBuilder fbb(256);
         if (status.is_ok())
           build(fbb);
-        else
+        else {
           frame::build_error(fbb, request_id, wire::ErrorCode::StorageFailure,
                              status.message());
+          count_error(wire::ErrorCode::StorageFailure);
+        }
         connection->send_owed(fbb);
       });
 }

@@ -41,6 +41,23 @@ class Writer {
     std::snprintf(number, sizeof number, "%.17g", value);
     out_ << ' ' << number << '\n';
   }
+  void histogram(const MetricHistogram& h, const std::string& labels = "") {
+    std::string name = name_;
+    std::string prefix = labels.empty() ? "" : labels + ",";
+    for (size_t i = 0; i < h.bounds.size(); ++i) {
+      name_ = name + "_bucket";
+      char bound[32];
+      std::snprintf(bound, sizeof bound, "%g", h.bounds[i]);
+      sample(double(h.counts[i]), prefix + "le=\"" + bound + "\"");
+    }
+    name_ = name + "_bucket";
+    sample(double(h.count), prefix + "le=\"+Inf\"");
+    name_ = name + "_sum";
+    sample(h.sum, labels);
+    name_ = name + "_count";
+    sample(double(h.count), labels);
+    name_ = name;
+  }
   std::string text() const { return out_.str(); }
 
  private:
@@ -242,6 +259,52 @@ std::string metrics_text(const Stats& stats) {
                    &SubscriptionStats::waiting);
   per_subscription("tern_subscription_consumers", "gauge",
                    "Consumers attached.", &SubscriptionStats::consumers);
+
+  w.family("tern_frames_received_total", "counter",
+           "Frames received from clients, by type.");
+  for (const auto& [type, n] : stats.frames_received)
+    w.sample(double(n), "type=\"" + escaped(type) + "\"");
+  w.family("tern_errors_sent_total", "counter",
+           "Error frames sent to clients, by code.");
+  for (const auto& [code, n] : stats.errors_sent)
+    w.sample(double(n), "code=\"" + escaped(code) + "\"");
+  w.family("tern_commit_writes", "histogram",
+           "Writes (messages, cursors, metadata) per storage commit.");
+  w.histogram(stats.commit_writes);
+  w.family("tern_commit_duration_seconds", "histogram",
+           "Duration of a storage commit, fsync included.");
+  w.histogram(stats.commit_seconds);
+
+  struct RocksDbFigure {
+    const char* property;
+    const char* name;
+    const char* type;
+    const char* help;
+  };
+  static const RocksDbFigure kRocksDb[] = {
+      {"cur-size-all-mem-tables", "tern_rocksdb_memtable_bytes", "gauge",
+       "RocksDB memtables, all column families."},
+      {"total-sst-files-size", "tern_rocksdb_sst_bytes", "gauge",
+       "RocksDB SST files, all column families."},
+      {"estimate-pending-compaction-bytes",
+       "tern_rocksdb_pending_compaction_bytes", "gauge",
+       "Bytes RocksDB estimates compaction has to rewrite."},
+      {"is-write-stopped", "tern_rocksdb_write_stopped", "gauge",
+       "1 while RocksDB stops writes (too many memtables or L0 files)."},
+      {"actual-delayed-write-rate", "tern_rocksdb_delayed_write_rate_bytes",
+       "gauge", "The rate RocksDB slows writes to, 0 when it does not."},
+      {"background-errors", "tern_rocksdb_background_errors_total", "counter",
+       "RocksDB background errors since the store was opened."},
+      {"num-running-compactions", "tern_rocksdb_running_compactions", "gauge",
+       "RocksDB compactions running."},
+      {"num-running-flushes", "tern_rocksdb_running_flushes", "gauge",
+       "RocksDB memtable flushes running."}};
+  for (const RocksDbFigure& f : kRocksDb) {
+    auto it = stats.rocksdb.find(f.property);
+    if (it == stats.rocksdb.end()) continue;
+    w.family(f.name, f.type, f.help);
+    w.sample(double(it->second));
+  }
 
   Process p;
   if (read_process(&p)) {

@@ -40,6 +40,7 @@ Session::Session(Broker& broker, Connection& connection)
 
 void Session::on_frame(const wire::Frame& frame, uint32_t bytes) {
   wire::Body type = frame.body_type();
+  broker_.count_frame(type);
   if (!greeted_) {
     if (type != wire::Body::Hello) {
       connection_.fail(0, wire::ErrorCode::HelloRequired,
@@ -529,6 +530,7 @@ void Session::reply_error(uint64_t request_id, wire::ErrorCode code,
                           const std::string& message) {
   flatbuffers::FlatBufferBuilder fbb(256);
   frame::build_error(fbb, request_id, code, message);
+  broker_.count_error(code);
   connection_.send(fbb);
 }
 

@@ -89,6 +89,25 @@ Stats Broker::take_stats() const {
       sub.dead_lettered = c.dead_lettered;
     }
   }
+  for (size_t i = 0; i < frames_received_.size(); ++i)
+    if (frames_received_[i] > 0)
+      stats.frames_received[wire::EnumNamesBody()[i]] = frames_received_[i];
+  for (size_t i = 0; i < errors_sent_.size(); ++i)
+    if (errors_sent_[i] > 0)
+      stats.errors_sent[wire::EnumNameErrorCode(wire::ErrorCode(i))] =
+          errors_sent_[i];
+  stats.commit_writes = committer_->commit_writes();
+  stats.commit_seconds = committer_->commit_seconds();
+  for (auto [name, per_family] : {std::pair{"cur-size-all-mem-tables", true},
+                                  {"total-sst-files-size", true},
+                                  {"estimate-pending-compaction-bytes", true},
+                                  {"is-write-stopped", false},
+                                  {"actual-delayed-write-rate", false},
+                                  {"background-errors", false},
+                                  {"num-running-compactions", false},
+                                  {"num-running-flushes", false}})
+    stats.rocksdb[name] =
+        store_.property(std::string("rocksdb.") + name, per_family);
   stats.connection_list.reserve(connections_.size());
   for (const auto& [id, c] : connections_) {
     ConnectionStats& cs = stats.connection_list.emplace_back();

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "metric_histogram.h"
 
 namespace tern {
 
@@ -69,6 +72,15 @@ struct Stats {
   uint64_t metrics_topics = 0;
   std::vector<TopicStats> topics;  // by name
   std::vector<ConnectionStats> connection_list;
+  // Since the broker started: frames received by type, Error frames sent
+  // by code (names as in tern.fbs).
+  std::map<std::string, uint64_t> frames_received;
+  std::map<std::string, uint64_t> errors_sent;
+  MetricHistogram commit_writes;   // writes per commit
+  MetricHistogram commit_seconds;  // commit duration, fsync included
+  // RocksDB, over all column families (its property names, without the
+  // "rocksdb." prefix): memtables, SST files, pending compaction, stalls.
+  std::map<std::string, uint64_t> rocksdb;
 };
 
 }  // namespace tern

@@ -152,6 +152,7 @@ bool Broker::reset(uint64_t connection_id,
     if (refusal.code != wire::ErrorCode::None) {
       flatbuffers::FlatBufferBuilder fbb(128);
       frame::build_error(fbb, request_id, refusal.code, refusal.message);
+      count_error(refusal.code);
       if (Connection* connection = find_connection(connection_id))
         connection->send_owed(fbb);
       return;

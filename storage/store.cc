@@ -343,6 +343,13 @@ Store::~Store() {
   db_->Close();
 }
 
+uint64_t Store::property(const std::string& name, bool per_family) const {
+  uint64_t value = 0;
+  bool ok = per_family ? db_->GetAggregatedIntProperty(name, &value)
+                       : db_->GetIntProperty(name, &value);
+  return ok ? value : 0;
+}
+
 Status Store::commit(Batch& batch) {
   // The only cost faults add to a commit: RocksDB would refuse it anyway,
   // this says why, and takes no lock.

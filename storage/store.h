@@ -232,6 +232,9 @@ class Store {
   // succeeds or RocksDB recovers by itself: commit() then fails without
   // writing. Cheap (one atomic load); any thread.
   bool failed() const;
+  // A RocksDB integer property ("rocksdb.total-sst-files-size"), summed over
+  // the column families for the per-family ones; 0 if RocksDB has none.
+  uint64_t property(const std::string& name, bool per_family) const;
   // Asks RocksDB to recover from the fault (DB::Resume: it flushes the
   // memtables into new files and lets writes in again). Ok when the store
   // is writable again, or never failed. May take as long as a flush; call

@@ -72,6 +72,7 @@ TEST_CASE(
   auto client = Client::connect(b.broker.address());
   for (int i = 0; i < 10; ++i)
     client->publish("orders", "m" + std::to_string(i));
+  CHECK_THROWS_AS(client->publish("bad topic", "x"), Error);
   auto sub = client->subscribe(durable("orders", "billing"));
   std::vector<Message> got = receive(sub, 10, 2s, 20s, /*ack=*/false);
   REQUIRE(got.size() == 10);
@@ -100,6 +101,14 @@ TEST_CASE(
                  "tern_topic_appended_messages_total{topic=\"orders.dlq\"} 2"));
   CHECK(has_line(body, "tern_connections 1"));
   CHECK(has_line(body, "tern_storage_writable 1"));
+  CHECK(has_line(body, "tern_frames_received_total{type=\"Hello\"} 1"));
+  CHECK(has_line(body, "tern_frames_received_total{type=\"Publish\"} 11"));
+  CHECK(has_line(body, "tern_errors_sent_total{code=\"InvalidTopic\"} 1"));
+  CHECK(body.find("\ntern_commit_writes_bucket{le=\"+Inf\"} ") !=
+        std::string::npos);
+  CHECK(body.find("\ntern_commit_duration_seconds_count ") !=
+        std::string::npos);
+  CHECK(body.find("\ntern_rocksdb_memtable_bytes ") != std::string::npos);
   CHECK(body.find("process_resident_memory_bytes ") != std::string::npos);
   CHECK(body.find("# TYPE tern_subscription_acked_total counter\n") !=
         std::string::npos);
