@@ -109,10 +109,11 @@ void Committer::finish() {
 
 void Committer::note_outcome(const Group& group) {
   if (group.resume && group.resumed.is_ok()) {
-    LOG_INFO(
-        "storage: recovered from the fault (RocksDB resumed, %llu commits "
-        "failed meanwhile); writes are accepted again",
-        (unsigned long long)failed_commits_);
+    log_event(LogLevel::kInfo, "storage_recovered",
+              {{"failed_commits", std::to_string(failed_commits_)}},
+              "storage: recovered from the fault (RocksDB resumed, %llu "
+              "commits failed meanwhile); writes are accepted again",
+              (unsigned long long)failed_commits_);
     failing_ = false;  // a failure from now on is a new fault
     failed_commits_ = 0;
   }
@@ -123,12 +124,13 @@ void Committer::note_outcome(const Group& group) {
   }
   if (!group.status.is_ok()) {
     if (!failing_)
-      LOG_ERROR(
-          "storage: a commit of %u writes failed: %s. Until storage works "
-          "again, publishes and admin changes get StorageFailure; stored "
-          "messages are still delivered%s",
-          group.batch.count(), group.status.message().c_str(),
-          store_.failed() ? "; resuming is tried every second" : "");
+      log_event(LogLevel::kError, "storage_error",
+                {{"error", group.status.message()}},
+                "storage: a commit of %u writes failed: %s. Until storage "
+                "works again, publishes and admin changes get "
+                "StorageFailure; stored messages are still delivered%s",
+                group.batch.count(), group.status.message().c_str(),
+                store_.failed() ? "; resuming is tried every second" : "");
     failing_ = true;
     ++failed_commits_;
   } else if (committed && failing_) {

@@ -252,6 +252,23 @@ std::vector<Setting> make_settings() {
        [](const Config& config) {
          return std::string(kLogLevels[int(config.log_level)]);
        }},
+      {"log-format", "text|json",
+       "text lines, or one JSON object per line\n(time, level, event, msg, "
+       "fields)",
+       FileType::kString,
+       [](const std::string& text, Config* config, std::string* why) {
+         if (text != "text" && text != "json") {
+           *why = "text or json, not '" + text + "'";
+           return false;
+         }
+         config->log_format =
+             text == "json" ? LogFormat::kJson : LogFormat::kText;
+         return true;
+       },
+       [](const Config& config) {
+         return std::string(config.log_format == LogFormat::kJson ? "json"
+                                                                  : "text");
+       }},
   };
 }
 

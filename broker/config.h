@@ -58,6 +58,7 @@ struct Config {
   size_t max_subscriptions = 100000;       // durable and ephemeral, all topics
   uint64_t min_free_bytes = 128ull << 20;  // publishes fail below this
   LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
   // TLS (tls.h): the certificate (PEM, chain included) and its key; both
   // empty: plaintext.
   std::string tls_cert;

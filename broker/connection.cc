@@ -233,12 +233,17 @@ void Connection::flush() {
     queued_.clear();
     memory_.remove_output(queued_bytes_);
     queued_bytes_ = 0;
-    LOG_WARN(
-        "connection %s: not reading, with %zu bytes waiting to be written "
-        "(limit %zu; all connections' output %zu, memory budget %zu); "
-        "closing",
-        peer_.c_str(), waiting, max_output_bytes_, memory_.output(),
-        memory_.limit());
+    log_event(LogLevel::kWarn, "slow_consumer_closed",
+              {{"connection", std::to_string(id_)},
+               {"peer", peer_},
+               {"user", session_.user()},
+               {"client", session_.client_name()},
+               {"waiting_bytes", std::to_string(waiting)}},
+              "connection %s: not reading, with %zu bytes waiting to be "
+              "written (limit %zu; all connections' output %zu, memory "
+              "budget %zu); closing",
+              peer_.c_str(), waiting, max_output_bytes_, memory_.output(),
+              memory_.limit());
     fail(0, wire::ErrorCode::LimitExceeded,
          "client is not reading: output buffer limit reached");
     return;

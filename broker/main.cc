@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   int exit_code = tern::parse_config(argc, argv, &config);
   if (exit_code >= 0) return exit_code;
   tern::set_log_level(config.log_level);
+  tern::set_log_format(config.log_format);
 
   // A peer that goes away mid-write must be an error on that write, not the
   // end of the process.

@@ -168,8 +168,12 @@ void Broker::on_connection(uv_stream_t* server, int status) {
                     self->config_.max_connections, "connections", &refusal) ||
       !within_limit(from_ip - 1, self->config_.max_connections_per_ip,
                     ("connections from " + c.ip()).c_str(), &refusal)) {
-    LOG_WARN("connection %s refused: %s", c.peer().c_str(),
-             refusal.message.c_str());
+    log_event(LogLevel::kWarn, "connection_refused",
+              {{"connection", std::to_string(id)},
+               {"peer", c.peer()},
+               {"error", refusal.message}},
+              "connection %s refused: %s", c.peer().c_str(),
+              refusal.message.c_str());
     ++self->connections_refused_;
     c.fail(0, refusal.code, refusal.message);
     return;
@@ -179,7 +183,9 @@ void Broker::on_connection(uv_stream_t* server, int status) {
   // socket must not hold a connection slot for ever.
   self->hello_deadlines_.push_back(
       {uv_now(&self->loop_) + self->config_.hello_timeout_ms, id});
-  LOG_DEBUG("connection %s accepted", c.peer().c_str());
+  log_event(LogLevel::kDebug, "connection_opened",
+            {{"connection", std::to_string(id)}, {"peer", c.peer()}},
+            "connection %s accepted", c.peer().c_str());
 }
 
 void Broker::close_silent_connections(uint64_t now) {
@@ -214,6 +220,12 @@ void Broker::close_dead_connections(uint64_t now) {
 }
 
 void Broker::forget(Connection& connection) {
+  log_event(LogLevel::kDebug, "connection_closed",
+            {{"connection", std::to_string(connection.id())},
+             {"peer", connection.peer()},
+             {"user", connection.session().user()},
+             {"client", connection.session().client_name()}},
+            "connection %s closed", connection.peer().c_str());
   std::vector<Topic*> owned;
   for (auto& [topic_id, owner] : temporary_owner_)
     if (owner == connection.id()) owned.push_back(find_topic(topic_id));

@@ -61,8 +61,13 @@ void Broker::finish_login(uint64_t connection_id, uint64_t request_id,
   if (c == nullptr || c->closing()) return;
   // A SIGHUP may have removed the user while its password was checked.
   if (!user.empty() && config_.users.count(user) > 0) {
-    LOG_INFO("connection %s: user %s logged in", c->peer().c_str(),
-             user.c_str());
+    log_event(LogLevel::kInfo, "login",
+              {{"connection", std::to_string(connection_id)},
+               {"peer", c->peer()},
+               {"user", user},
+               {"client", c->session().client_name()}},
+              "connection %s: user %s logged in", c->peer().c_str(),
+              user.c_str());
     c->session().greet(request_id, user, permissions_of(config_, user));
     c->resume_reading();
     return;
@@ -75,9 +80,14 @@ void Broker::finish_login(uint64_t connection_id, uint64_t request_id,
   failures.last_ms = now;
   uint32_t doublings = std::min<uint32_t>(failures.count++, 7);
   uint64_t delay = std::min<uint64_t>(100ull << doublings, 10000);
-  LOG_WARN("connection %s: login failed (%u from this address in the "
-           "last minute)",
-           c->peer().c_str(), failures.count);
+  log_event(LogLevel::kWarn, "login_failed",
+            {{"connection", std::to_string(connection_id)},
+             {"peer", c->peer()},
+             {"client", c->session().client_name()},
+             {"failures_last_minute", std::to_string(failures.count)}},
+            "connection %s: login failed (%u from this address in the "
+            "last minute)",
+            c->peer().c_str(), failures.count);
   failed_logins_.emplace(now + delay, FailedLogin{connection_id, request_id});
 }
 
