@@ -4,6 +4,7 @@
 
 #include "api_json.h"
 #include "clock.h"
+#include "dashboard_page.h"
 #include "login.h"
 #include "metrics_text.h"
 
@@ -80,6 +81,11 @@ std::unique_ptr<HttpServer> HttpServer::start(const std::string& host, int port,
       res.set_content(render(*stats), content_type);
     });
   };
+  // The page itself holds no figures: it asks /api/ for them (with the
+  // monitor token, if the broker has users).
+  server.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kDashboardPage, "text/html; charset=utf-8");
+  });
   monitored("/metrics", metrics_text,
             "text/plain; version=0.0.4; charset=utf-8");
   monitored("/api/broker", api_broker, "application/json");

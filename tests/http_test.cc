@@ -194,6 +194,17 @@ TEST_CASE("http: health and readiness answer while the broker serves") {
   auto ready = b.get("/readyz");
   REQUIRE(ready);
   CHECK(ready->status == 200);
+  // The dashboard: one page from the binary that asks /api/ for figures.
+  auto page = b.get("/");
+  REQUIRE(page);
+  CHECK(page->status == 200);
+  CHECK(page->get_header_value("Content-Type").rfind("text/html", 0) == 0);
+  for (const char* needed :
+       {"/api/broker", "/api/topics", "/api/subscriptions", "/api/connections",
+        "<table id=\"subscriptions\">"})
+    CHECK(page->body.find(needed) != std::string::npos);
+  CHECK(page->body.find("http://") == std::string::npos);  // nothing remote
+  CHECK(page->body.find("https://") == std::string::npos);
   auto unknown = b.get("/nothing-here");
   REQUIRE(unknown);
   CHECK(unknown->status == 404);
