@@ -179,6 +179,14 @@ tsan:
 	$(MAKE) BUILD=$(TSAN_BUILD) OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SANITIZE="-fsanitize=thread" test
 
+# The dashboard in headless Chromium (tests/browser/dashboard_test.sh):
+# publishes and consumes, loads / and checks what the browser rendered;
+# leaves dashboard.html and dashboard.png in $(BUILD).
+.PHONY: browser-test
+browser-test: $(BUILD)/tern-broker $(BUILD)/tern
+	@$(MAKE) --no-print-directory deps PACKAGES=chromium
+	tests/browser/dashboard_test.sh $(BUILD)
+
 # ---------------------------------------------------------------------------
 # Storage faults and simulated power cuts (tests/fault_fs.h,
 # tests/power_cut_fs.h). The fault tests in `make test` drive the broker's

@@ -20,7 +20,9 @@ json subscription_json(const SubscriptionStats& s) {
           {"redelivered", s.redelivered},
           {"acked", s.acked},
           {"nacked", s.nacked},
-          {"dead_lettered", s.dead_lettered}};
+          {"dead_lettered", s.dead_lettered},
+          {"delivered_per_s", s.delivered_per_s},
+          {"acked_per_s", s.acked_per_s}};
 }
 
 }  // namespace
@@ -56,6 +58,7 @@ std::string api_topics(const Stats& stats) {
                       {"stored_messages", t.stored_messages},
                       {"stored_bytes", t.stored_bytes},
                       {"memory_bytes", t.memory_bytes},
+                      {"appended_per_s", t.appended_per_s},
                       {"subscriptions", std::move(subscriptions)}});
   }
   return topics.dump(2);
@@ -89,7 +92,9 @@ std::string api_connections(const Stats& stats) {
                     {"tls", c.tls},
                     {"bytes_in", c.bytes_in},
                     {"bytes_out", c.bytes_out},
-                    {"output_waiting", c.output_waiting}});
+                    {"output_waiting", c.output_waiting},
+                    {"bytes_in_per_s", c.bytes_in_per_s},
+                    {"bytes_out_per_s", c.bytes_out_per_s}});
   return list.dump(2);
 }
 

@@ -336,6 +336,7 @@ class Broker : public DeadLetters, public ReadBackSource {
   std::unique_ptr<HttpServer> http_;
   int64_t started_ms_ = 0;      // wall clock
   uint64_t last_stats_ms_ = 0;  // loop time
+  std::shared_ptr<const Stats> last_stats_;  // for rates
   uint64_t connections_accepted_ = 0;
   uint64_t connections_refused_ = 0;
   std::array<uint64_t, size_t(wire::Body::MAX) + 1> frames_received_{};

@@ -1,7 +1,7 @@
 // The live dashboard at / (http_server.cc): one page, served from the
 // binary, no internet needed. It polls /api/broker, /api/topics,
-// /api/subscriptions and /api/connections every two seconds and draws rates
-// from the differences; with users configured it asks for a monitor token
+// /api/subscriptions and /api/connections every two seconds (the broker
+// works out the rates); with users configured it asks for a monitor token
 // once and keeps it for the browser tab (sessionStorage).
 #pragma once
 
@@ -35,7 +35,6 @@ inline constexpr char kDashboardPage[] = R"PAGE(<!doctype html>
 <script>
 "use strict";
 const POLL_MS = 2000, HISTORY = 90;     // three minutes of points
-let previous = null;                    // the last poll, for rates
 const history = new Map();              // series name -> recent values
 
 async function get(path) {
@@ -80,29 +79,18 @@ function cell(row, content, className) {
   if (className) td.className = className;
 }
 
-function rate(now, before, seconds) {
-  return before === undefined || seconds <= 0 ? 0 : Math.max(0, (now - before) / seconds);
-}
-
 const number = n => Math.round(n).toLocaleString("en");
 
 function render(broker, topics, subscriptions, connections) {
-  const seconds = previous ? (broker.now_ms - previous.broker.now_ms) / 1000 : 0;
-  const before = (list, key) => new Map((previous ? previous[list] : []).map(x => [key(x), x]));
-  const oldTopics = before("topics", t => t.name);
-  const oldSubs = before("subscriptions", s => s.topic + "/" + s.name);
-  const oldConns = before("connections", c => c.id);
-
   let inRate = 0, ackRate = 0;
   const topicBody = document.querySelector("#topics tbody");
   topicBody.replaceChildren();
   for (const t of topics) {
-    const perSecond = rate(t.appended_messages, oldTopics.get(t.name)?.appended_messages, seconds);
-    inRate += perSecond;
+    inRate += t.appended_per_s;
     const row = topicBody.insertRow();
     cell(row, t.name);
-    cell(row, number(perSecond));
-    cell(row, sparkline(remember("topic:" + t.name, perSecond)));
+    cell(row, number(t.appended_per_s));
+    cell(row, sparkline(remember("topic:" + t.name, t.appended_per_s)));
     cell(row, number(t.stored_messages));
     cell(row, number(t.stored_bytes));
     cell(row, number(t.memory_bytes));
@@ -111,8 +99,7 @@ function render(broker, topics, subscriptions, connections) {
   subBody.replaceChildren();
   for (const s of subscriptions) {
     const key = s.topic + "/" + s.name;
-    const acked = rate(s.acked, oldSubs.get(key)?.acked, seconds);
-    ackRate += acked;
+    ackRate += s.acked_per_s;
     const row = subBody.insertRow();
     cell(row, s.topic);
     cell(row, s.name || "(ephemeral)", "name");
@@ -121,20 +108,19 @@ function render(broker, topics, subscriptions, connections) {
     cell(row, number(s.pending));
     cell(row, number(s.waiting));
     cell(row, number(s.consumers));
-    cell(row, number(acked));
+    cell(row, number(s.acked_per_s));
     cell(row, number(s.dead_lettered));
   }
   const connBody = document.querySelector("#connections tbody");
   connBody.replaceChildren();
   for (const c of connections) {
-    const old = oldConns.get(c.id);
     const row = connBody.insertRow();
     cell(row, c.peer);
     cell(row, c.client_name, "name");
     cell(row, c.user || "—", "name");
     cell(row, c.tls ? "yes" : "no");
-    cell(row, number(rate(c.bytes_in, old?.bytes_in, seconds)));
-    cell(row, number(rate(c.bytes_out, old?.bytes_out, seconds)));
+    cell(row, number(c.bytes_in_per_s));
+    cell(row, number(c.bytes_out_per_s));
   }
   const uptime = Math.round((broker.now_ms - broker.started_ms) / 1000);
   document.getElementById("overview").innerHTML = "";
@@ -149,7 +135,6 @@ function render(broker, topics, subscriptions, connections) {
     span.textContent = text;
     document.getElementById("overview").appendChild(span);
   }
-  previous = {broker, topics, subscriptions, connections};
 }
 
 async function poll() {

@@ -2,6 +2,8 @@
 // broker it serves (stats.h).
 #include "stats.h"
 
+#include <map>
+
 #include "broker.h"
 #include "clock.h"
 #include "connection.h"
@@ -12,6 +14,42 @@ namespace tern {
 namespace {
 
 constexpr uint64_t kStatsIntervalMs = 1000;
+
+double per_second(uint64_t now, uint64_t before, double seconds) {
+  return now > before && seconds > 0 ? double(now - before) / seconds : 0;
+}
+
+// Rates from the counters of the snapshot before, matched by name (topics,
+// durable subscriptions) or id (connections).
+void add_rates(Stats& now, const Stats& before) {
+  double seconds = double(now.taken_ms - before.taken_ms) / 1000;
+  std::map<std::string, const TopicStats*> topics;
+  for (const TopicStats& t : before.topics) topics[t.name] = &t;
+  for (TopicStats& t : now.topics) {
+    auto it = topics.find(t.name);
+    if (it == topics.end()) continue;
+    const TopicStats& old = *it->second;
+    t.appended_per_s =
+        per_second(t.appended_messages, old.appended_messages, seconds);
+    for (SubscriptionStats& s : t.subscriptions) {
+      if (s.name.empty()) continue;
+      for (const SubscriptionStats& o : old.subscriptions) {
+        if (o.name != s.name) continue;
+        s.delivered_per_s = per_second(s.delivered, o.delivered, seconds);
+        s.acked_per_s = per_second(s.acked, o.acked, seconds);
+      }
+    }
+  }
+  std::map<uint64_t, const ConnectionStats*> connections;
+  for (const ConnectionStats& c : before.connection_list)
+    connections[c.id] = &c;
+  for (ConnectionStats& c : now.connection_list) {
+    auto it = connections.find(c.id);
+    if (it == connections.end()) continue;
+    c.bytes_in_per_s = per_second(c.bytes_in, it->second->bytes_in, seconds);
+    c.bytes_out_per_s = per_second(c.bytes_out, it->second->bytes_out, seconds);
+  }
+}
 
 HttpServer::Access http_access(const Config& config) {
   HttpServer::Access access;
@@ -42,7 +80,10 @@ bool Broker::start_http() {
 void Broker::publish_stats(uint64_t now) {
   if (!http_ || now - last_stats_ms_ < kStatsIntervalMs) return;
   last_stats_ms_ = now;
-  http_->publish(std::make_shared<const Stats>(take_stats()));
+  auto stats = std::make_shared<Stats>(take_stats());
+  if (last_stats_) add_rates(*stats, *last_stats_);
+  last_stats_ = stats;
+  http_->publish(std::move(stats));
 }
 
 void Broker::reload_http(const Config& fresh) {

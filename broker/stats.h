@@ -29,6 +29,9 @@ struct SubscriptionStats {
   uint64_t acked = 0;
   uint64_t nacked = 0;
   uint64_t dead_lettered = 0;
+  // Over the second before the snapshot (0 in the first one).
+  double delivered_per_s = 0;
+  double acked_per_s = 0;
 };
 
 struct TopicStats {
@@ -38,6 +41,7 @@ struct TopicStats {
   uint64_t stored_messages = 0;
   uint64_t stored_bytes = 0;
   uint64_t memory_bytes = 0;  // its tail and what was read back
+  double appended_per_s = 0;  // over the second before the snapshot
   std::vector<SubscriptionStats> subscriptions;
 };
 
@@ -50,6 +54,8 @@ struct ConnectionStats {
   uint64_t bytes_in = 0;  // since it was accepted
   uint64_t bytes_out = 0;
   uint64_t output_waiting = 0;  // queued, not written yet
+  double bytes_in_per_s = 0;    // over the second before the snapshot
+  double bytes_out_per_s = 0;
 };
 
 struct Stats {

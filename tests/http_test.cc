@@ -119,6 +119,7 @@ TEST_CASE(
   for (const auto& t : topics)
     if (t["name"] == "orders") orders = t;
   CHECK(orders["stored_messages"] == 10);
+  CHECK(orders.contains("appended_per_s"));
   REQUIRE(orders["subscriptions"].size() == 1);
   CHECK(orders["subscriptions"][0]["name"] == "billing");
   CHECK(orders["subscriptions"][0]["acked"] == 6);
