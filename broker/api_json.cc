@@ -28,13 +28,13 @@ json subscription_json(const SubscriptionStats& s) {
 }  // namespace
 
 std::string api_broker(const Stats& stats) {
-  json doc = {{"version", stats.version},
+  json doc = {{"version", kVersion},
               {"started_ms", stats.started_ms},
               {"now_ms", stats.taken_ms},
               {"fsync", stats.fsync ? "always" : "never"},
               {"storage_writable", stats.storage_fault.empty()},
               {"storage_fault", stats.storage_fault},
-              {"connections", stats.connections},
+              {"connections", stats.connection_list.size()},
               {"connections_accepted", stats.connections_accepted},
               {"connections_refused", stats.connections_refused},
               {"topics", stats.topics.size()},

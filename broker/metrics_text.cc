@@ -180,13 +180,13 @@ std::string metrics_text(const Stats& stats) {
   const std::vector<TopicStats> topics = shown_topics(stats);
   Writer w;
   w.family("tern_build_info", "gauge", "Version and fsync policy (always 1).");
-  w.sample(1, "version=\"" + escaped(stats.version) + "\",fsync=\"" +
+  w.sample(1, std::string("version=\"") + kVersion + "\",fsync=\"" +
                   (stats.fsync ? "always" : "never") + "\"");
   w.family("tern_storage_writable", "gauge",
            "1 when the store accepts writes, 0 during a storage fault.");
   w.sample(stats.storage_fault.empty() ? 1 : 0);
   w.family("tern_connections", "gauge", "Client connections open.");
-  w.sample(double(stats.connections));
+  w.sample(double(stats.connection_list.size()));
   w.family("tern_connections_accepted_total", "counter",
            "Client connections accepted.");
   w.sample(double(stats.connections_accepted));

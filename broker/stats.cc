@@ -94,10 +94,8 @@ Stats Broker::take_stats() const {
   Stats stats;
   stats.taken_ms = unix_ms();
   stats.started_ms = started_ms_;
-  stats.version = kVersion;
   stats.fsync = config_.fsync;
   if (store_.failed()) stats.storage_fault = "storage fault (see the log)";
-  stats.connections = connections_.size();
   stats.connections_accepted = connections_accepted_;
   stats.connections_refused = connections_refused_;
   stats.dedupe_entries = dedupe_ids_;

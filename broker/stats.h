@@ -61,11 +61,9 @@ struct ConnectionStats {
 struct Stats {
   int64_t taken_ms = 0;  // wall clock
   int64_t started_ms = 0;
-  std::string version;
   bool fsync = true;
   // Storage: empty when writable, else why not (a fault being recovered).
   std::string storage_fault;
-  uint64_t connections = 0;
   uint64_t connections_accepted = 0;
   uint64_t connections_refused = 0;  // by --max-connections(-per-ip)
   uint64_t dedupe_entries = 0;       // ids and sequence runs held
@@ -77,7 +75,7 @@ struct Stats {
   // Prometheus server.
   uint64_t metrics_topics = 0;
   std::vector<TopicStats> topics;  // by name
-  std::vector<ConnectionStats> connection_list;
+  std::vector<ConnectionStats> connection_list;  // open now
   // Since the broker started: frames received by type, Error frames sent
   // by code (names as in tern.fbs).
   std::map<std::string, uint64_t> frames_received;
