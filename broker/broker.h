@@ -43,6 +43,7 @@
 
 #include "committer.h"
 #include "config.h"
+#include "frame.h"
 #include "http_server.h"
 #include "memory_budget.h"
 #include "retention.h"
@@ -188,12 +189,16 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Whether `topic` is an inbox connection `connection_id` created.
   bool owns_inbox(uint64_t connection_id, const std::string& topic) const;
 
-  // Counted for metrics: every frame received, every Error frame sent.
+  // Every frame received is counted for metrics (count_frame), and every
+  // Error frame sent (build_error).
   void count_frame(wire::Body type) {
     if (size_t(type) < frames_received_.size())
       ++frames_received_[size_t(type)];
   }
-  void count_error(wire::ErrorCode code) {
+  // An Error frame for a client, counted by its code.
+  void build_error(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
+                   wire::ErrorCode code, const std::string& message) {
+    frame::build_error(fbb, request_id, code, message);
     if (size_t(code) < errors_sent_.size()) ++errors_sent_[size_t(code)];
   }
 

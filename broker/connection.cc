@@ -345,8 +345,7 @@ void Connection::fail(uint64_t request_id, wire::ErrorCode code,
   if (closing_ || close_after_write_) return;
   close_after_write_ = true;  // the Error goes out whatever the budget
   flatbuffers::FlatBufferBuilder fbb(256);
-  frame::build_error(fbb, request_id, code, message);
-  broker_.count_error(code);
+  broker_.build_error(fbb, request_id, code, message);
   send(fbb);
   uv_read_stop(stream());
   close_when_written();

@@ -100,11 +100,9 @@ void Broker::reply_when_committed(
         flatbuffers::FlatBufferBuilder fbb(256);
         if (status.is_ok())
           build(fbb);
-        else {
-          frame::build_error(fbb, request_id, wire::ErrorCode::StorageFailure,
-                             status.message());
-          count_error(wire::ErrorCode::StorageFailure);
-        }
+        else
+          build_error(fbb, request_id, wire::ErrorCode::StorageFailure,
+                      status.message());
         connection->send_owed(fbb);
       });
 }

@@ -529,8 +529,7 @@ void Session::end_wildcard(uint64_t consumer_id, Wildcard& wildcard) {
 void Session::reply_error(uint64_t request_id, wire::ErrorCode code,
                           const std::string& message) {
   flatbuffers::FlatBufferBuilder fbb(256);
-  frame::build_error(fbb, request_id, code, message);
-  broker_.count_error(code);
+  broker_.build_error(fbb, request_id, code, message);
   connection_.send(fbb);
 }
 

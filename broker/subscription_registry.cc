@@ -151,8 +151,7 @@ bool Broker::reset(uint64_t connection_id,
                 topic_name](const Refusal& refusal, uint64_t start) {
     if (refusal.code != wire::ErrorCode::None) {
       flatbuffers::FlatBufferBuilder fbb(128);
-      frame::build_error(fbb, request_id, refusal.code, refusal.message);
-      count_error(refusal.code);
+      build_error(fbb, request_id, refusal.code, refusal.message);
       if (Connection* connection = find_connection(connection_id))
         connection->send_owed(fbb);
       return;
