@@ -21,6 +21,7 @@ json subscription_json(const SubscriptionStats& s) {
           {"acked", s.acked},
           {"nacked", s.nacked},
           {"dead_lettered", s.dead_lettered},
+          {"expired", s.expired},
           {"delivered_per_s", s.delivered_per_s},
           {"acked_per_s", s.acked_per_s}};
 }
@@ -57,6 +58,8 @@ std::string api_topics(const Stats& stats) {
                       {"appended_bytes", t.appended_bytes},
                       {"stored_messages", t.stored_messages},
                       {"stored_bytes", t.stored_bytes},
+                      {"retention_removed_messages", t.removed_messages},
+                      {"retention_removed_bytes", t.removed_bytes},
                       {"memory_bytes", t.memory_bytes},
                       {"appended_per_s", t.appended_per_s},
                       {"subscriptions", std::move(subscriptions)}});

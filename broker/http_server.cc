@@ -22,22 +22,22 @@ const char kBearer[] = "Bearer ";
 
 HttpServer::HttpServer() : server_(std::make_unique<httplib::Server>()) {}
 
-std::unique_ptr<HttpServer> HttpServer::start(const std::string& host, int port,
-                                              Access access,
-                                              std::string* error) {
+std::unique_ptr<HttpServer> HttpServer::start(
+    const std::string& host, int port, Access access,
+    std::shared_ptr<const Stats> first, std::string* error) {
   std::unique_ptr<HttpServer> self(new HttpServer());
   self->access_ = std::move(access);
+  // A snapshot from the start: a request may come in as soon as the port
+  // is bound.
+  self->stats_ = std::move(first);
   httplib::Server& server = *self->server_;
   HttpServer* s = self.get();
 
   // Health: whether the loop answers, and whether it can also store.
   auto health = [s](bool ready, httplib::Response& res) {
     std::shared_ptr<const Stats> stats = s->stats();
-    int64_t age = stats ? unix_ms() - stats->taken_ms : 0;
-    if (!stats) {
-      res.status = 503;
-      res.set_content("starting\n", "text/plain");
-    } else if (age > kStaleMs) {
+    int64_t age = unix_ms() - stats->taken_ms;
+    if (age > kStaleMs) {
       res.status = 503;
       res.set_content("the broker's loop has not answered for " +
                           std::to_string(age) + " ms\n",
@@ -72,13 +72,7 @@ std::unique_ptr<HttpServer> HttpServer::start(const std::string& host, int port,
             "text/plain");
         return;
       }
-      std::shared_ptr<const Stats> stats = s->stats();
-      if (!stats) {
-        res.status = 503;
-        res.set_content("starting\n", "text/plain");
-        return;
-      }
-      res.set_content(render(*stats), content_type);
+      res.set_content(render(*s->stats()), content_type);
     });
   };
   // The page itself holds no figures: it asks /api/ for them (with the

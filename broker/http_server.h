@@ -34,9 +34,12 @@ class HttpServer {
     std::vector<std::string> token_hashes;
   };
 
-  // Binds host:port and starts serving; nullptr and *error if it cannot.
+  // Binds host:port and starts serving `first`; nullptr and *error if it
+  // cannot.
   static std::unique_ptr<HttpServer> start(const std::string& host, int port,
-                                           Access access, std::string* error);
+                                           Access access,
+                                           std::shared_ptr<const Stats> first,
+                                           std::string* error);
   // Stops serving and waits for the threads.
   ~HttpServer();
 
@@ -53,7 +56,7 @@ class HttpServer {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   mutable std::mutex mu_;
-  std::shared_ptr<const Stats> stats_;  // under mu_
+  std::shared_ptr<const Stats> stats_;  // under mu_; never null
   Access access_;                       // under mu_
 };
 

@@ -3,7 +3,8 @@
 // Two formats (--log-format): text, "TIME LEVEL message", for
 // people; json, one object per line with time, level, event, msg and the
 // event's fields, for log pipelines. Events that operators search for
-// (connections, logins, slow consumers, storage faults) are logged with
+// (connections, logins, slow consumers, storage faults, dead letters,
+// retention) are logged with
 // log_event(): a name and fields (connection, peer, user, client, topic,
 // subscription, error). Never payloads or secrets.
 #pragma once

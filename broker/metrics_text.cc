@@ -156,6 +156,8 @@ std::vector<TopicStats> shown_topics(const Stats& stats) {
     other.appended_bytes += t.appended_bytes;
     other.stored_messages += t.stored_messages;
     other.stored_bytes += t.stored_bytes;
+    other.removed_messages += t.removed_messages;
+    other.removed_bytes += t.removed_bytes;
     other.memory_bytes += t.memory_bytes;
     for (const SubscriptionStats& s : t.subscriptions) {
       others.consumers += s.consumers;
@@ -167,6 +169,7 @@ std::vector<TopicStats> shown_topics(const Stats& stats) {
       others.acked += s.acked;
       others.nacked += s.nacked;
       others.dead_lettered += s.dead_lettered;
+      others.expired += s.expired;
     }
   }
   other.subscriptions.push_back(others);
@@ -223,6 +226,12 @@ std::string metrics_text(const Stats& stats) {
             &TopicStats::stored_messages);
   per_topic("tern_topic_stored_bytes", "gauge", "Record bytes stored.",
             &TopicStats::stored_bytes);
+  per_topic("tern_topic_retention_removed_messages_total", "counter",
+            "Messages removed by retention since the broker started.",
+            &TopicStats::removed_messages);
+  per_topic("tern_topic_retention_removed_bytes_total", "counter",
+            "Record bytes removed by retention since the broker started.",
+            &TopicStats::removed_bytes);
   per_topic("tern_topic_memory_bytes", "gauge",
             "Record bytes the topic holds in memory.",
             &TopicStats::memory_bytes);
@@ -248,6 +257,10 @@ std::string metrics_text(const Stats& stats) {
   per_subscription("tern_subscription_dead_lettered_total", "counter",
                    "Messages moved to the dead-letter topic.",
                    &SubscriptionStats::dead_lettered);
+  per_subscription("tern_subscription_expired_total", "counter",
+                   "Messages whose time to live ended before they were "
+                   "handed out (dead-lettered too with dead_letter_expired).",
+                   &SubscriptionStats::expired);
   per_subscription("tern_subscription_lag", "gauge",
                    "Committed messages not acked yet.",
                    &SubscriptionStats::lag);

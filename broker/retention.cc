@@ -154,12 +154,17 @@ void Broker::apply_retention(const RetentionJob& job, const RetentionCut& cut) {
   progress->second.uncompacted_end = cut.first;
   progress->second.uncompacted_bytes += cut.bytes;
   progress->second.last_cut_ms = uv_now(&loop_);
-  LOG_DEBUG(
-      "retention: topic %s offsets %llu..%llu removed (%llu messages, "
-      "%llu bytes)",
-      topic->name().c_str(), (unsigned long long)job.first,
-      (unsigned long long)cut.first - 1, (unsigned long long)cut.messages,
-      (unsigned long long)cut.bytes);
+  log_event(LogLevel::kInfo, "retention_removed",
+            {{"topic", topic->name()},
+             {"first", std::to_string(job.first)},
+             {"last", std::to_string(cut.first - 1)},
+             {"messages", std::to_string(cut.messages)},
+             {"bytes", std::to_string(cut.bytes)}},
+            "retention: topic %s offsets %llu..%llu removed (%llu messages, "
+            "%llu bytes)",
+            topic->name().c_str(), (unsigned long long)job.first,
+            (unsigned long long)cut.first - 1, (unsigned long long)cut.messages,
+            (unsigned long long)cut.bytes);
 }
 
 }  // namespace tern

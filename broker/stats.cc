@@ -65,13 +65,14 @@ HttpServer::Access http_access(const Config& config) {
 bool Broker::start_http() {
   if (config_.http_host.empty()) return true;
   std::string error;
+  last_stats_ = std::make_shared<Stats>(take_stats());
+  last_stats_ms_ = uv_now(&loop_);
   http_ = HttpServer::start(config_.http_host, config_.http_port,
-                            http_access(config_), &error);
+                            http_access(config_), last_stats_, &error);
   if (!http_) {
     LOG_ERROR("%s", error.c_str());
     return false;
   }
-  publish_stats(uv_now(&loop_));
   LOG_INFO("HTTP on %s:%d (/metrics, /healthz, /readyz)",
            config_.http_host.c_str(), config_.http_port);
   return true;
@@ -109,6 +110,8 @@ Stats Broker::take_stats() const {
     t.name = name;
     t.appended_messages = topic->appended_messages();
     t.appended_bytes = topic->appended_bytes();
+    t.removed_messages = topic->removed_messages();
+    t.removed_bytes = topic->removed_bytes();
     storage::TopicState state = topic->state();
     t.stored_messages = state.messages;
     t.stored_bytes = state.bytes;
@@ -126,6 +129,7 @@ Stats Broker::take_stats() const {
       sub.acked = c.acked;
       sub.nacked = c.nacked;
       sub.dead_lettered = c.dead_lettered;
+      sub.expired = c.expired;
     }
   }
   for (size_t i = 0; i < frames_received_.size(); ++i)

@@ -29,6 +29,7 @@ struct SubscriptionStats {
   uint64_t acked = 0;
   uint64_t nacked = 0;
   uint64_t dead_lettered = 0;
+  uint64_t expired = 0;
   // Over the second before the snapshot (0 in the first one).
   double delivered_per_s = 0;
   double acked_per_s = 0;
@@ -40,6 +41,8 @@ struct TopicStats {
   uint64_t appended_bytes = 0;
   uint64_t stored_messages = 0;
   uint64_t stored_bytes = 0;
+  uint64_t removed_messages = 0;  // by retention, since the broker started
+  uint64_t removed_bytes = 0;
   uint64_t memory_bytes = 0;  // its tail and what was read back
   double appended_per_s = 0;  // over the second before the snapshot
   std::vector<SubscriptionStats> subscriptions;

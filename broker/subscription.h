@@ -95,6 +95,7 @@ class Subscription {
     uint64_t acked = 0;
     uint64_t nacked = 0;
     uint64_t dead_lettered = 0;
+    uint64_t expired = 0;  // time to live ended before it was handed out
   };
   const Counters& counters() const { return counters_; }
 

@@ -63,6 +63,8 @@ void Topic::remove_before(uint64_t first, uint64_t messages, uint64_t bytes) {
   first_offset_ = std::max(first_offset_, first);
   messages_ -= std::min(messages_, messages);
   bytes_ -= std::min(bytes_, bytes);
+  removed_messages_ += messages;
+  removed_bytes_ += bytes;
   while (!tail_.empty() && tail_.front().offset < first_offset_) pop_tail();
   for (auto& s : subscriptions_) s->skip_before(first_offset_);
 }

@@ -106,6 +106,9 @@ class Topic {
   // record bytes.
   uint64_t appended_messages() const { return appended_messages_; }
   uint64_t appended_bytes() const { return appended_bytes_; }
+  // Since the broker started: messages and bytes retention removed.
+  uint64_t removed_messages() const { return removed_messages_; }
+  uint64_t removed_bytes() const { return removed_bytes_; }
 
   // Bytes of records held in memory: the tail and the stretches read back.
   size_t memory_bytes() const { return tail_bytes_ + read_back_bytes_; }
@@ -157,6 +160,8 @@ class Topic {
   uint64_t bytes_;
   uint64_t appended_messages_ = 0;
   uint64_t appended_bytes_ = 0;
+  uint64_t removed_messages_ = 0;
+  uint64_t removed_bytes_ = 0;
   uint64_t first_offset_;
   uint64_t committed_end_;
   uint64_t next_offset_;

@@ -147,6 +147,44 @@ TEST_CASE(
   CHECK(promtool.out.empty());
 }
 
+TEST_CASE("http: retention and expiry are counted") {
+  HttpBroker b({"--retention-interval", "50ms"});
+  auto client = Client::connect(b.broker.address());
+  TopicSettings settings;
+  settings.max_messages = 3;
+  client->create_topic("short", settings);
+  for (int i = 0; i < 10; ++i) client->publish("short", std::string(10, 'x'));
+  OutgoingMessage brief;
+  brief.payload = "gone soon";
+  brief.ttl = 1ms;
+  client->publish("brief", brief);
+  client->publish("brief", brief);
+  std::this_thread::sleep_for(50ms);
+  // Both have expired by the time the subscription would hand them out.
+  auto sub = client->subscribe(durable("brief", "late"));
+  CHECK(receive(sub, 1, 500ms, 2s).empty());
+
+  std::string body = b.metrics_with(
+      "tern_topic_retention_removed_messages_total{topic=\"short\"} 7");
+  INFO(body);
+  CHECK(has_line(
+      body, "tern_topic_retention_removed_messages_total{topic=\"short\"} 7"));
+  CHECK(has_line(body, "tern_topic_stored_messages{topic=\"short\"} 3"));
+  CHECK(
+      body.find(
+          "\ntern_topic_retention_removed_bytes_total{topic=\"short\"} 0\n") ==
+      std::string::npos);
+  CHECK(has_line(body,
+                 "tern_subscription_expired_total{topic=\"brief\","
+                 "subscription=\"late\"} 2"));
+  CHECK(has_line(body,
+                 "tern_subscription_dead_lettered_total{topic=\"brief\","
+                 "subscription=\"late\"} 0"));
+  auto topics = nlohmann::json::parse(b.get("/api/topics")->body);
+  for (const auto& t : topics)
+    if (t["name"] == "short") CHECK(t["retention_removed_messages"] == 7);
+}
+
 TEST_CASE("http: beyond --metrics-topics, topics are summed as (other)") {
   HttpBroker b({"--metrics-topics", "2"});
   auto client = Client::connect(b.broker.address());
