@@ -9,12 +9,12 @@ import struct
 
 import flatbuffers
 
+from . import publish_layout
 from .errors import ErrorCode
 from .types import PublishResult, SubscriptionInfo, TopicInfo, TopicSettings
 from .wire import (Ack, AlterTopic, CreateTopic, DeleteSubscription,
-                   DeleteTopic, Frame, Header, Hello, ListTopics, Message,
-                   Nack, OffsetRange, Ping, Publish, ResetSubscription,
-                   Subscribe, Unsubscribe)
+                   DeleteTopic, Frame, Hello, ListTopics, Nack, OffsetRange,
+                   Ping, ResetSubscription, Subscribe, Unsubscribe)
 from .wire import TopicSettings as WireSettings
 from .wire.Body import Body
 from .wire.AlterTopicOk import AlterTopicOk
@@ -96,48 +96,11 @@ def ping(request_id):
 
 
 def publish(request_id, topic, messages, confirm=True):
-    """`messages`: OutgoingMessage values."""
-    size = 128 + len(topic)
-    for m in messages:
-        size += len(m.payload) + 64
-    b = flatbuffers.Builder(size)
-    tables = []
-    for m in messages:
-        headers = None
-        if m.headers:
-            entries = [_table(Header, b, Name=name, Value=_as_bytes(value))
-                       for name, value in m.headers]
-            Message.StartHeadersVector(b, len(entries))
-            for entry in reversed(entries):
-                b.PrependUOffsetTRelative(entry)
-            headers = b.EndVector()
-        payload = b.CreateByteVector(m.payload) if m.payload else None
-        key = b.CreateByteVector(m.key) if m.key else None
-        id_ = b.CreateString(m.id) if m.id else None
-        Message.Start(b)
-        if key is not None:
-            Message.AddKey(b, key)
-        if headers is not None:
-            Message.AddHeaders(b, headers)
-        if payload is not None:
-            Message.AddPayload(b, payload)
-        if id_ is not None:
-            Message.AddId(b, id_)
-        if m.ttl:
-            Message.AddTtlMs(b, max(1, int(m.ttl * 1000)))
-        tables.append(Message.End(b))
-    Publish.StartMessagesVector(b, len(tables))
-    for t in reversed(tables):
-        b.PrependUOffsetTRelative(t)
-    vector = b.EndVector()
-    name = b.CreateString(topic)
-    Publish.Start(b)
-    Publish.AddRequestId(b, request_id)
-    Publish.AddTopic(b, name)
-    if not confirm:
-        Publish.AddConfirm(b, False)
-    Publish.AddMessages(b, vector)
-    return _finish(b, Body.Publish, Publish.End(b))
+    """`messages`: OutgoingMessage values. Laid out by hand, front to back
+    (publish_layout.py): the Python FlatBuffers builder costs some 25 us
+    a message, which would cap a client at 40,000 messages a second."""
+    return publish_layout.publish_frame(Body.Publish, request_id, topic,
+                                        messages, confirm)
 
 
 def subscribe(request_id, topic, subscription, start, prefetch, ack_timeout_ms,
