@@ -9,12 +9,12 @@ import struct
 
 import flatbuffers
 
-from . import publish_layout
+from . import layout
 from .errors import ErrorCode
 from .types import PublishResult, SubscriptionInfo, TopicInfo, TopicSettings
-from .wire import (Ack, AlterTopic, CreateTopic, DeleteSubscription,
-                   DeleteTopic, Frame, Hello, ListTopics, Nack, OffsetRange,
-                   Ping, ResetSubscription, Subscribe, Unsubscribe)
+from .wire import (AlterTopic, CreateTopic, DeleteSubscription, DeleteTopic,
+                   Frame, Hello, ListTopics, Ping, ResetSubscription,
+                   Subscribe, Unsubscribe)
 from .wire import TopicSettings as WireSettings
 from .wire.Body import Body
 from .wire.AlterTopicOk import AlterTopicOk
@@ -97,9 +97,9 @@ def ping(request_id):
 
 def publish(request_id, topic, messages, confirm=True):
     """`messages`: OutgoingMessage values. Laid out by hand, front to back
-    (publish_layout.py): the Python FlatBuffers builder costs some 25 us
+    (layout.py): the Python FlatBuffers builder costs some 25 us
     a message, which would cap a client at 40,000 messages a second."""
-    return publish_layout.publish_frame(Body.Publish, request_id, topic,
+    return layout.publish_frame(Body.Publish, request_id, topic,
                                         messages, confirm)
 
 
@@ -121,44 +121,24 @@ def unsubscribe(request_id, consumer_id):
     return _finish(b, Body.Unsubscribe, body)
 
 
-def _ranges(module, b, offsets):
-    """Sorted offsets as inclusive [first, last] ranges."""
+def _ranges(offsets):
+    """Offsets as inclusive (first, last) ranges of consecutive ones."""
     ranges = []
     for o in sorted(offsets):
         if ranges and ranges[-1][1] + 1 == o:
             ranges[-1][1] = o
         else:
             ranges.append([o, o])
-    module.StartRangesVector(b, len(ranges))
-    for first, last in reversed(ranges):
-        OffsetRange.CreateOffsetRange(b, first, last)
-    return b.EndVector()
+    return ranges
 
 
 def ack(consumer_id, offsets, topic=""):
-    b = flatbuffers.Builder(64 + 16 * len(offsets))
-    name = b.CreateString(topic) if topic else None
-    ranges = _ranges(Ack, b, offsets)
-    Ack.Start(b)
-    Ack.AddConsumerId(b, consumer_id)
-    Ack.AddRanges(b, ranges)
-    if name is not None:
-        Ack.AddTopic(b, name)
-    return _finish(b, Body.Ack, Ack.End(b))
+    return layout.settle_frame(Body.Ack, consumer_id, _ranges(offsets), topic)
 
 
 def nack(consumer_id, offsets, delay_ms=0, dead_letter=False, topic=""):
-    b = flatbuffers.Builder(64 + 16 * len(offsets))
-    name = b.CreateString(topic) if topic else None
-    ranges = _ranges(Nack, b, offsets)
-    Nack.Start(b)
-    Nack.AddConsumerId(b, consumer_id)
-    Nack.AddRanges(b, ranges)
-    Nack.AddDelayMs(b, delay_ms)
-    Nack.AddDeadLetter(b, dead_letter)
-    if name is not None:
-        Nack.AddTopic(b, name)
-    return _finish(b, Body.Nack, Nack.End(b))
+    return layout.settle_frame(Body.Nack, consumer_id, _ranges(offsets),
+                               topic, nack=(delay_ms, dead_letter))
 
 
 def list_topics(request_id, topic=""):
