@@ -208,43 +208,11 @@ def _text(value):
     return value.decode("utf-8", "replace") if value is not None else ""
 
 
-def _vector_bytes(tab, field):
-    """The [ubyte] field number `field` of table `tab`, as bytes."""
-    o = tab.Offset(4 + 2 * field)
-    if o == 0:
-        return b""
-    start = tab.Vector(o)
-    return bytes(tab.Bytes[start:start + tab.VectorLen(o)])
-
-
-def _headers(table):
-    headers = []
-    for i in range(table.HeadersLength()):
-        h = table.Headers(i)
-        headers.append((_text(h.Name()), _vector_bytes(h._tab, 1)))
-    return headers
-
-
-class Delivery:
-    """One message of a Deliver frame, before the client wraps it."""
-
-    __slots__ = ("offset", "attempt", "timestamp_ms", "key", "headers",
-                 "payload")
-
-
 def _deliveries(deliver):
-    out = []
-    for i in range(deliver.MessagesLength()):
-        m = deliver.Messages(i)
-        d = Delivery()
-        d.offset = m.Offset()
-        d.attempt = m.Attempt()
-        d.timestamp_ms = m.TimestampMs()
-        d.key = _vector_bytes(m._tab, 3)
-        d.headers = _headers(m) if m.HeadersLength() else []
-        d.payload = _vector_bytes(m._tab, 5)
-        out.append(d)
-    return out
+    o = deliver._tab.Offset(10)  # messages, field 3
+    if o == 0:
+        return []
+    return layout.read_deliveries(deliver._tab.Bytes, deliver._tab.Vector(o))
 
 
 def _publish_results(ack_frame):

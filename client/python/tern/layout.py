@@ -1,10 +1,14 @@
-"""The frames sent per message (Publish, Ack, Nack), laid out by hand.
+"""What is written or read once per message (Publish, Ack and Nack frames;
+the deliveries of a Deliver), done by hand with struct.
 
 FlatBuffers' Python builder writes a buffer back to front through a dozen
 method calls per field; a Publish of 100 small messages took 2.5 ms, an Ack
-0.1 ms. This writes the same format front to back with struct, for the
-frames whose speed matters. tests/test_layout.py reads them back with the
-generated code (tern.wire), and the broker verifies every frame it gets.
+0.1 ms. Its generated readers make as many calls per field read, which held
+a reader thread to 50,000 deliveries a second. This writes the same format
+front to back and reads it through the vtables directly, for what is done
+per message; everything else uses the generated code. tests/test_layout.py
+checks both against the generated code (tern.wire), and the broker verifies
+every frame it gets.
 
 The Publish layout (positions from the start of the 4-byte length; every
 table 4-aligned, 8-byte fields 8-aligned, the frame padded to 8 bytes):
@@ -19,8 +23,12 @@ share one vtable.
 """
 import struct
 
+_U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
 _TABLE_AND_OFFSET = struct.Struct("<iI")
+_U64 = struct.Struct("<Q")
+_I64 = struct.Struct("<q")
 
 # Message fields (tern.fbs): key 0, headers 1, payload 2, id 3, ttl_ms 4.
 _KEY, _HEADERS, _PAYLOAD, _ID, _TTL = range(5)
@@ -203,3 +211,64 @@ def settle_frame(body_type, consumer_id, ranges, topic, nack=None):
     if topic:
         _patch(buf, table + topic_slot, _string(buf, topic.encode()))
     return _finish(buf)
+
+
+# --- reading deliveries ---
+
+class Delivery:
+    """One message of a Deliver frame, before the client wraps it."""
+
+    __slots__ = ("offset", "attempt", "timestamp_ms", "key", "headers",
+                 "payload")
+
+
+def _slots(buf, table):
+    """The field offsets of `table` (0: absent), from its vtable."""
+    vt = table - _I32.unpack_from(buf, table)[0]
+    size = _U16.unpack_from(buf, vt)[0]
+    return struct.unpack_from(f"<{size // 2 - 2}H", buf, vt + 4)
+
+
+def _target(buf, at):
+    """Where the uoffset at `at` points."""
+    return at + _U32.unpack_from(buf, at)[0]
+
+
+def _vector_bytes(buf, table, slots, field):
+    if field >= len(slots) or slots[field] == 0:
+        return b""
+    start = _target(buf, table + slots[field])
+    n = _U32.unpack_from(buf, start)[0]
+    return bytes(buf[start + 4:start + 4 + n])
+
+
+def _read_header(buf, table):
+    slots = _slots(buf, table)
+    return (_vector_bytes(buf, table, slots, 0).decode("utf-8", "replace"),
+            _vector_bytes(buf, table, slots, 1))
+
+
+def read_deliveries(buf, vector):
+    """The Delivery tables of the vector whose elements start at `vector`
+    (after its length) in `buf`: offset 0, attempt 1, timestamp_ms 2,
+    key 3, headers 4, payload 5 (tern.fbs)."""
+    count = _U32.unpack_from(buf, vector - 4)[0]
+    out = []
+    for i in range(count):
+        table = _target(buf, vector + 4 * i)
+        slots = _slots(buf, table) + (0,) * 6
+        d = Delivery()
+        d.offset = _U64.unpack_from(buf, table + slots[0])[0] if slots[0] else 0
+        d.attempt = _U32.unpack_from(buf, table + slots[1])[0] if slots[1] else 0
+        d.timestamp_ms = (_I64.unpack_from(buf, table + slots[2])[0]
+                          if slots[2] else 0)
+        d.key = _vector_bytes(buf, table, slots, 3)
+        d.headers = []
+        if slots[4]:
+            headers = _target(buf, table + slots[4])
+            for j in range(_U32.unpack_from(buf, headers)[0]):
+                d.headers.append(_read_header(
+                    buf, _target(buf, headers + 4 + 4 * j)))
+        d.payload = _vector_bytes(buf, table, slots, 5)
+        out.append(d)
+    return out

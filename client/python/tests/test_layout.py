@@ -101,3 +101,50 @@ def test_ack_and_nack_read_back():
             assert (n.ConsumerId(), ranges) == (9, want)
             assert (n.DelayMs(), n.DeadLetter()) == (delay, dead)
             assert (n.Topic() or b"") == topic.encode()
+
+
+def test_deliveries_read_as_the_generated_code_reads_them(broker,
+                                                          monkeypatch):
+    from tern import session
+    from tern.wire.Deliver import Deliver
+    seen = []
+    on_frame = session.Session.on_frame
+
+    def record(self, data):
+        seen.append(data)
+        return on_frame(self, data)
+
+    monkeypatch.setattr(session.Session, "on_frame", record)
+    sent = [
+        tern.OutgoingMessage(payload=b"plain"),
+        tern.OutgoingMessage(),  # nothing at all
+        tern.OutgoingMessage(payload=b"\x00" * 3000, key=b"k",
+                             headers=[("a", b""), ("\u00fc", b"\xff\x01")]),
+    ]
+    with tern.Client.connect(broker.address) as c:
+        c.publish_async("shapes", sent)
+        c.flush()
+        sub = c.subscribe("shapes", start=tern.Start.EARLIEST)
+        got = [sub.next(5) for _ in sent]
+    assert [(m.payload, m.key, m.headers) for m in got] == [
+        (m.payload, m.key, m.headers) for m in sent]
+
+    checked = 0
+    for data in seen:
+        frame = Frame.GetRootAs(data, 0)
+        if frame.BodyType() != Body.Deliver:
+            continue
+        d = Deliver()
+        d.Init(frame.Body().Bytes, frame.Body().Pos)
+        mine = frames._deliveries(d)
+        for i in range(d.MessagesLength()):
+            g = d.Messages(i)
+            headers = [(g.Headers(j).Name().decode(), vector(g.Headers(j),
+                                                             "Value"))
+                       for j in range(g.HeadersLength())]
+            assert (mine[i].offset, mine[i].attempt, mine[i].timestamp_ms,
+                    mine[i].key, mine[i].headers, mine[i].payload) == (
+                g.Offset(), g.Attempt(), g.TimestampMs(), vector(g, "Key"),
+                headers, vector(g, "Payload"))
+            checked += 1
+    assert checked == len(sent)
