@@ -358,18 +358,21 @@ void Client::Connection::on_error(const wire::Error& error) {
     text += ": " + error.message()->str();
   }
 
-  if (!is_request_error(error.code())) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (link_ && link_->reason.empty()) {
-      link_->reason = "broker error " + text;
-      link_->code = code;
-    }
-  }
   if (request_id == 0) {
     // Request errors without a request id can only be about an Ack (which has
     // no reply): the broker keeps the connection and there is no caller to
-    // tell, so they are dropped. Anything else ends the link.
-    if (!is_request_error(error.code())) fail_link(0, "broker error " + text);
+    // tell, so they are dropped. Anything else ends the link, and is why.
+    // (An error with a request id is about that request, even a
+    // NotAuthorized: it must not make a later lost link look final.)
+    if (is_request_error(error.code())) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (link_ && link_->reason.empty()) {
+        link_->reason = "broker error " + text;
+        link_->code = code;
+      }
+    }
+    fail_link(0, "broker error " + text);
     return;
   }
 

@@ -213,6 +213,37 @@ TEST_CASE(
   CHECK(sturdy->connected());
 }
 
+TEST_CASE(
+    "reconnect: a refused request does not stop the client from coming "
+    "back after a restart") {
+  std::string dir = make_temp_dir("tern-reconnect-users");
+  RunResult hash =
+      run_program({broker_binary(), "hash-password"}, "s3cret\n", 20s);
+  REQUIRE(hash.exit_code == 0);
+  std::ofstream(dir + "/users.toml") << "[users.alice]\npassword = \""
+                                     << hash.out.substr(0, hash.out.find('\n'))
+                                     << "\"\npublish.allow = [\"allowed.>\"]\n";
+  BrokerOptions options;
+  options.extra_args = {"--config", dir + "/users.toml"};
+  BrokerProcess broker(options);
+  ClientOptions alice;
+  alice.user = "alice";
+  alice.password = "s3cret";
+  auto client = Client::connect(broker.address(), alice);
+  // Refused with the request's id: about that request, not the connection.
+  try {
+    client->publish("denied", "x");
+    FAIL("publishing without permission did not throw");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kNotAuthorized);
+  }
+  broker.kill9();
+  broker.restart_on_same_port();
+  CHECK(client->publish("allowed.one", "x") == 0);
+  CHECK(client->connected());
+  remove_tree(dir);
+}
+
 TEST_CASE("reconnect: off, a lost connection ends the client as before") {
   BrokerProcess broker;
   ClientOptions options;
