@@ -169,11 +169,15 @@ void Broker::after_io() {
   dispatching_.swap(to_dispatch_);
   for (Subscription* s : dispatching_) {
     s->dispatch(now, wall_now);
-    // What dispatching changed (redeliveries, dead letters, skipped
-    // messages) goes into the next batch, with the dead letters it wrote.
     note_cursor(*s);
   }
   dispatching_.clear();
+  // What dispatching changed (redeliveries, dead letters, skipped messages)
+  // is written now, into the batch that holds the dead letters it appended:
+  // left to the next iteration, a commit finishing in between could seal
+  // that batch first, and a crash then would keep a dead letter whose
+  // message is delivered (and dead-lettered) again.
+  write_cursors();
 
   for (auto& [id, connection] : connections_) connection->flush();
   memory_.shed();
