@@ -236,11 +236,17 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
           for (auto& s : dlq->subscriptions()) schedule_dispatch(*s);
         }
       });
-  LOG_INFO(
-      "topic %s offset %llu (subscription %s): dead-lettered to %s "
-      "after %u deliveries: %s",
-      from.topic().name().c_str(), (unsigned long long)offset,
-      from.name().c_str(), to.c_str(), attempts, reason);
+  log_event(LogLevel::kInfo, "dead_lettered",
+            {{"topic", from.topic().name()},
+             {"subscription", from.name()},
+             {"offset", std::to_string(offset)},
+             {"attempts", std::to_string(attempts)},
+             {"reason", reason},
+             {"dead_letter_topic", to}},
+            "topic %s offset %llu (subscription %s): dead-lettered to %s "
+            "after %u deliveries: %s",
+            from.topic().name().c_str(), (unsigned long long)offset,
+            from.name().c_str(), to.c_str(), attempts, reason);
   return true;
 }
 

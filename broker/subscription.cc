@@ -132,20 +132,6 @@ void Subscription::give_up(uint64_t offset, uint32_t attempts,
                                 &error)) {
     mark_acked(offset, offset);
     ++counters_.dead_lettered;
-    // An inbox's messages are dropped instead (Broker::dead_letter).
-    if (!topic_.settings().temporary)
-      log_event(LogLevel::kInfo, "dead_lettered",
-                {{"topic", topic_.name()},
-                 {"subscription", name_},
-                 {"offset", std::to_string(offset)},
-                 {"attempts", std::to_string(attempts)},
-                 {"reason", reason},
-                 {"dead_letter_topic", settings_.dead_letter_topic}},
-                "subscription %s on topic %s: offset %llu dead-lettered to %s "
-                "after %u deliveries: %s",
-                name_.c_str(), topic_.name().c_str(),
-                (unsigned long long)offset, settings_.dead_letter_topic.c_str(),
-                attempts, reason);
     if (!dead_letter_error_.empty() && blocked_.empty()) {
       LOG_INFO(
           "subscription %s on topic %s: dead-lettering to %s works "
