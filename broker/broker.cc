@@ -98,6 +98,8 @@ bool Broker::load() {
     settings.dead_letter_topic = s.dead_letter_topic.empty()
                                      ? topic.name() + ".dlq"
                                      : s.dead_letter_topic;
+    settings.retry_delays_ms =
+        s.retry_delays_ms.empty() ? config_.retry_delays_ms : s.retry_delays_ms;
     Subscription& restored =
         topic.add_subscription(std::make_unique<Subscription>(
             topic, s.name, std::move(settings), std::move(acks), start, *this));

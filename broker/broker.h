@@ -71,6 +71,7 @@ struct SubscribeRequest {
   uint32_t ack_timeout_ms = 0;  // 0: the existing one, or the default
   uint32_t max_deliveries = 16;
   std::string dead_letter_topic;  // empty: "<topic>.dlq"
+  std::vector<uint32_t> retry_delays_ms;  // empty: the existing, or default
 };
 
 // Why an operation was refused: what the Error frame says.

@@ -217,6 +217,18 @@ std::vector<Setting> make_settings() {
                    "disk has less free space; 0: off"),
       ms_setting("ack-timeout", &Config::default_ack_timeout_ms, 1, 86400000,
                  "default ack timeout of subscriptions"),
+      {"retry-delays", "DELAYS",
+       "a new subscription's backoff: the wait before\n"
+       "redelivering after an ack timeout or a nack\n"
+       "without delay, per failed delivery, the last\n"
+       "repeating (e.g. 100ms,1s,5s,30s; 0: at once)",
+       Setting::FileType::kString,
+       [](const std::string& text, Config* config, std::string* why) {
+         return cli::parse_delays(text, &config->retry_delays_ms, why);
+       },
+       [](const Config& config) {
+         return cli::format_delays(config.retry_delays_ms);
+       }},
       ms_setting("dedupe-window", &Config::dedupe_window_ms, 1, 7 * 86400000ull,
                  "how long a producer message id is remembered\n"
                  "per topic"),

@@ -36,6 +36,10 @@ struct Config {
   bool fsync = true;                     // --fsync always|never
   uint32_t max_frame_bytes = 16u << 20;  // larger frames close the connection
   uint32_t default_ack_timeout_ms = 30000;
+  // A new subscription's backoff (SubscriptionSettings::retry_delays_ms):
+  // a quick first retry for a passing fault, then slower, so that a poison
+  // message takes minutes, not milliseconds, to use up max_deliveries.
+  std::vector<uint32_t> retry_delays_ms{100, 1000, 5000, 30000};
   uint64_t dedupe_window_ms = 120000;       // producer message ids remembered
   size_t max_dedupe_ids = 10000000;         // over all topics (~150 B each)
   uint64_t retention_interval_ms = 1000;    // how often retention runs

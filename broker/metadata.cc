@@ -37,6 +37,7 @@ void Broker::persist_settings(Subscription& subscription) {
     record.name = name;
     record.max_deliveries = s->settings().max_deliveries;
     record.dead_letter_topic = s->settings().dead_letter_topic;
+    record.retry_delays_ms = s->settings().retry_delays_ms;
     b.put_subscription_settings(record);
   });
 }

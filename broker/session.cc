@@ -7,6 +7,7 @@
 #include "log.h"
 #include "subscription.h"
 #include "topic.h"
+#include "units.h"
 #include "wildcard.h"
 
 namespace tern {
@@ -173,6 +174,20 @@ void Session::on_subscribe(const wire::Subscribe& subscribe) {
   request.ack_timeout_ms = subscribe.ack_timeout_ms();
   request.max_deliveries = subscribe.max_deliveries();
   request.dead_letter_topic = str(subscribe.dead_letter_topic());
+  if (const auto* delays = subscribe.retry_delays_ms()) {
+    if (delays->size() > cli::kMaxRetryDelays)
+      return reply_error(
+          request_id, wire::ErrorCode::InvalidSubscription,
+          "at most " + std::to_string(cli::kMaxRetryDelays) + " retry delays");
+    for (uint32_t delay : *delays) {
+      if (delay > cli::kMaxRetryDelayMs)
+        return reply_error(request_id, wire::ErrorCode::InvalidSubscription,
+                           "a retry delay may be at most a day (" +
+                               std::to_string(cli::kMaxRetryDelayMs) +
+                               " ms), not " + std::to_string(delay) + " ms");
+      request.retry_delays_ms.push_back(delay);
+    }
+  }
   std::string topic_name = str(subscribe.topic());
   // Its nacks put messages into the dead-letter topic: naming one is
   // publishing to it. The default, <topic>.dlq, is always allowed.
@@ -371,7 +386,8 @@ void Session::on_list_topics(const wire::ListTopics& list) {
           uint32_t(s->dead_letter_blocked()),
           s->dead_letter_blocked() == 0
               ? 0
-              : fbb.CreateString(s->dead_letter_error())));
+              : fbb.CreateString(s->dead_letter_error()),
+          fbb.CreateVector(s->settings().retry_delays_ms)));
     }
     const storage::TopicSettings& t = topic->settings();
     storage::TopicState state = topic->state();

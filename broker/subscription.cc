@@ -115,13 +115,30 @@ void Subscription::nack(Consumer& consumer, uint64_t first, uint64_t last,
       // Dead-lettered on its way out again, where its record is at hand.
       give_up_[offset] = "rejected";
       redeliver_[offset] = attempts;
-    } else if (delay_ms == 0) {
-      redeliver_[offset] = attempts;
     } else {
-      delayed_.emplace(now_ms + delay_ms, std::make_pair(offset, attempts));
+      retry(offset, attempts, delay_ms ? delay_ms : backoff_ms(attempts),
+            now_ms);
     }
     cursor_changed_ = true;
   }
+}
+
+uint32_t Subscription::backoff_ms(uint32_t attempt) const {
+  const std::vector<uint32_t>& delays = settings_.retry_delays_ms;
+  return delays[std::min<size_t>(attempt == 0 ? 0 : attempt - 1,
+                                 delays.size() - 1)];
+}
+
+void Subscription::retry(uint64_t offset, uint32_t attempts, uint32_t delay_ms,
+                         uint64_t now_ms) {
+  // One that may not be delivered again is dead-lettered at once, not
+  // after a wait that would change nothing.
+  if (settings_.max_deliveries != 0 && attempts >= settings_.max_deliveries)
+    delay_ms = 0;
+  if (delay_ms == 0)
+    redeliver_[offset] = attempts;
+  else
+    delayed_.emplace(now_ms + delay_ms, std::make_pair(offset, attempts));
 }
 
 void Subscription::give_up(uint64_t offset, uint32_t attempts,
@@ -417,7 +434,7 @@ bool Subscription::expire(uint64_t now_ms) {
     deadlines_.pop_front();
     if (settled) continue;
     --it->second.consumer->unacked;
-    redeliver_[d.offset] = d.attempt;
+    retry(d.offset, d.attempt, backoff_ms(d.attempt), now_ms);
     pending_.erase(it);
     cursor_changed_ = true;
     any = true;

@@ -35,6 +35,9 @@ struct SubscriptionSettings {
   uint32_t ack_timeout_ms = 30000;
   uint32_t max_deliveries = 16;   // 0: unlimited
   std::string dead_letter_topic;  // a topic name
+  // The wait before delivery n+1 when delivery n failed (ack timeout, or a
+  // nack without a delay): entry n-1, the last one repeating. Not empty.
+  std::vector<uint32_t> retry_delays_ms{0};
 };
 
 // Where a subscription sends the messages it gives up on: the broker.
@@ -167,6 +170,12 @@ class Subscription {
   // asks for that.
   void expire_message(uint64_t offset, uint32_t attempts,
                       const wire::StoredMessage& message, uint64_t now_ms);
+  // The wait before redelivering after delivery `attempt` failed.
+  uint32_t backoff_ms(uint32_t attempt) const;
+  // Delivery `attempts` of `offset` failed: delivered again after
+  // `delay_ms` (0: as soon as there is credit).
+  void retry(uint64_t offset, uint32_t attempts, uint32_t delay_ms,
+             uint64_t now_ms);
   // Dead-letters a message (it then counts as acked).
   void give_up(uint64_t offset, uint32_t attempts,
                const wire::StoredMessage& message, const char* reason,

@@ -58,20 +58,26 @@ Subscription* Broker::subscription(Topic& topic,
   settings.dead_letter_topic = request.dead_letter_topic.empty()
                                    ? topic.name() + ".dlq"
                                    : request.dead_letter_topic;
+  settings.retry_delays_ms = request.retry_delays_ms.empty()
+                                 ? config_.retry_delays_ms
+                                 : request.retry_delays_ms;
   if (!valid_dead_letter_topic(topic, settings.dead_letter_topic, refusal))
     return nullptr;
   if (Subscription* existing =
           name.empty() ? nullptr : topic.find_subscription(name)) {
-    // The latest Subscribe's settings apply; an ack timeout of 0 keeps the
-    // one the subscription has (it is the persisted one).
+    // The latest Subscribe's settings apply; an ack timeout of 0 and no
+    // retry delays keep the ones the subscription has (persisted).
     SubscriptionSettings old = existing->settings();
     if (request.ack_timeout_ms == 0)
       settings.ack_timeout_ms = old.ack_timeout_ms;
+    if (request.retry_delays_ms.empty())
+      settings.retry_delays_ms = old.retry_delays_ms;
     existing->set_settings(std::move(settings));
     const SubscriptionSettings& now = existing->settings();
     if (now.ack_timeout_ms != old.ack_timeout_ms) persist_cursor(*existing);
     if (now.max_deliveries != old.max_deliveries ||
-        now.dead_letter_topic != old.dead_letter_topic)
+        now.dead_letter_topic != old.dead_letter_topic ||
+        now.retry_delays_ms != old.retry_delays_ms)
       persist_settings(*existing);
     return existing;
   }

@@ -160,6 +160,43 @@ bool parse_seconds(const std::string& text, std::chrono::milliseconds* out,
   return true;
 }
 
+bool parse_delays(const std::string& text, std::vector<uint32_t>* out,
+                  std::string* why) {
+  std::vector<uint32_t> delays;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma - start);
+    std::chrono::milliseconds ms;
+    std::string item_why;
+    if (!parse_duration(item, 1, std::chrono::milliseconds(0),
+                        std::chrono::milliseconds(kMaxRetryDelayMs), &ms,
+                        &item_why)) {
+      *why = "retry delays are durations separated by commas (100ms,1s,5s): " +
+             item_why;
+      return false;
+    }
+    delays.push_back(uint32_t(ms.count()));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (delays.size() > kMaxRetryDelays) {
+    *why = "at most " + std::to_string(kMaxRetryDelays) + " retry delays";
+    return false;
+  }
+  *out = std::move(delays);
+  return true;
+}
+
+std::string format_delays(const std::vector<uint32_t>& delays_ms) {
+  std::string text;
+  for (uint32_t ms : delays_ms) {
+    if (!text.empty()) text += ',';
+    text += ms == 0 ? "0" : format_duration(std::chrono::milliseconds(ms));
+  }
+  return text;
+}
+
 bool parse_position(const std::string& text, Position* out, std::string* why) {
   std::string number_why;
   if (text == "earliest") {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tern::cli {
 
@@ -41,6 +42,15 @@ bool parse_duration(const std::string& text, uint64_t bare_unit_ms,
 // A number of seconds, fractions allowed (0.5), up to about ten years.
 bool parse_seconds(const std::string& text, std::chrono::milliseconds* out,
                    std::string* why);
+
+// Retry delays (a subscription's backoff): durations separated by commas,
+// "100ms,1s,5s,30s", each at most a day, at most kMaxRetryDelays of them;
+// "0" alone means at once.
+inline constexpr size_t kMaxRetryDelays = 32;
+inline constexpr uint32_t kMaxRetryDelayMs = 86400000;
+bool parse_delays(const std::string& text, std::vector<uint32_t>* out,
+                  std::string* why);
+std::string format_delays(const std::vector<uint32_t>& delays_ms);
 
 // Where a subscription starts.
 struct Position {

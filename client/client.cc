@@ -257,18 +257,23 @@ void build_subscribe(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
   auto dead_letter = options.dead_letter_topic.empty()
                          ? 0
                          : fbb.CreateString(options.dead_letter_topic);
+  std::vector<uint32_t> delays;
+  for (auto delay : options.retry_delays)
+    delays.push_back(uint32_t(delay.count()));
+  auto retry_delays = delays.empty() ? 0 : fbb.CreateVector(delays);
   // The enums match value for value.
   auto start = wire::StartPosition(uint8_t(options.start));
   int64_t start_time_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(
           options.start_time.time_since_epoch())
           .count();
-  frame::finish(fbb, wire::Body::Subscribe,
-                wire::CreateSubscribe(
-                    fbb, request_id, topic, name, start, options.prefetch,
-                    uint32_t(options.ack_timeout.count()), options.start_offset,
-                    start_time_ms, options.max_deliveries, dead_letter)
-                    .Union());
+  frame::finish(
+      fbb, wire::Body::Subscribe,
+      wire::CreateSubscribe(
+          fbb, request_id, topic, name, start, options.prefetch,
+          uint32_t(options.ack_timeout.count()), options.start_offset,
+          start_time_ms, options.max_deliveries, dead_letter, retry_delays)
+          .Union());
 }
 
 Subscription Client::subscribe(const SubscribeOptions& options) {
@@ -276,6 +281,12 @@ Subscription Client::subscribe(const SubscribeOptions& options) {
       options.ack_timeout.count() > std::numeric_limits<uint32_t>::max()) {
     throw Error(ErrorCode::kInvalidArgument,
                 "ack_timeout must be from 0 to 2^32-1 ms");
+  }
+  for (auto delay : options.retry_delays) {
+    if (delay.count() < 0 ||
+        delay.count() > std::numeric_limits<uint32_t>::max())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "retry delays must be from 0 to 2^32-1 ms");
   }
   std::string name;
   uint64_t consumer = 0;

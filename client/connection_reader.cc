@@ -165,8 +165,11 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
                    s->lag(), s->pending(), s->waiting_redelivery(),
                    s->ack_timeout_ms(), s->max_deliveries(),
                    to_string(s->dead_letter_topic()), s->skipped(),
-                   s->dead_letter_blocked(),
-                   to_string(s->dead_letter_error())});
+                   s->dead_letter_blocked(), to_string(s->dead_letter_error()),
+                   s->retry_delays_ms()
+                       ? std::vector<uint32_t>(s->retry_delays_ms()->begin(),
+                                               s->retry_delays_ms()->end())
+                       : std::vector<uint32_t>{}});
             }
           }
           // Absent from an older broker: no settings, all zero.

@@ -89,11 +89,13 @@ int run_topics_info(const std::string& server, const std::string& name) {
     std::printf(
         "  subscription %s\n    consumers %u, ack floor %llu, lag %llu, "
         "pending %u, waiting for redelivery %u, skipped %llu\n    ack "
-        "timeout %u ms, max deliveries %u, dead letters to %s\n",
+        "timeout %u ms, max deliveries %u, dead letters to %s, retry "
+        "delays %s\n",
         s.name.empty() ? "(ephemeral)" : s.name.c_str(), s.consumers,
         (unsigned long long)s.ack_floor, (unsigned long long)s.lag, s.pending,
         s.waiting_redelivery, (unsigned long long)s.skipped, s.ack_timeout_ms,
-        s.max_deliveries, s.dead_letter_topic.c_str());
+        s.max_deliveries, s.dead_letter_topic.c_str(),
+        cli::format_delays(s.retry_delays_ms).c_str());
     if (s.dead_letter_blocked > 0)
       std::printf("    %u held back: cannot dead-letter: %s\n",
                   s.dead_letter_blocked, s.dead_letter_error.c_str());

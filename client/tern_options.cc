@@ -113,6 +113,19 @@ CLI::Option* add_position_option(CLI::App* command, const std::string& flag,
   return add_parsed_option(command, flag, "POSITION", parse, description);
 }
 
+CLI::Option* add_delays_option(CLI::App* command, const std::string& flag,
+                               std::vector<std::chrono::milliseconds>* out,
+                               const std::string& description) {
+  Parse parse = [out](const std::string& text, std::string* why) {
+    std::vector<uint32_t> delays;
+    if (!cli::parse_delays(text, &delays, why)) return false;
+    out->clear();
+    for (uint32_t ms : delays) out->emplace_back(ms);
+    return true;
+  };
+  return add_parsed_option(command, flag, "DELAYS", parse, description);
+}
+
 CLI::Option* add_text_option(CLI::App* command, const std::string& flag,
                              std::string* out, const std::string& description) {
   auto store = [flag, out](const std::string& text) {

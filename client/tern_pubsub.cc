@@ -34,6 +34,7 @@ struct SubArgs {
   std::optional<uint64_t> count;                     // unset: no limit
   std::optional<std::chrono::milliseconds> timeout;  // unset: wait forever
   std::optional<uint64_t> prefetch;
+  std::vector<std::chrono::milliseconds> retry_delays;  // empty: the broker's
   bool json = false;  // one JSON object per message
 };
 
@@ -252,6 +253,7 @@ int run_sub(const std::string& server, const SubArgs& args) {
   options.subscription = args.subscription;
   set_start(args.from.value_or(cli::Position{}), &options);
   options.prefetch = uint32_t(args.prefetch.value_or(kDefaultPrefetch));
+  options.retry_delays = args.retry_delays;
   Subscription sub = client->subscribe(options);
 
   uint64_t printed = 0;
@@ -302,6 +304,11 @@ void add_sub(CLI::App* tern, Run* run) {
                    &args->prefetch,
                    "max unacknowledged messages in flight\n(default: " +
                        std::to_string(kDefaultPrefetch) + ")");
+  add_delays_option(sub, "--retry-delays", &args->retry_delays,
+                    "the subscription's backoff: the wait before a\n"
+                    "message is delivered again after delivery N\n"
+                    "failed, per N, the last repeating (e.g.\n"
+                    "1s,5s,30s; 0: at once; default: the broker's)");
   sub->add_flag("--json", args->json,
                 "print each message as one JSON object: topic,\n"
                 "subscription, offset, attempt, timestamp_ms, key,\n"

@@ -220,11 +220,17 @@ void Batch::put_subscription(const SubscriptionRecord& subscription) {
              encode_subscription(subscription));
 }
 
-// Settings value: u32 max_deliveries, then the dead-letter topic's bytes.
+// Settings value: u32 max_deliveries, the dead-letter topic's bytes, then
+// (since retry delays) a 0 byte, which no topic name holds, and u32 each
+// retry delay. Values from before end with the topic name.
 void Batch::put_subscription_settings(const SubscriptionRecord& s) {
   std::string value;
   put_le32(&value, s.max_deliveries);
   value += s.dead_letter_topic;
+  if (!s.retry_delays_ms.empty()) {
+    value += '\0';
+    for (uint32_t delay : s.retry_delays_ms) put_le32(&value, delay);
+  }
   batch_.Put(meta_,
              subscription_key(s.topic_id, s.name, kSubscriptionSettingsTag),
              value);

@@ -134,6 +134,7 @@ struct SubscriptionRecord {
   // from before they were kept loads the defaults.
   uint32_t max_deliveries = 16;
   std::string dead_letter_topic;  // empty: "<topic>.dlq"
+  std::vector<uint32_t> retry_delays_ms;  // empty: the broker's default
 };
 
 // A producer message id seen on a topic, for de-duplication: a publish

@@ -98,7 +98,17 @@ Status Store::load_subscriptions(std::vector<SubscriptionRecord>* out) {
         return Status::error("malformed settings of subscription " + sub.name +
                              " in " + options_.path);
       sub.max_deliveries = static_cast<uint32_t>(get_le(settings.data(), 4));
-      sub.dead_letter_topic = settings.substr(4);
+      size_t end = settings.find('\0', 4);
+      sub.dead_letter_topic =
+          settings.substr(4, end == std::string::npos ? end : end - 4);
+      if (end != std::string::npos) {
+        if ((settings.size() - end - 1) % 4 != 0)
+          return Status::error("malformed retry delays of subscription " +
+                               sub.name + " in " + options_.path);
+        for (size_t p = end + 1; p < settings.size(); p += 4)
+          sub.retry_delays_ms.push_back(
+              static_cast<uint32_t>(get_le(settings.data() + p, 4)));
+      }
     } else if (!s.IsNotFound()) {
       return Status::error("cannot read subscription " + sub.name + ": " +
                            s.ToString());

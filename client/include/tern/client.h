@@ -220,6 +220,12 @@ struct SubscribeOptions {
   // tern-dlq-subscription, tern-dlq-offset, tern-dlq-attempts and
   // tern-dlq-reason. Empty: "<topic>.dlq".
   std::string dead_letter_topic;
+  // Backoff: after delivery n failed (its ack timeout passed, or a nack
+  // without a delay of its own), the message is delivered again after
+  // retry_delays[n-1], the last one repeating; {0ms}: at once. Empty: the
+  // subscription's own (a new one: the broker's --retry-delays, 100ms, 1s,
+  // 5s, 30s by default). Kept with a durable subscription.
+  std::vector<std::chrono::milliseconds> retry_delays;
 };
 
 struct ClientOptions {
@@ -292,6 +298,7 @@ struct SubscriptionInfo {
   // retried every second; dead_letter_error says why.
   uint32_t dead_letter_blocked = 0;
   std::string dead_letter_error;
+  std::vector<uint32_t> retry_delays_ms;  // the backoff (SubscribeOptions)
 };
 
 // Retention and expiry of a topic, enforced by the broker. Zero / false: no

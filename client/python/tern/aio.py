@@ -332,7 +332,7 @@ class Client:
     async def subscribe(self, topic, subscription="", *, start=Start.LATEST,
                         start_offset=0, start_time=None, prefetch=1000,
                         ack_timeout=None, max_deliveries=16,
-                        dead_letter_topic=""):
+                        dead_letter_topic="", retry_delays=()):
         consumer = Subscription(self, topic)
 
         def subscribed(value):
@@ -343,7 +343,8 @@ class Client:
 
         return await self._wait(self._session.request(subscribe_frame(
             topic, subscription, start, start_offset, start_time, prefetch,
-            ack_timeout, max_deliveries, dead_letter_topic), subscribed))
+            ack_timeout, max_deliveries, dead_letter_topic, retry_delays),
+            subscribed))
 
     async def request(self, topic, payload, timeout=5.0, headers=()):
         inbox = await self._get_inbox()

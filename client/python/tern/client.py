@@ -42,14 +42,16 @@ def tls_context(tls, ca_file):
 
 
 def subscribe_frame(topic, subscription, start, start_offset, start_time,
-                    prefetch, ack_timeout, max_deliveries, dead_letter_topic):
+                    prefetch, ack_timeout, max_deliveries, dead_letter_topic,
+                    retry_delays=()):
     start_time_ms = int(start_time * 1000) if start_time is not None else 0
     if start_time is not None and start == Start.LATEST:
         start = Start.TIME
+    delays_ms = [int(round(d * 1000)) for d in retry_delays or ()]
     return lambda rid: frames.subscribe(
         rid, topic, subscription or "", Start(start), prefetch,
         int((ack_timeout or 0) * 1000), start_offset, start_time_ms,
-        max_deliveries, dead_letter_topic or "")
+        max_deliveries, dead_letter_topic or "", delays_ms)
 
 
 class Subscription(Consumer):
@@ -427,12 +429,16 @@ class Client:
     def subscribe(self, topic, subscription="", *, start=Start.LATEST,
                   start_offset=0, start_time=None, prefetch=1000,
                   ack_timeout=None, max_deliveries=16,
-                  dead_letter_topic=""):
+                  dead_letter_topic="", retry_delays=()):
         """Subscribes to `topic`. With a `subscription` name it is durable
         (it keeps its position while nobody reads; consumers of one name
         share its messages), else ephemeral (`topic` may then be a pattern,
         "orders.*" or "orders.>"). A new subscription starts at `start`
-        (or at `start_offset`, or `start_time`, Unix seconds). Times are in
+        (or at `start_offset`, or `start_time`, Unix seconds).
+        `retry_delays`: the backoff, seconds to wait before delivering a
+        message again after its delivery n failed (ack timeout, or a nack
+        without delay), entry n-1, the last repeating; [0]: at once; empty:
+        the subscription's (a new one: the broker's). Times are in
         seconds."""
         consumer = Subscription(self, topic)
 
@@ -444,7 +450,8 @@ class Client:
 
         return self._wait(self._session.request(subscribe_frame(
             topic, subscription, start, start_offset, start_time, prefetch,
-            ack_timeout, max_deliveries, dead_letter_topic), subscribed))
+            ack_timeout, max_deliveries, dead_letter_topic, retry_delays),
+            subscribed))
 
     # --- request/reply ---
 

@@ -104,14 +104,21 @@ def publish(request_id, topic, messages, confirm=True):
 
 
 def subscribe(request_id, topic, subscription, start, prefetch, ack_timeout_ms,
-              start_offset, start_time_ms, max_deliveries, dead_letter_topic):
+              start_offset, start_time_ms, max_deliveries, dead_letter_topic,
+              retry_delays_ms=()):
     b = flatbuffers.Builder(256)
+    delays = None
+    if retry_delays_ms:
+        Subscribe.StartRetryDelaysMsVector(b, len(retry_delays_ms))
+        for delay in reversed(retry_delays_ms):
+            b.PrependUint32(delay)
+        delays = b.EndVector()
     body = _table(Subscribe, b, RequestId=request_id, Topic=topic,
                   Subscription=subscription, Start=int(start),
                   Prefetch=prefetch, AckTimeoutMs=ack_timeout_ms,
                   StartOffset=start_offset, StartTimeMs=start_time_ms,
                   MaxDeliveries=max_deliveries,
-                  DeadLetterTopic=dead_letter_topic)
+                  DeadLetterTopic=dead_letter_topic, RetryDelaysMs=delays)
     return _finish(b, Body.Subscribe, body)
 
 
@@ -245,7 +252,9 @@ def _topic_info(t):
             ack_timeout_ms=x.AckTimeoutMs(), max_deliveries=x.MaxDeliveries(),
             dead_letter_topic=_text(x.DeadLetterTopic()), skipped=x.Skipped(),
             dead_letter_blocked=x.DeadLetterBlocked(),
-            dead_letter_error=_text(x.DeadLetterError())))
+            dead_letter_error=_text(x.DeadLetterError()),
+            retry_delays_ms=[x.RetryDelaysMs(j)
+                             for j in range(x.RetryDelaysMsLength())]))
     return TopicInfo(name=_text(t.Name()), first_offset=t.FirstOffset(),
                      next_offset=t.NextOffset(), subscriptions=subs,
                      settings=settings, messages=t.Messages(),

@@ -73,6 +73,7 @@ class SubscriptionInfo:
     skipped: int  # removed by retention before it was acked
     dead_letter_blocked: int
     dead_letter_error: str
+    retry_delays_ms: List[int]  # the backoff (see Client.subscribe)
 
 
 @dataclasses.dataclass(frozen=True)

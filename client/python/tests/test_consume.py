@@ -148,3 +148,18 @@ def test_deleted_topic_ends_its_consumer(client):
     with pytest.raises(tern.TernError) as e:
         sub.next(5)
     assert e.value.code == tern.ErrorCode.Deleted
+
+
+def test_retry_delays(client):
+    client.publish("flaky", "x")
+    sub = client.subscribe("flaky", "w", start=tern.Start.EARLIEST,
+                           retry_delays=[0.3, 0.6])
+    [info] = client.topic_info("flaky").subscriptions
+    assert info.retry_delays_ms == [300, 600]
+    m = sub.next(5)
+    start = time.monotonic()
+    m.nack()  # no delay of its own: the subscription's backoff
+    again = sub.next(5)
+    assert time.monotonic() - start >= 0.28
+    assert again.attempt == 2
+    again.ack()
