@@ -87,6 +87,7 @@ void log_event(LogLevel level, const char* event,
     append_json(&line, message);
     line += '"';
     for (const LogField& f : fields) {
+      if (f.value.empty()) continue;  // absent, not ""
       line += ",\"";
       line += f.name;
       line += "\":\"";

@@ -6,7 +6,8 @@
 // (connections, logins, slow consumers, storage faults, dead letters,
 // retention) are logged with
 // log_event(): a name and fields (connection, peer, user, client, topic,
-// subscription, error). Never payloads or secrets.
+// subscription, error, trace_id); a field with an empty value is left
+// out. Never payloads or secrets.
 #pragma once
 
 #include <initializer_list>

@@ -11,6 +11,7 @@
 #include "record.h"
 #include "subscription.h"
 #include "topic.h"
+#include "traceparent.h"
 
 namespace tern {
 
@@ -242,7 +243,8 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
              {"offset", std::to_string(offset)},
              {"attempts", std::to_string(attempts)},
              {"reason", reason},
-             {"dead_letter_topic", to}},
+             {"dead_letter_topic", to},
+             {"trace_id", trace::trace_id_of(message.headers())}},
             "topic %s offset %llu (subscription %s): dead-lettered to %s "
             "after %u deliveries: %s",
             from.topic().name().c_str(), (unsigned long long)offset,

@@ -7,6 +7,7 @@
 #include "consumer.h"
 #include "log.h"
 #include "topic.h"
+#include "traceparent.h"
 
 namespace tern {
 
@@ -173,10 +174,26 @@ void Subscription::give_up(uint64_t offset, uint32_t attempts,
   cursor_changed_ = true;
 }
 
+void Subscription::log_message(LogLevel level, const char* event,
+                               uint64_t offset,
+                               const wire::StoredMessage& message,
+                               const std::string& what) const {
+  log_event(level, event,
+            {{"topic", topic_.name()},
+             {"subscription", name_},
+             {"offset", std::to_string(offset)},
+             {"trace_id", trace::trace_id_of(message.headers())}},
+            "subscription %s on topic %s: offset %llu %s", name_.c_str(),
+            topic_.name().c_str(), (unsigned long long)offset, what.c_str());
+}
+
 void Subscription::expire_message(uint64_t offset, uint32_t attempts,
                                   const wire::StoredMessage& message,
                                   uint64_t now_ms) {
   ++counters_.expired;
+  if (log_enabled(LogLevel::kDebug))
+    log_message(LogLevel::kDebug, "expired", offset, message,
+                "expired before it was handed out");
   if (topic_.settings().dead_letter_expired)
     give_up(offset, attempts, message, "expired", now_ms);
   else
@@ -300,6 +317,9 @@ void Subscription::dispatch(uint64_t now_ms, int64_t wall_ms) {
     if (attempt > 1) {
       ++counters_.redelivered;
       cursor_changed_ = true;
+      if (log_enabled(LogLevel::kDebug))
+        log_message(LogLevel::kDebug, "redelivered", offset, *message,
+                    "delivered again, attempt " + std::to_string(attempt));
     }
     deadlines_.push_back({now_ms + settings_.ack_timeout_ms, offset, attempt});
     ++consumer->unacked;

@@ -17,12 +17,13 @@
 #include <deque>
 #include <map>
 #include <set>
-#include <utility>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ack_set.h"
+#include "log.h"
 #include "tern_generated.h"
 
 namespace tern {
@@ -166,6 +167,10 @@ class Subscription {
   std::vector<uint64_t> held_by(const Consumer& consumer, uint64_t first,
                                 uint64_t last) const;
   void mark_acked(uint64_t first, uint64_t last);
+  // A log event about the message at `offset`, with its trace id.
+  void log_message(LogLevel level, const char* event, uint64_t offset,
+                   const wire::StoredMessage& message,
+                   const std::string& what) const;
   // A message whose time to live ended: done, or dead-lettered if its topic
   // asks for that.
   void expire_message(uint64_t offset, uint32_t attempts,

@@ -225,6 +225,8 @@ bool Responder::serve_one(std::chrono::milliseconds timeout) {
   if (const std::string* id = request->header(kCorrelationIdHeader)) {
     reply.headers.push_back({kCorrelationIdHeader, *id});
   }
+  // The reply is the next hop of the request's trace, if it has one.
+  TraceContext::of(*request).child().attach(&reply);
   try {
     reply.payload = handler_(*request);
   } catch (const std::exception& e) {

@@ -35,7 +35,8 @@ struct SubArgs {
   std::optional<std::chrono::milliseconds> timeout;  // unset: wait forever
   std::optional<uint64_t> prefetch;
   std::vector<std::chrono::milliseconds> retry_delays;  // empty: the broker's
-  bool json = false;  // one JSON object per message
+  bool json = false;     // one JSON object per message
+  bool headers = false;  // headers before the payload
 };
 
 // --- pub ---
@@ -244,6 +245,27 @@ std::string message_json(const Message& m) {
   return object.dump();
 }
 
+// A message's headers on one line: name=value pairs separated by spaces,
+// every byte of a value that is not printable ASCII, a space, '=' or '\\'
+// written as \xNN.
+std::string headers_text(const Message& m) {
+  std::string text;
+  for (const Header& h : m.headers) {
+    if (!text.empty()) text += ' ';
+    text += h.name + '=';
+    for (unsigned char c : h.value) {
+      if (c > ' ' && c < 127 && c != '=' && c != '\\') {
+        text += char(c);
+      } else {
+        char escaped[5];
+        std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+        text += escaped;
+      }
+    }
+  }
+  return text;
+}
+
 int run_sub(const std::string& server, const SubArgs& args) {
   ClientOptions client_options;
   client_options.client_name = "tern-cli";
@@ -267,6 +289,7 @@ int run_sub(const std::string& server, const SubArgs& args) {
     std::string line = args.json        ? message_json(*m)
                        : sub.wildcard() ? m->topic + '\t' + m->payload
                                         : m->payload;
+    if (args.headers && !args.json) line = headers_text(*m) + '\t' + line;
     if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size() ||
         std::fputc('\n', stdout) == EOF || std::fflush(stdout) != 0) {
       throw std::runtime_error(
@@ -309,6 +332,10 @@ void add_sub(CLI::App* tern, Run* run) {
                     "message is delivered again after delivery N\n"
                     "failed, per N, the last repeating (e.g.\n"
                     "1s,5s,30s; 0: at once; default: the broker's)");
+  sub->add_flag("--headers", args->headers,
+                "print each message's headers before it: name=value\n"
+                "pairs separated by spaces, then a tab (bytes that\n"
+                "are not printable ASCII, ' ', '=' or '\\' as \\xNN)");
   sub->add_flag("--json", args->json,
                 "print each message as one JSON object: topic,\n"
                 "subscription, offset, attempt, timestamp_ms, key,\n"
@@ -321,7 +348,8 @@ void add_sub(CLI::App* tern, Run* run) {
       "\n"
       "TOPIC may be a pattern (ephemeral only): '*' matches one '.'-separated\n"
       "token, a final '>' one or more, e.g. 'orders.*' or 'orders.>'. Each\n"
-      "line is then the message's topic, a tab, and the payload.");
+      "line is then the message's topic, a tab, and the payload.\n"
+      "With --headers, the headers and a tab come first.");
   on_run(sub, run,
          [args](const std::string& server) { return run_sub(server, *args); });
 }

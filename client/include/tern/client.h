@@ -185,6 +185,33 @@ struct Message {
   }
 };
 
+// W3C Trace Context (https://www.w3.org/TR/trace-context/), carried in the
+// headers "traceparent" and "tracestate". The broker stores and delivers
+// them like any header, keeps them on dead letters and redeliveries, and
+// names the trace id in its log lines about a message; Responder gives a
+// reply its request's trace.
+//
+//   tern::TraceContext trace = tern::TraceContext::start();  // or from your
+//   tracer tern::OutgoingMessage m{payload}; trace.attach(&m);
+//   ...
+//   tern::TraceContext got = tern::TraceContext::of(delivered);  // same trace
+//   id
+struct TraceContext {
+  std::string traceparent;  // "00-<trace id>-<parent id>-<flags>"; empty: none
+  std::string tracestate;   // vendors' entries, passed along unchanged
+
+  // A new trace: random trace and parent ids, sampled.
+  static TraceContext start();
+  // The trace a message carries (empty if it has no valid traceparent).
+  static TraceContext of(const Message& message);
+  // The same trace with a new parent id: the next hop's span.
+  TraceContext child() const;
+  // The 32 hex digits naming the trace; empty if traceparent is not valid.
+  std::string trace_id() const;
+  // Sets the message's traceparent and tracestate headers (replacing any).
+  void attach(OutgoingMessage* message) const;
+};
+
 // The outcome of publishing one message: its offset, or an error.
 struct PublishResult {
   uint64_t offset = 0;
@@ -550,7 +577,8 @@ class Subscription {
 //
 // For each request, serve_one() runs the handler and publishes what it
 // returns to the request's tern-reply-to topic with the request's
-// tern-correlation-id, then acks the request. So a responder that dies
+// tern-correlation-id (and its trace, as a child: TraceContext), then acks
+// the request. So a responder that dies
 // mid-request leaves it to be redelivered to another one (the reply may
 // then come twice; request() takes the first).
 //

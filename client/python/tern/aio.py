@@ -17,6 +17,7 @@ from .errors import ErrorCode, TernError
 from .session import (RESPONDERS, Consumer, Session, as_bytes, check_reply,
                       check_result, new_inbox_name, parse_server,
                       reply_message, reply_to, request_message)
+from .trace import headers as trace_headers
 from .types import OutgoingMessage, Start
 
 _CLOSED = object()
@@ -275,10 +276,11 @@ class Client:
         await self._wait(self._session.request(frames.ping))
 
     async def publish(self, topic, payload, *, headers=(), key=b"", id="",
-                      ttl=None):
-        message = OutgoingMessage(payload=as_bytes(payload),
-                                  headers=list(headers), key=as_bytes(key),
-                                  id=id, ttl=ttl)
+                      ttl=None, trace=None):
+        message = OutgoingMessage(
+            payload=as_bytes(payload),
+            headers=list(headers) + trace_headers(trace), key=as_bytes(key),
+            id=id, ttl=ttl)
         return (await self.publish_message(topic, message)).offset
 
     async def publish_message(self, topic, message):
@@ -346,12 +348,14 @@ class Client:
             ack_timeout, max_deliveries, dead_letter_topic, retry_delays),
             subscribed))
 
-    async def request(self, topic, payload, timeout=5.0, headers=()):
+    async def request(self, topic, payload, timeout=5.0, headers=(),
+                      trace=None):
         inbox = await self._get_inbox()
         correlation_id, future = inbox.expect()
         try:
             await self.publish_message(topic, request_message(
-                payload, headers, inbox.topic, correlation_id, timeout))
+                payload, list(headers) + trace_headers(trace), inbox.topic,
+                correlation_id, timeout))
             try:
                 reply = await asyncio.wait_for(future, timeout)
             except asyncio.TimeoutError:

@@ -22,6 +22,7 @@ from .errors import ErrorCode, TernError
 from .session import (RESPONDERS, Consumer, Session, check_reply,
                       check_result, new_inbox_name, parse_server,
                       reply_message, reply_to, request_message, as_bytes)
+from .trace import headers as trace_headers
 from .types import OutgoingMessage, Start
 
 _CLOSED = object()  # queued when the application closed a subscription
@@ -352,14 +353,16 @@ class Client:
     # --- publishing ---
 
     def publish(self, topic, payload, *, headers=(), key=b"", id="",
-                ttl=None):
+                ttl=None, trace=None):
         """Publishes one message and waits until it is durable. Returns its
         offset. `ttl`: seconds it may wait to be delivered; `id`: producer
         message id (a repeat within the broker's window is not stored
-        again)."""
-        message = OutgoingMessage(payload=as_bytes(payload),
-                                  headers=list(headers), key=as_bytes(key),
-                                  id=id, ttl=ttl)
+        again); `trace`: a W3C traceparent, or (traceparent, tracestate)
+        (tern.trace)."""
+        message = OutgoingMessage(
+            payload=as_bytes(payload),
+            headers=list(headers) + trace_headers(trace), key=as_bytes(key),
+            id=id, ttl=ttl)
         return self.publish_message(topic, message).offset
 
     def publish_message(self, topic, message):
@@ -455,7 +458,8 @@ class Client:
 
     # --- request/reply ---
 
-    def request(self, topic, payload, timeout=5.0, headers=()):
+    def request(self, topic, payload, timeout=5.0, headers=(),
+                trace=None):
         """Publishes a request to `topic` and returns the reply Message.
         TernError(Timeout) if none comes within `timeout` seconds,
         TernError(RemoteError) if the responder failed."""
@@ -463,7 +467,8 @@ class Client:
         correlation_id, future = inbox.expect()
         try:
             self.publish_message(topic, request_message(
-                payload, headers, inbox.topic, correlation_id, timeout))
+                payload, list(headers) + trace_headers(trace), inbox.topic,
+                correlation_id, timeout))
             try:
                 reply = future.result(timeout)
             except concurrent.futures.TimeoutError:

@@ -9,7 +9,7 @@ concurrent.futures or asyncio futures as fits.
 import os
 import threading
 
-from . import frames
+from . import frames, trace
 from .errors import ErrorCode, TernError
 from .types import OutgoingMessage
 from .wire.Body import Body
@@ -71,6 +71,17 @@ class Message:
     @property
     def text(self):
         return self.payload.decode("utf-8")
+
+    @property
+    def traceparent(self):
+        """Its W3C traceparent (str), or None if it has no valid one."""
+        value = self.header(trace.TRACEPARENT)
+        return value.decode() if trace.parse(value) else None
+
+    @property
+    def tracestate(self):
+        value = self.header(trace.TRACESTATE)
+        return value.decode("utf-8", "replace") if value is not None else None
 
     def ack(self):
         self._consumer.settle(self, frames.ack)
@@ -249,6 +260,10 @@ def reply_message(request, payload=b"", error=None):
     correlation_id = request.header(CORRELATION_ID)
     if correlation_id is not None:
         reply.headers.append((CORRELATION_ID, correlation_id))
+    # The reply is the next hop of the request's trace, if it has one.
+    hop = trace.child(request.traceparent)
+    if hop is not None:
+        reply.headers += trace.headers((hop, request.tracestate))
     if error is not None:
         reply.payload = b""
         reply.headers.append((ERROR, str(error) or type(error).__name__))

@@ -92,3 +92,36 @@ def test_cpp_and_python_share_a_topic(broker, client):
     assert run.returncode == 0, run.stderr
     assert '"payload":"from-python"' in run.stdout.replace(" ", "")
     assert client.topic_info("mixed").subscriptions[0].lag == 0
+
+
+def test_trace_context_travels(broker, client):
+    traceparent = tern.trace.start()
+    client.publish("traced", "x", trace=(traceparent, "vendor=1"))
+    m = client.subscribe("traced", start=tern.Start.EARLIEST).next(5)
+    assert m.traceparent == traceparent
+    assert m.tracestate == "vendor=1"
+    assert tern.trace.parse("00-" + "0" * 32 + "-" + "1" * 16 + "-01") is None
+
+    # The C++ responder answers in the same trace, as a new span.
+    responder = subprocess.Popen(
+        [CLI, "reply", "echo", "--exec", "cat", "--count", "1",
+         "--server", broker.address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        reply = client.request("echo", "hi", timeout=10, trace=traceparent)
+        assert responder.wait(10) == 0
+    finally:
+        if responder.poll() is None:
+            responder.kill()
+            responder.wait()
+    assert tern.trace.trace_id(reply.traceparent) == \
+        tern.trace.trace_id(traceparent)
+    assert reply.traceparent != traceparent
+    # And so does the Python one.
+    py = client.respond("echo2", lambda m: m.payload)
+    thread = threading.Thread(target=py.serve_one, args=(10,))
+    thread.start()
+    reply = client.request("echo2", "hi", timeout=10, trace=traceparent)
+    thread.join()
+    assert tern.trace.trace_id(reply.traceparent) == \
+        tern.trace.trace_id(traceparent)
