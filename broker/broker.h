@@ -135,6 +135,20 @@ class Broker : public DeadLetters, public ReadBackSource {
   // confirm is owed from the request on: Connection::owe_reply).
   void publish(uint64_t connection_id, Topic& topic,
                const wire::Publish& publish);
+  // Appends every part of `transaction` (part i to topics[i]) into one
+  // commit and confirms them all with one PublishAck (owed, as above).
+  void publish_atomic(uint64_t connection_id,
+                      const wire::Transaction& transaction,
+                      const std::vector<Topic*>& topics);
+  // Whether `entries` more de-duplication ids or sequences fit under
+  // --max-dedupe-ids.
+  bool dedupe_room(size_t entries) const {
+    return dedupe_ids_ + entries <= config_.max_dedupe_ids;
+  }
+  // The topics of `names`, created if new; nullptr and *refusal if any
+  // name is refused (then none is created).
+  bool topics_for(const std::vector<std::string>& names,
+                  std::vector<Topic*>* topics, Refusal* refusal);
   // The subscription `request` attaches a consumer to: the durable one it
   // names (created at its start position if new) or, for an empty name, a
   // new ephemeral one.
@@ -286,6 +300,34 @@ class Broker : public DeadLetters, public ReadBackSource {
   void stage_sequence(const storage::SequencesRecord& one, bool starts_run);
   // Puts the staged records into the batch (when it is sealed).
   void write_staged_sequences();
+  // What one topic's share of a publish appended, for its commit's outcome.
+  using MessageList = flatbuffers::Vector<flatbuffers::Offset<wire::Message>>;
+  struct Appended {
+    uint64_t topic_id = 0;
+    uint64_t producer = 0;
+    uint64_t first = 0, end = 0;  // the offsets appended
+    // Per message: a new offset, or (a repeated id or sequence) the
+    // original's.
+    std::vector<wire::PublishResult> results;
+    // New ids and sequences (in runs), forgotten if the commit fails.
+    std::vector<std::string> new_ids;
+    std::vector<storage::SequencesRecord> new_sequences;
+    // Duplicates of messages not durable yet: they stand or fall with their
+    // original's commit.
+    struct Unsettled {
+      size_t index;  // in results
+      std::string id;
+      uint64_t sequence;  // if no id
+    };
+    std::vector<Unsettled> unsettled;
+  };
+  Appended append_messages(Topic& topic, const MessageList* messages,
+                           uint64_t producer, uint64_t sequence, int64_t now);
+  // The commit holding `appended` returned `status`: the topic learns it,
+  // and the results say what was stored.
+  void settle(Appended& appended, const storage::Status& status);
+  void confirm(uint64_t connection_id, uint64_t request_id,
+               const std::vector<wire::PublishResult>& results);
   // Appends one message to `topic` (into the filling batch and the tail) and
   // returns its offset.
   uint64_t append(Topic& topic, const wire::Message& message,

@@ -1,6 +1,7 @@
 // Appending to topics: a Publish frame's messages (with de-duplication by
-// producer id, and the confirm once committed), one record, and a message
-// given up on, dead-lettered with headers saying where it came from.
+// producer id, and the confirm once committed), a Transaction's parts in
+// one commit, one record, and a message given up on, dead-lettered with
+// headers saying where it came from.
 #include <vector>
 
 #include "broker.h"
@@ -26,30 +27,18 @@ bool continues(const storage::SequencesRecord& run, uint64_t sequence,
 
 }  // namespace
 
-void Broker::publish(uint64_t connection_id, Topic& topic,
-                     const wire::Publish& publish) {
-  int64_t now = unix_ms();
+Broker::Appended Broker::append_messages(Topic& topic,
+                                         const MessageList* messages,
+                                         uint64_t producer, uint64_t sequence,
+                                         int64_t now) {
   int64_t expires = now + int64_t(config_.dedupe_window_ms);
-  uint64_t first = topic.next_offset();
-  uint64_t producer = publish.producer();
-  // What each message got: a new offset, or (a repeated producer message
-  // id or sequence) the offset of the original.
-  std::vector<wire::PublishResult> results;
-  std::vector<std::string> new_ids;
-  // The new sequences appended, in runs, to forget if the commit fails.
-  std::vector<storage::SequencesRecord> new_sequences;
-  // Duplicates of messages not durable yet: they stand or fall with their
-  // original's commit.
-  struct Unsettled {
-    size_t index;  // in results
-    std::string id;
-    uint64_t sequence;  // if no id
-  };
-  std::vector<Unsettled> unsettled;
-  if (publish.messages()) {
-    results.reserve(publish.messages()->size());
-    uint64_t sequence = publish.sequence();
-    for (const wire::Message* message : *publish.messages()) {
+  Appended a;
+  a.topic_id = topic.id();
+  a.producer = producer;
+  a.first = topic.next_offset();
+  if (messages) {
+    a.results.reserve(messages->size());
+    for (const wire::Message* message : *messages) {
       std::string id = message->id() ? message->id()->str() : std::string();
       bool by_sequence = id.empty() && producer != 0;
       uint64_t original;
@@ -57,8 +46,8 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
                            topic.sequences().find(producer, sequence, &original)
                      : topic.find_id(id, now, &original)) {
         if (original >= topic.committed_end())
-          unsettled.push_back({results.size(), id, sequence});
-        results.emplace_back(original, wire::ErrorCode::None, true);
+          a.unsettled.push_back({a.results.size(), id, sequence});
+        a.results.emplace_back(original, wire::ErrorCode::None, true);
         ++sequence;
         continue;
       }
@@ -66,16 +55,16 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
           dedupe_ids_ >= config_.max_dedupe_ids) {
         // Remembering it would take memory past the limit, and forgetting
         // older ids early would break their window: refuse this one.
-        results.emplace_back(0, wire::ErrorCode::LimitExceeded, false);
+        a.results.emplace_back(0, wire::ErrorCode::LimitExceeded, false);
         ++sequence;
         continue;
       }
       uint64_t offset = append(topic, *message, now);
-      results.emplace_back(offset, wire::ErrorCode::None, false);
+      a.results.emplace_back(offset, wire::ErrorCode::None, false);
       if (!id.empty()) {
         counting_dedupe(topic, [&] { topic.remember_id(id, offset, expires); });
         committer_->batch().put_dedupe({topic.id(), id, offset, expires});
-        new_ids.push_back(std::move(id));
+        a.new_ids.push_back(std::move(id));
       } else if (by_sequence) {
         bool started = false;
         counting_dedupe(topic, [&] {
@@ -83,70 +72,108 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
         });
         stage_sequence({topic.id(), producer, sequence, 1, offset, expires},
                        started);
-        if (!new_sequences.empty() &&
-            continues(new_sequences.back(), sequence, offset)) {
-          ++new_sequences.back().count;
+        if (!a.new_sequences.empty() &&
+            continues(a.new_sequences.back(), sequence, offset)) {
+          ++a.new_sequences.back().count;
         } else {
-          new_sequences.push_back(
+          a.new_sequences.push_back(
               {topic.id(), producer, sequence, 1, offset, expires});
         }
       }
       ++sequence;
     }
   }
-  uint64_t end = topic.next_offset();
-  bool confirm = publish.confirm();
-  uint64_t request_id = publish.request_id();
-  committer_->on_commit([this, topic_id = topic.id(), first, end, confirm,
-                         request_id, connection_id, producer,
-                         results = std::move(results),
-                         new_ids = std::move(new_ids),
-                         new_sequences = std::move(new_sequences),
-                         unsettled = std::move(unsettled)](
-                            const storage::Status& status) mutable {
-    // The topic may have been deleted meanwhile; its messages were stored
-    // all the same, until the delete.
-    Topic* topic = find_topic(topic_id);
+  a.end = topic.next_offset();
+  return a;
+}
+
+void Broker::settle(Appended& a, const storage::Status& status) {
+  // The topic may have been deleted meanwhile; its messages were stored
+  // all the same, until the delete.
+  Topic* topic = find_topic(a.topic_id);
+  if (topic != nullptr) {
+    topic->on_committed(a.first, a.end, status.is_ok());
+    for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
+  }
+  if (!status.is_ok()) {
+    // Nothing of it was stored, the ids and sequences included: a retry
+    // must append.
     if (topic != nullptr) {
-      topic->on_committed(first, end, status.is_ok());
-      for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
+      counting_dedupe(*topic, [&] {
+        for (const auto& id : a.new_ids) topic->forget_id(id);
+        for (const auto& run : a.new_sequences)
+          topic->sequences().forget(run.producer, run.first_sequence,
+                                    run.count);
+      });
     }
-    if (!status.is_ok()) {
-      // Nothing of it was stored, the ids and sequences included: a retry
-      // must append.
-      if (topic != nullptr) {
-        counting_dedupe(*topic, [&] {
-          for (const auto& id : new_ids) topic->forget_id(id);
-          for (const auto& run : new_sequences)
-            topic->sequences().forget(run.producer, run.first_sequence,
-                                      run.count);
-        });
-      }
-      for (auto& r : results)
-        if (!r.duplicate())
-          r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
-    }
-    // The original's commit has returned by now (commits return in order):
-    // if it failed, it was forgotten just above or in that batch's own
-    // callback, and this duplicate was not stored either.
-    for (const auto& u : unsettled) {
-      uint64_t original;
-      bool held = topic != nullptr &&
-                  (u.id.empty() ? topic->sequences().find(producer, u.sequence,
-                                                          &original)
-                                : topic->find_id(u.id, unix_ms(), &original));
-      if (topic != nullptr && (!held || original != results[u.index].offset()))
-        results[u.index] =
-            wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
-    }
-    Connection* connection = find_connection(connection_id);
-    if (!confirm || connection == nullptr) return;
-    flatbuffers::FlatBufferBuilder fbb(64 + 16 * results.size());
-    auto vector = fbb.CreateVectorOfStructs(results);
-    frame::finish(fbb, wire::Body::PublishAck,
-                  wire::CreatePublishAck(fbb, request_id, vector).Union());
-    connection->send_owed(fbb);
-  });
+    for (auto& r : a.results)
+      if (!r.duplicate())
+        r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
+  }
+  // The original's commit has returned by now (commits return in order):
+  // if it failed, it was forgotten just above or in that batch's own
+  // callback, and this duplicate was not stored either.
+  for (const auto& u : a.unsettled) {
+    uint64_t original;
+    bool held = topic != nullptr &&
+                (u.id.empty() ? topic->sequences().find(a.producer, u.sequence,
+                                                        &original)
+                              : topic->find_id(u.id, unix_ms(), &original));
+    if (topic != nullptr && (!held || original != a.results[u.index].offset()))
+      a.results[u.index] =
+          wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
+  }
+}
+
+void Broker::confirm(uint64_t connection_id, uint64_t request_id,
+                     const std::vector<wire::PublishResult>& results) {
+  Connection* connection = find_connection(connection_id);
+  if (connection == nullptr) return;
+  flatbuffers::FlatBufferBuilder fbb(64 + 16 * results.size());
+  auto vector = fbb.CreateVectorOfStructs(results);
+  frame::finish(fbb, wire::Body::PublishAck,
+                wire::CreatePublishAck(fbb, request_id, vector).Union());
+  connection->send_owed(fbb);
+}
+
+void Broker::publish(uint64_t connection_id, Topic& topic,
+                     const wire::Publish& publish) {
+  Appended appended =
+      append_messages(topic, publish.messages(), publish.producer(),
+                      publish.sequence(), unix_ms());
+  committer_->on_commit(
+      [this, connection_id, confirm = publish.confirm(),
+       request_id = publish.request_id(),
+       appended = std::move(appended)](const storage::Status& status) mutable {
+        settle(appended, status);
+        if (confirm) this->confirm(connection_id, request_id, appended.results);
+      });
+}
+
+void Broker::publish_atomic(uint64_t connection_id,
+                            const wire::Transaction& transaction,
+                            const std::vector<Topic*>& topics) {
+  // Appended one after the other with nothing in between, so all into the
+  // batch now filling: one RocksDB write, stored whole or not at all.
+  int64_t now = unix_ms();
+  std::vector<Appended> parts;
+  for (size_t i = 0; i < topics.size(); ++i) {
+    const wire::PublishPart* part = transaction.parts()->Get(i);
+    parts.push_back(append_messages(*topics[i], part->messages(),
+                                    transaction.producer(), part->sequence(),
+                                    now));
+  }
+  committer_->on_commit(
+      [this, connection_id, request_id = transaction.request_id(),
+       parts = std::move(parts)](const storage::Status& status) mutable {
+        std::vector<wire::PublishResult> results;
+        for (Appended& part : parts) {
+          settle(part, status);
+          results.insert(results.end(), part.results.begin(),
+                         part.results.end());
+        }
+        confirm(connection_id, request_id, results);
+      });
 }
 
 void Broker::stage_sequence(const storage::SequencesRecord& one,

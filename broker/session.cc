@@ -55,6 +55,8 @@ void Session::on_frame(const wire::Frame& frame, uint32_t bytes) {
   switch (type) {
     case wire::Body::Publish:
       return on_publish(*frame.body_as_Publish(), bytes);
+    case wire::Body::Transaction:
+      return on_transaction(*frame.body_as_Transaction(), bytes);
     case wire::Body::Ack:
       return on_ack(*frame.body_as_Ack());
     case wire::Body::Nack:
@@ -158,6 +160,50 @@ void Session::on_publish(const wire::Publish& publish, uint32_t bytes) {
     return reply_error(publish.request_id(), refusal.code, refusal.message);
   if (publish.confirm()) connection_.owe_reply();
   broker_.publish(connection_.id(), *topic, publish);
+}
+
+void Session::on_transaction(const wire::Transaction& transaction,
+                             uint32_t bytes) {
+  uint64_t request_id = transaction.request_id();
+  uint32_t limit = connection_.max_frame_bytes() - frame::kDeliverReserveBytes;
+  if (bytes > limit)
+    return reply_error(request_id, wire::ErrorCode::LimitExceeded,
+                       "transaction frame of " + std::to_string(bytes) +
+                           " bytes exceeds " + std::to_string(limit));
+  // Everything is checked before anything is appended: a refusal of any
+  // part refuses the whole request.
+  std::vector<std::string> names;
+  size_t remembered = 0;  // messages that may need a de-duplication entry
+  if (transaction.parts()) {
+    for (const wire::PublishPart* part : *transaction.parts()) {
+      size_t count = part->messages() ? part->messages()->size() : 0;
+      if (transaction.producer() != 0 && part->sequence() > UINT64_MAX - count)
+        return connection_.fail(
+            0, wire::ErrorCode::BadFrame,
+            "PublishPart.sequence + message count exceeds 2^64-1");
+      names.push_back(str(part->topic()));
+      // Reply rights to inboxes are not spent here: a part needs publish
+      // permission of its own.
+      if (!permitted(Action::kPublish, names.back(), "publish to", request_id))
+        return;
+      for (flatbuffers::uoffset_t i = 0; i < count; ++i) {
+        const wire::Message* m = part->messages()->Get(i);
+        if (transaction.producer() != 0 || (m->id() && m->id()->size() > 0))
+          ++remembered;
+      }
+    }
+  }
+  if (!broker_.dedupe_room(remembered))
+    return reply_error(request_id, wire::ErrorCode::LimitExceeded,
+                       "the broker's limit of producer ids and sequences "
+                       "(--max-dedupe-ids) leaves no room for this "
+                       "transaction");
+  std::vector<Topic*> topics;
+  Refusal refusal;
+  if (!broker_.topics_for(names, &topics, &refusal))
+    return reply_error(request_id, refusal.code, refusal.message);
+  connection_.owe_reply();
+  broker_.publish_atomic(connection_.id(), transaction, topics);
 }
 
 void Session::on_subscribe(const wire::Subscribe& subscribe) {

@@ -83,6 +83,7 @@ class Session {
                                           Subscription& subscription,
                                           uint32_t prefetch);
   void on_publish(const wire::Publish& publish, uint32_t bytes);
+  void on_transaction(const wire::Transaction& transaction, uint32_t bytes);
   void on_subscribe(const wire::Subscribe& subscribe);
   void subscribe_wildcard(uint64_t request_id, const std::string& pattern,
                           SubscribeRequest request, uint32_t prefetch);

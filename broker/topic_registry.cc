@@ -3,6 +3,7 @@
 // wildcard consumers that follow new topics, and reading behind a topic's
 // tail on the reader thread.
 #include <algorithm>
+#include <set>
 
 #include "broker.h"
 #include "connection.h"
@@ -52,6 +53,33 @@ Topic* Broker::topic(const std::string& name, Refusal* refusal) {
   }
   bool created;
   return create_topic(name, {}, 0, &created, refusal);
+}
+
+bool Broker::topics_for(const std::vector<std::string>& names,
+                        std::vector<Topic*>* topics, Refusal* refusal) {
+  // Every name checked before any topic is made, so a refused request
+  // leaves nothing behind.
+  std::set<std::string> fresh;
+  for (const std::string& name : names) {
+    if (topics_.count(name)) continue;
+    if (is_inbox(name)) {
+      refusal->code = wire::ErrorCode::UnknownTopic;
+      refusal->message = "no inbox " + name + " (its requester is gone)";
+      return false;
+    }
+    if (!valid_topic(name, refusal)) return false;
+    fresh.insert(name);
+  }
+  if (!fresh.empty() && !within_limit(topics_.size() + fresh.size() - 1,
+                                      config_.max_topics, "topics", refusal))
+    return false;
+  topics->clear();
+  for (const std::string& name : names) {
+    Topic* t = topic(name, refusal);
+    if (t == nullptr) return false;
+    topics->push_back(t);
+  }
+  return true;
 }
 
 Topic* Broker::create_topic(const std::string& name,

@@ -97,10 +97,9 @@ size_t publish_frame_size(const std::string& topic,
   return size;
 }
 
-void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
-                   const std::string& topic,
-                   const std::vector<OutgoingMessage>& messages, bool confirm,
-                   Sequencing sequencing) {
+std::vector<flatbuffers::Offset<wire::Message>> build_messages(
+    flatbuffers::FlatBufferBuilder& fbb,
+    const std::vector<OutgoingMessage>& messages) {
   std::vector<flatbuffers::Offset<wire::Message>> offsets;
   offsets.reserve(messages.size());
   for (const OutgoingMessage& m : messages) {
@@ -111,7 +110,15 @@ void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
     offsets.push_back(build_message(fbb, m.payload, m.key, m.headers, m.id,
                                     uint32_t(m.ttl.count())));
   }
-  finish_publish(fbb, request_id, topic, offsets, confirm, sequencing);
+  return offsets;
+}
+
+void build_publish(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,
+                   const std::string& topic,
+                   const std::vector<OutgoingMessage>& messages, bool confirm,
+                   Sequencing sequencing) {
+  finish_publish(fbb, request_id, topic, build_messages(fbb, messages), confirm,
+                 sequencing);
 }
 
 // Puts what was being done in front of a broker's request error, e.g.
@@ -139,6 +146,20 @@ void check_frame_size(const flatbuffers::FlatBufferBuilder& fbb,
                     " bytes exceeds the broker's limit of " +
                     std::to_string(limit));
   }
+}
+
+// The one result of a single-message publish, or what went wrong.
+PublishResult one_result(const Reply& reply, const std::string& topic) {
+  if (reply.results.size() != 1)
+    throw Error(ErrorCode::kProtocol,
+                "broker confirmed 1 message to " + topic + " with " +
+                    std::to_string(reply.results.size()) + " results");
+  const PublishResult& result = reply.results[0];
+  if (result.error != ErrorCode::kNone)
+    throw Error(result.error,
+                "publish to " + topic + " failed: " +
+                    wire::EnumNameErrorCode(wire::ErrorCode(result.error)));
+  return result;
 }
 
 }  // namespace
@@ -175,13 +196,7 @@ uint64_t Client::publish(const std::string& topic, std::string payload,
   } catch (const Error& e) {
     rethrow_with_context(e, "publish to " + topic);
   }
-  if (reply.result.error != ErrorCode::kNone) {
-    throw Error(
-        reply.result.error,
-        "publish to " + topic + " failed: " +
-            wire::EnumNameErrorCode(wire::ErrorCode(reply.result.error)));
-  }
-  return reply.result.offset;
+  return one_result(reply, topic).offset;
 }
 
 PublishResult publish_message(Client::Connection& connection,
@@ -203,19 +218,61 @@ PublishResult publish_message(Client::Connection& connection,
   } catch (const Error& e) {
     rethrow_with_context(e, "publish to " + topic);
   }
-  if (reply.result.error != ErrorCode::kNone) {
-    throw Error(reply.result.error,
-                "publish to " + topic + " failed: " +
-                    wire::EnumNameErrorCode(
-                        wire::ErrorCode(reply.result.error)));
-  }
-  return reply.result;
+  return one_result(reply, topic);
 }
 
 PublishResult Client::publish(const std::string& topic,
                               const OutgoingMessage& message) {
   return publish_message(*connection_, topic, message,
                          Clock::now() + connection_->options().timeout);
+}
+
+std::vector<PublishResult> Client::publish_atomic(
+    const std::vector<TopicMessages>& parts) {
+  size_t total = 0, size = 128;
+  for (const TopicMessages& part : parts) {
+    total += part.messages.size();
+    size += publish_frame_size(part.topic, part.messages);
+  }
+  flatbuffers::FlatBufferBuilder fbb(size);
+  uint64_t id = connection_->next_request_id();
+  // One producer for the request; each part's first sequence follows on
+  // from the part before it.
+  Sequencing sequencing_all = sequencing(*connection_, total);
+  uint64_t sequence = sequencing_all.first;
+  std::vector<flatbuffers::Offset<wire::PublishPart>> wire_parts;
+  for (const TopicMessages& part : parts) {
+    std::vector<flatbuffers::Offset<wire::Message>> messages =
+        build_messages(fbb, part.messages);
+    wire_parts.push_back(wire::CreatePublishPart(
+        fbb, fbb.CreateString(part.topic), fbb.CreateVector(messages),
+        sequencing_all.producer ? sequence : 0));
+    sequence += part.messages.size();
+  }
+  frame::finish(fbb, wire::Body::Transaction,
+                wire::CreateTransaction(fbb, id, fbb.CreateVector(wire_parts),
+                                        sequencing_all.producer)
+                    .Union());
+  check_frame_size(fbb, connection_->max_frame_bytes());
+  Reply reply;
+  try {
+    reply = connection_->call(id, wire::Body::PublishAck, fbb, "Transaction",
+                              Clock::now() + connection_->options().timeout);
+  } catch (const Error& e) {
+    rethrow_with_context(e, "atomic publish");
+  }
+  if (reply.results.size() != total)
+    throw Error(ErrorCode::kProtocol,
+                "broker confirmed " + std::to_string(total) +
+                    " messages with " + std::to_string(reply.results.size()) +
+                    " results");
+  for (const PublishResult& r : reply.results)
+    if (r.error != ErrorCode::kNone)
+      throw Error(r.error,
+                  std::string("atomic publish failed, nothing of it "
+                              "stored: ") +
+                      wire::EnumNameErrorCode(wire::ErrorCode(r.error)));
+  return reply.results;
 }
 
 void Client::publish_async(const std::string& topic,

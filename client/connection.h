@@ -85,8 +85,11 @@ struct Reply {
   // SubscribeOk.
   uint64_t consumer_id = 0;
   std::string subscription;
-  // PublishAck of a single-message publish.
+  // ResetOk's offset; the one result of a single-message publish.
   PublishResult result;
+  // PublishAck: every result (a Transaction has one per message of every
+  // part).
+  std::vector<PublishResult> results;
   // TopicList.
   std::vector<TopicInfo> topics;
   // CreateTopicOk.

@@ -272,18 +272,14 @@ void Client::Connection::on_publish_ack(const wire::PublishAck& ack) {
       if (w == waiters_.end()) return;
       Waiter* waiter = w->second;
       waiters_.erase(w);
-      auto* results = ack.results();
-      if (results != nullptr && results->size() == 1) {
-        waiter->reply.type = wire::Body::PublishAck;
-        waiter->reply.result.offset = results->Get(0)->offset();
-        waiter->reply.result.error = ErrorCode(results->Get(0)->error());
-      } else {
-        waiter->reply.type = wire::Body::Error;
-        waiter->reply.error = ErrorCode::kProtocol;
-        waiter->reply.message = "broker confirmed 1 message with " +
-                                std::to_string(results ? results->size() : 0) +
-                                " results";
+      waiter->reply.type = wire::Body::PublishAck;
+      if (auto* results = ack.results()) {
+        for (const wire::PublishResult* r : *results)
+          waiter->reply.results.push_back(
+              {r->offset(), ErrorCode(r->error()), r->duplicate()});
       }
+      if (!waiter->reply.results.empty())
+        waiter->reply.result = waiter->reply.results[0];
       waiter->done = true;
       waiter->cv.notify_one();
       return;

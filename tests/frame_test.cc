@@ -375,6 +375,22 @@ std::vector<Sample> one_of_each() {
           CHECK(f->body_as_AlterTopicOk()->request_id() == 22);
         });
   }
+  {
+    flatbuffers::FlatBufferBuilder fbb;
+    std::vector<flatbuffers::Offset<wire::PublishPart>> parts = {
+        wire::CreatePublishPartDirect(fbb, "orders", nullptr, 7),
+        wire::CreatePublishPartDirect(fbb, "audit")};
+    add(wire::Body::Transaction, fbb,
+        wire::CreateTransactionDirect(fbb, 23, &parts, 99).Union(),
+        [](const wire::Frame* f) {
+          const auto* t = f->body_as_Transaction();
+          CHECK(t->request_id() == 23);
+          CHECK(t->producer() == 99);
+          REQUIRE(t->parts()->size() == 2);
+          CHECK(t->parts()->Get(0)->sequence() == 7);
+          CHECK(t->parts()->Get(1)->topic()->str() == "audit");
+        });
+  }
   return samples;
 }
 

@@ -212,6 +212,12 @@ struct TraceContext {
   void attach(OutgoingMessage* message) const;
 };
 
+// One topic's messages in Client::publish_atomic().
+struct TopicMessages {
+  std::string topic;
+  std::vector<OutgoingMessage> messages;
+};
+
 // The outcome of publishing one message: its offset, or an error.
 struct PublishResult {
   uint64_t offset = 0;
@@ -396,6 +402,16 @@ class Client {
   // whether it was a duplicate of an earlier message with the same id.
   PublishResult publish(const std::string& topic,
                         const OutgoingMessage& message);
+
+  // Publishes to several topics at once: every message of every part is
+  // stored in one commit, or none is (a crash, a failed write or any
+  // refusal — a bad topic, a limit, a permission — leaves nothing of it).
+  // Waits for the confirm and returns every message's result, parts in
+  // order. Throws Error if nothing was stored. De-duplication by id and
+  // (with reconnect) by sequence applies per topic, as for publish(): a
+  // re-sent request whose first try was stored comes back all duplicates.
+  std::vector<PublishResult> publish_atomic(
+      const std::vector<TopicMessages>& parts);
 
   // Pipelined publishing: sends `messages` (one frame) and returns without
   // waiting for the confirm, unless max_unconfirmed messages are already

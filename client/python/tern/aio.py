@@ -287,6 +287,18 @@ class Client:
         [result] = await self._wait(await self.publish_async(topic, [message]))
         return check_result(result)
 
+    async def publish_atomic(self, parts):
+        """As tern.Client.publish_atomic."""
+        parts = [(topic, outgoing(messages)) for topic, messages in parts]
+        results = await self._wait(self._session.request(
+            lambda rid: frames.transaction(rid, parts),
+            frames.publish_results))
+        for result in results:
+            if not result.ok:
+                raise TernError(result.error, "atomic publish failed, "
+                                "nothing of it stored")
+        return results
+
     async def publish_async(self, topic, messages, confirm=True):
         """Sends one frame; returns a future of its PublishResults (waits
         first while max_unconfirmed messages are out)."""

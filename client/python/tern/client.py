@@ -371,6 +371,22 @@ class Client:
         [result] = self._wait(self.publish_async(topic, [message]))
         return check_result(result)
 
+    def publish_atomic(self, parts):
+        """Publishes to several topics in one commit: every message of every
+        part is stored, or none is (any refusal refuses the whole request).
+        `parts`: (topic, messages) pairs, messages as for publish_async.
+        Returns every message's PublishResult, parts in order; raises
+        TernError if nothing was stored."""
+        parts = [(topic, outgoing(messages)) for topic, messages in parts]
+        results = self._wait(self._session.request(
+            lambda rid: frames.transaction(rid, parts),
+            frames.publish_results))
+        for result in results:
+            if not result.ok:
+                raise TernError(result.error, "atomic publish failed, "
+                                "nothing of it stored")
+        return results
+
     def publish_async(self, topic, messages, confirm=True):
         """Sends `messages` (payloads or OutgoingMessage values) in one
         frame without waiting. Returns a Future of their PublishResults

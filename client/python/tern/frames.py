@@ -13,8 +13,9 @@ from . import layout
 from .errors import ErrorCode
 from .types import PublishResult, SubscriptionInfo, TopicInfo, TopicSettings
 from .wire import (AlterTopic, CreateTopic, DeleteSubscription, DeleteTopic,
-                   Frame, Hello, ListTopics, Ping, ResetSubscription,
-                   Subscribe, Unsubscribe)
+                   Frame, Header, Hello, ListTopics, Message, Ping,
+                   PublishPart, ResetSubscription, Subscribe, Transaction,
+                   Unsubscribe)
 from .wire import TopicSettings as WireSettings
 from .wire.Body import Body
 from .wire.AlterTopicOk import AlterTopicOk
@@ -101,6 +102,41 @@ def publish(request_id, topic, messages, confirm=True):
     a message, which would cap a client at 40,000 messages a second."""
     return layout.publish_frame(Body.Publish, request_id, topic,
                                         messages, confirm)
+
+
+def transaction(request_id, parts):
+    """Parts: (topic, [OutgoingMessage]) pairs, stored in one commit."""
+    b = flatbuffers.Builder(1024)
+    tables = []
+    for topic, messages in parts:
+        offsets = [_message(b, m) for m in messages]
+        PublishPart.StartMessagesVector(b, len(offsets))
+        for o in reversed(offsets):
+            b.PrependUOffsetTRelative(o)
+        vector = b.EndVector()
+        tables.append(_table(PublishPart, b, Topic=topic, Messages=vector))
+    Transaction.StartPartsVector(b, len(tables))
+    for t in reversed(tables):
+        b.PrependUOffsetTRelative(t)
+    vector = b.EndVector()
+    body = _table(Transaction, b, RequestId=request_id, Parts=vector)
+    return _finish(b, Body.Transaction, body)
+
+
+def _message(b, m):
+    """A Message table with the generated builder (layout.py writes the
+    Publish frame's by hand)."""
+    headers = None
+    if m.headers:
+        entries = [_table(Header, b, Name=name, Value=_as_bytes(value))
+                   for name, value in m.headers]
+        Message.StartHeadersVector(b, len(entries))
+        for entry in reversed(entries):
+            b.PrependUOffsetTRelative(entry)
+        headers = b.EndVector()
+    return _table(Message, b, Key=bytes(m.key), Headers=headers,
+                  Payload=bytes(m.payload), Id=m.id,
+                  TtlMs=max(1, int(m.ttl * 1000)) if m.ttl else None)
 
 
 def subscribe(request_id, topic, subscription, start, prefetch, ack_timeout_ms,

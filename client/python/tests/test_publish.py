@@ -85,3 +85,18 @@ def test_ttl_expires_undelivered_messages(client):
     sub = client.subscribe("brief", "late", start=tern.Start.EARLIEST)
     got = receive(sub, 2, timeout=1.5)
     assert [m.payload for m in got] == [b"new"]
+
+
+def test_atomic_publish(client):
+    results = client.publish_atomic([("orders", [b"o1", b"o2"]),
+                                     ("audit", [tern.OutgoingMessage(
+                                         payload=b"a1", headers=[("h", "v")],
+                                         id="audit-1")])])
+    assert [(r.offset, r.duplicate) for r in results] == [
+        (0, False), (1, False), (0, False)]
+    with pytest.raises(tern.TernError) as e:
+        client.publish_atomic([("orders", [b"o3"]), ("bad topic", [b"x"])])
+    assert e.value.code == tern.ErrorCode.InvalidTopic
+    assert client.topic_info("orders").next_offset == 2  # o3 not stored
+    m = client.subscribe("audit", start=tern.Start.EARLIEST).next(5)
+    assert (m.payload, m.headers) == (b"a1", [("h", b"v")])

@@ -1,0 +1,175 @@
+// Atomic publish to several topics (Transaction frames, publish_atomic):
+// one commit for all parts, any refusal refuses the whole request, and a
+// kill -9 leaves every request wholly stored or wholly absent.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker_process.h"
+#include "tern/client.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::vector<std::string> payloads(const std::string& address,
+                                  const std::string& topic) {
+  std::vector<std::string> out;
+  for (const Message& m : read_topic(address, topic)) out.push_back(m.payload);
+  return out;
+}
+
+ErrorCode refusal(Client& client, const std::vector<TopicMessages>& parts,
+                  std::string* message = nullptr) {
+  try {
+    client.publish_atomic(parts);
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.code();
+  }
+  return ErrorCode::kNone;
+}
+
+TEST_CASE("atomic publish: every part stored, results in order") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  client->publish("orders", "earlier");
+  std::vector<PublishResult> results = client->publish_atomic(
+      {{"orders", {{"o1", {}, {}, {}}, {"o2", {}, {}, {}}}},
+       {"audit", {{"a1", {}, {}, {}}}}});
+  REQUIRE(results.size() == 3);
+  CHECK(results[0].offset == 1);
+  CHECK(results[1].offset == 2);
+  CHECK(results[2].offset == 0);
+  CHECK(payloads(broker.address(), "orders") ==
+        std::vector<std::string>{"earlier", "o1", "o2"});
+  CHECK(payloads(broker.address(), "audit") == std::vector<std::string>{"a1"});
+
+  // Ids are per topic, as for publish(): a repeat is all duplicates.
+  OutgoingMessage paid{"paid", {}, {}, "pay-1"};
+  OutgoingMessage shipped{"ship", {}, {}, "ship-1"};
+  auto first = client->publish_atomic({{"pay", {paid}}, {"ship", {shipped}}});
+  auto again = client->publish_atomic({{"pay", {paid}}, {"ship", {shipped}}});
+  CHECK(again[0].duplicate);
+  CHECK(again[1].duplicate);
+  CHECK(again[0].offset == first[0].offset);
+  CHECK(payloads(broker.address(), "pay").size() == 1);
+  CHECK(client->publish_atomic({}).empty());
+}
+
+TEST_CASE(
+    "atomic publish: any refusal refuses all, nothing stored or "
+    "created") {
+  BrokerOptions options;
+  options.extra_args = {"--max-topics", "3"};
+  BrokerProcess broker(options);
+  auto client = Client::connect(broker.address());
+  client->publish("kept", "x");
+  std::string why;
+  CHECK(refusal(
+            *client,
+            {{"kept", {{"y", {}, {}, {}}}}, {"bad topic", {{"z", {}, {}, {}}}}},
+            &why) == ErrorCode::kInvalidTopic);
+  CHECK(why.find("bad topic") != std::string::npos);
+  CHECK(refusal(*client, {{"kept", {{"y", {}, {}, {}}}},
+                          {"_inbox.gone", {{"z", {}, {}, {}}}}}) ==
+        ErrorCode::kUnknownTopic);
+  // Three topics allowed: "kept" and two new ones would be fine, three
+  // new ones are not, and none of them is created.
+  CHECK(refusal(*client, {{"n1", {{"1", {}, {}, {}}}},
+                          {"n2", {{"2", {}, {}, {}}}},
+                          {"n3", {{"3", {}, {}, {}}}}}) ==
+        ErrorCode::kLimitExceeded);
+  CHECK(client->topics().size() == 1);
+  CHECK(payloads(broker.address(), "kept") == std::vector<std::string>{"x"});
+  client->publish_atomic(
+      {{"n1", {{"1", {}, {}, {}}}}, {"n2", {{"2", {}, {}, {}}}}});
+  CHECK(client->topics().size() == 3);
+}
+
+TEST_CASE("atomic publish: a part without permission refuses the request") {
+  std::string dir = make_temp_dir("tern-atomic");
+  RunResult hash =
+      run_program({broker_binary(), "hash-password"}, "s3cret\n", 20s);
+  REQUIRE(hash.exit_code == 0);
+  std::ofstream(dir + "/users.toml") << "[users.alice]\npassword = \""
+                                     << hash.out.substr(0, hash.out.find('\n'))
+                                     << "\"\npublish.allow = [\"ok.>\"]\n";
+  BrokerOptions options;
+  options.extra_args = {"--config", dir + "/users.toml"};
+  BrokerProcess broker(options);
+  ClientOptions alice;
+  alice.user = "alice";
+  alice.password = "s3cret";
+  auto client = Client::connect(broker.address(), alice);
+  std::string why;
+  CHECK(refusal(
+            *client,
+            {{"ok.one", {{"1", {}, {}, {}}}}, {"secret", {{"2", {}, {}, {}}}}},
+            &why) == ErrorCode::kNotAuthorized);
+  CHECK(why.find("secret") != std::string::npos);
+  CHECK(client->topics().empty());
+  client->publish_atomic({{"ok.one", {{"1", {}, {}, {}}}}});
+  remove_tree(dir);
+}
+
+TEST_CASE("atomic publish: after kill -9 every request is whole or absent") {
+  BrokerProcess broker;
+  std::mt19937 random(std::random_device{}());
+  std::set<std::string> confirmed;
+  for (int round = 0; round < 4; ++round) {
+    ClientOptions once;
+    once.reconnect = false;  // a lost connection ends the round
+    auto client = Client::connect(broker.address(), once);
+    std::atomic<bool> stop{false};
+    std::thread producer([&] {
+      try {
+        for (int i = 0; !stop && i < 100000; ++i) {
+          std::string id = std::to_string(round) + "-" + std::to_string(i);
+          std::vector<OutgoingMessage> three(3,
+                                             OutgoingMessage{id, {}, {}, {}});
+          client->publish_atomic(
+              {{"left", three},
+               {"right", {{id, {}, {}, {}}}},
+               {"audit." + std::to_string(i % 4), {{id, {}, {}, {}}}}});
+          confirmed.insert(id);
+        }
+      } catch (const Error&) {
+        // The broker was killed under it.
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        std::uniform_int_distribution<int>(100, 400)(random)));
+    broker.kill9();
+    stop = true;
+    producer.join();
+    broker.restart();
+  }
+  // Each request is in all three topics or in none.
+  std::multiset<std::string> left;
+  for (const auto& p : payloads(broker.address(), "left")) left.insert(p);
+  std::set<std::string> right, audit;
+  for (const auto& p : payloads(broker.address(), "right")) right.insert(p);
+  for (int t = 0; t < 4; ++t)
+    for (const auto& p :
+         payloads(broker.address(), "audit." + std::to_string(t)))
+      audit.insert(p);
+  MESSAGE(confirmed.size() << " requests confirmed, " << right.size()
+                           << " stored");
+  CHECK(confirmed.size() > 0);
+  CHECK(right == audit);
+  for (const std::string& id : right) CHECK(left.count(id) == 3);
+  CHECK(left.size() == 3 * right.size());
+  for (const std::string& id : confirmed) CHECK(right.count(id) == 1);
+}
+
+}  // namespace
+}  // namespace tern::test
