@@ -214,7 +214,7 @@ browser-test: $(BUILD)/tern-broker $(BUILD)/tern
 # committer in-process, so tern-tests links it (and libuv).
 # ---------------------------------------------------------------------------
 
-$(BUILD)/tern-tests: $(call obj,broker/committer.cc broker/log.cc broker/producer_sequences.cc)
+$(BUILD)/tern-tests: $(call obj,broker/ack_set.cc broker/committer.cc broker/log.cc broker/producer_sequences.cc)
 $(BUILD)/tern-tests: LDFLAGS += -Wl,--no-as-needed -luv
 
 # The long simulated power-cut loop (tests/power_cut.h): POWER_CUT_ITERATIONS

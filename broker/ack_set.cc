@@ -58,6 +58,25 @@ uint64_t AckSet::raise_floor(uint64_t offset) {
   return newly;
 }
 
+bool AckSet::remove(uint64_t offset) {
+  if (offset < floor_) {
+    // What lay between it and the old floor stays acked, as a range; the
+    // old floor itself was not acked, so it touches no range above.
+    if (offset + 1 < floor_) ranges_[offset + 1] = floor_ - 1;
+    floor_ = offset;
+    return true;
+  }
+  auto it = ranges_.upper_bound(offset);
+  if (it == ranges_.begin()) return false;
+  --it;
+  auto [first, last] = *it;
+  if (last < offset) return false;
+  ranges_.erase(it);
+  if (first < offset) ranges_[first] = offset - 1;
+  if (offset < last) ranges_[offset + 1] = last;
+  return true;
+}
+
 void AckSet::absorb_into_floor() {
   while (!ranges_.empty() && ranges_.begin()->first == floor_) {
     floor_ = ranges_.begin()->second + 1;

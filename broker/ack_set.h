@@ -27,6 +27,9 @@ class AckSet {
   // Moves the floor up to `offset` (everything below counts as done).
   // Returns how many offsets below it were not acked before.
   uint64_t raise_floor(uint64_t offset);
+  // Takes `offset` back out (the commit that acked it failed), lowering the
+  // floor if it was below it. Returns whether it was acked.
+  bool remove(uint64_t offset);
   storage::Cursor to_cursor() const;
 
  private:

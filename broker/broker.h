@@ -135,11 +135,18 @@ class Broker : public DeadLetters, public ReadBackSource {
   // confirm is owed from the request on: Connection::owe_reply).
   void publish(uint64_t connection_id, Topic& topic,
                const wire::Publish& publish);
-  // Appends every part of `transaction` (part i to topics[i]) into one
-  // commit and confirms them all with one PublishAck (owed, as above).
+  // A Transaction's ack of [first, last], which `consumer` holds.
+  struct HeldAck {
+    Consumer* consumer;
+    uint64_t first, last;
+  };
+  // Appends every part of `transaction` (part i to topics[i]) and applies
+  // `acks`, all into one commit, and confirms them with one PublishAck
+  // (owed, as above). If the commit fails the acks are taken back.
   void publish_atomic(uint64_t connection_id,
                       const wire::Transaction& transaction,
-                      const std::vector<Topic*>& topics);
+                      const std::vector<Topic*>& topics,
+                      const std::vector<HeldAck>& acks);
   // Whether `entries` more de-duplication ids or sequences fit under
   // --max-dedupe-ids.
   bool dedupe_room(size_t entries) const {

@@ -152,7 +152,8 @@ void Broker::publish(uint64_t connection_id, Topic& topic,
 
 void Broker::publish_atomic(uint64_t connection_id,
                             const wire::Transaction& transaction,
-                            const std::vector<Topic*>& topics) {
+                            const std::vector<Topic*>& topics,
+                            const std::vector<HeldAck>& acks) {
   // Appended one after the other with nothing in between, so all into the
   // batch now filling: one RocksDB write, stored whole or not at all.
   int64_t now = unix_ms();
@@ -163,17 +164,46 @@ void Broker::publish_atomic(uint64_t connection_id,
                                     transaction.producer(), part->sequence(),
                                     now));
   }
-  committer_->on_commit(
-      [this, connection_id, request_id = transaction.request_id(),
-       parts = std::move(parts)](const storage::Status& status) mutable {
-        std::vector<wire::PublishResult> results;
-        for (Appended& part : parts) {
-          settle(part, status);
-          results.insert(results.end(), part.results.begin(),
-                         part.results.end());
+  // The acks, and the cursors they change, into the same batch.
+  struct Acked {
+    uint64_t topic_id;
+    const Subscription* subscription;  // compared, not followed: it may go
+    std::vector<std::pair<uint64_t, uint32_t>> offsets;
+  };
+  std::vector<Acked> acked;
+  for (const HeldAck& ack : acks) {
+    Subscription& s = ack.consumer->subscription;
+    acked.push_back(
+        {s.topic().id(), &s, s.ack_held(*ack.consumer, ack.first, ack.last)});
+    note_cursor(s);
+    schedule_dispatch(s);  // credit returned
+  }
+  write_cursors();
+  committer_->on_commit([this, connection_id,
+                         request_id = transaction.request_id(),
+                         parts = std::move(parts), acked = std::move(acked)](
+                            const storage::Status& status) mutable {
+    std::vector<wire::PublishResult> results;
+    for (Appended& part : parts) {
+      settle(part, status);
+      results.insert(results.end(), part.results.begin(), part.results.end());
+    }
+    if (!status.is_ok()) {
+      // Nothing was stored, the acks included: their messages are not
+      // done, and go out again.
+      for (const Acked& a : acked) {
+        Topic* topic = find_topic(a.topic_id);
+        if (topic == nullptr) continue;
+        for (auto& s : topic->subscriptions()) {
+          if (s.get() != a.subscription) continue;
+          for (auto [offset, attempt] : a.offsets) s->unack(offset, attempt);
+          note_cursor(*s);
+          schedule_dispatch(*s);
         }
-        confirm(connection_id, request_id, results);
-      });
+      }
+    }
+    confirm(connection_id, request_id, results);
+  });
 }
 
 void Broker::stage_sequence(const storage::SequencesRecord& one,

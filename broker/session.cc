@@ -198,12 +198,49 @@ void Session::on_transaction(const wire::Transaction& transaction,
                        "the broker's limit of producer ids and sequences "
                        "(--max-dedupe-ids) leaves no room for this "
                        "transaction");
+  // Each ack must name deliveries its consumer holds now: one taken back
+  // (an ack timeout) may be another consumer's work already, and acking it
+  // here would give it two outputs.
+  std::vector<Broker::HeldAck> acks;
+  if (transaction.acks()) {
+    for (const wire::Ack* ack : *transaction.acks()) {
+      auto it = consumers_.find(ack->consumer_id());
+      Consumer* consumer = it == consumers_.end() ? nullptr : it->second.get();
+      auto w = wildcards_.find(ack->consumer_id());
+      if (consumer == nullptr && w != wildcards_.end() && ack->topic()) {
+        auto part = w->second.parts.find(ack->topic()->str());
+        if (part != w->second.parts.end()) consumer = part->second.get();
+      }
+      if (consumer == nullptr)
+        return reply_error(request_id, wire::ErrorCode::UnknownConsumer,
+                           "transaction acks for consumer " +
+                               std::to_string(ack->consumer_id()) +
+                               ", which this connection does not have" +
+                               (w != wildcards_.end() ? " (a wildcard "
+                                                        "consumer's ack must "
+                                                        "name its topic)"
+                                                      : ""));
+      if (!ack->ranges()) continue;
+      for (const wire::OffsetRange* range : *ack->ranges()) {
+        if (!consumer->subscription.holds(*consumer, range->first(),
+                                          range->last()))
+          return reply_error(
+              request_id, wire::ErrorCode::NotHeld,
+              "transaction acks offsets " + std::to_string(range->first()) +
+                  ".." + std::to_string(range->last()) + " of consumer " +
+                  std::to_string(ack->consumer_id()) +
+                  ", which it does not hold (not delivered to it, settled, "
+                  "or taken back after its ack timeout)");
+        acks.push_back({consumer, range->first(), range->last()});
+      }
+    }
+  }
   std::vector<Topic*> topics;
   Refusal refusal;
   if (!broker_.topics_for(names, &topics, &refusal))
     return reply_error(request_id, refusal.code, refusal.message);
   connection_.owe_reply();
-  broker_.publish_atomic(connection_.id(), transaction, topics);
+  broker_.publish_atomic(connection_.id(), transaction, topics, acks);
 }
 
 void Session::on_subscribe(const wire::Subscribe& subscribe) {

@@ -71,6 +71,26 @@ void Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
   }
 }
 
+std::vector<std::pair<uint64_t, uint32_t>> Subscription::ack_held(
+    Consumer& consumer, uint64_t first, uint64_t last) {
+  std::vector<std::pair<uint64_t, uint32_t>> acked;
+  for (uint64_t offset : held_by(consumer, first, last)) {
+    acked.emplace_back(offset, pending_[offset].attempt);
+    pending_.erase(offset);
+    --consumer.unacked;
+    mark_acked(offset, offset);
+    ++counters_.acked;
+  }
+  return acked;
+}
+
+void Subscription::unack(uint64_t offset, uint32_t attempt) {
+  if (!acks_.remove(offset)) return;  // retention removed it meanwhile
+  --counters_.acked;
+  redeliver_[offset] = attempt;
+  cursor_changed_ = true;
+}
+
 uint64_t Subscription::lag() const {
   uint64_t end = topic_.committed_end();
   return end > acks_.floor() ? end - acks_.floor() - acks_.acked_above_floor()

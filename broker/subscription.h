@@ -109,6 +109,20 @@ class Subscription {
 
   // Applies `consumer`'s ack of [first, last].
   void ack(Consumer& consumer, uint64_t first, uint64_t last);
+  // Whether `consumer` holds every offset of [first, last] (delivered to it,
+  // not settled, not taken back).
+  bool holds(const Consumer& consumer, uint64_t first, uint64_t last) const {
+    return last >= first &&
+           held_by(consumer, first, last).size() == last - first + 1;
+  }
+  // Acks what `consumer` holds of [first, last], as part of a commit that
+  // may fail: returns each offset with its delivery's attempt, for unack().
+  std::vector<std::pair<uint64_t, uint32_t>> ack_held(Consumer& consumer,
+                                                      uint64_t first,
+                                                      uint64_t last);
+  // The commit holding an ack of `offset` (delivery `attempt`) failed: it
+  // is not acked, and is delivered again.
+  void unack(uint64_t offset, uint32_t attempt);
   // Applies `consumer`'s nack of [first, last]: redeliver after `delay_ms`
   // (0: at once), or with `dead_letter` give up on them now.
   void nack(Consumer& consumer, uint64_t first, uint64_t last,

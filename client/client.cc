@@ -3,7 +3,9 @@
 // subscription.cc.
 #include "tern/client.h"
 
+#include <algorithm>
 #include <limits>
+#include <map>
 #include <utility>
 
 #include "connection.h"
@@ -230,13 +232,59 @@ PublishResult Client::publish(const std::string& topic,
 
 std::vector<PublishResult> Client::publish_atomic(
     const std::vector<TopicMessages>& parts) {
-  size_t total = 0, size = 128;
+  return transact(parts, nullptr, {});
+}
+
+std::vector<PublishResult> Client::consume_and_publish(
+    Subscription& from, const std::vector<Message>& inputs,
+    const std::vector<TopicMessages>& parts) {
+  if (inputs.empty()) return publish_atomic(parts);
+  return transact(parts, &from, inputs);
+}
+
+std::vector<PublishResult> Client::transact(
+    const std::vector<TopicMessages>& parts, Subscription* from,
+    const std::vector<Message>& inputs) {
+  size_t total = 0, size = 128 + 32 * inputs.size();
   for (const TopicMessages& part : parts) {
     total += part.messages.size();
     size += publish_frame_size(part.topic, part.messages);
   }
   flatbuffers::FlatBufferBuilder fbb(size);
   uint64_t id = connection_->next_request_id();
+  // With acks, only on the connection that delivered the inputs: their
+  // consumer id means nothing on another, where they come again anyway.
+  uint64_t generation = 0;
+  std::vector<flatbuffers::Offset<wire::Ack>> acks;
+  if (from != nullptr) {
+    if (from->consumer_id_ == 0)
+      throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
+    generation = inputs[0].generation;
+    auto [broker_id, on] = connection_->route(from->consumer_id_, generation);
+    for (const Message& m : inputs)
+      if (m.generation != generation || broker_id == 0)
+        throw Error(ErrorCode::kNotHeld,
+                    "an input was delivered on an earlier connection: it is "
+                    "delivered again, not acked");
+    generation = on;
+    // One Ack per topic (a wildcard consumer's acks name theirs), offsets
+    // as ranges.
+    std::map<std::string, std::vector<uint64_t>> by_topic;
+    for (const Message& m : inputs) by_topic[m.topic].push_back(m.offset);
+    for (auto& [topic, offsets] : by_topic) {
+      std::sort(offsets.begin(), offsets.end());
+      std::vector<wire::OffsetRange> ranges;
+      for (uint64_t o : offsets) {
+        if (!ranges.empty() && ranges.back().last() + 1 == o)
+          ranges.back() = wire::OffsetRange(ranges.back().first(), o);
+        else if (ranges.empty() || ranges.back().last() != o)
+          ranges.emplace_back(o, o);
+      }
+      acks.push_back(
+          wire::CreateAck(fbb, broker_id, fbb.CreateVectorOfStructs(ranges),
+                          from->wildcard() ? fbb.CreateString(topic) : 0));
+    }
+  }
   // One producer for the request; each part's first sequence follows on
   // from the part before it.
   Sequencing sequencing_all = sequencing(*connection_, total);
@@ -250,15 +298,20 @@ std::vector<PublishResult> Client::publish_atomic(
         sequencing_all.producer ? sequence : 0));
     sequence += part.messages.size();
   }
-  frame::finish(fbb, wire::Body::Transaction,
-                wire::CreateTransaction(fbb, id, fbb.CreateVector(wire_parts),
-                                        sequencing_all.producer)
-                    .Union());
+  frame::finish(
+      fbb, wire::Body::Transaction,
+      wire::CreateTransaction(fbb, id, fbb.CreateVector(wire_parts),
+                              sequencing_all.producer,
+                              acks.empty() ? 0 : fbb.CreateVector(acks))
+          .Union());
   check_frame_size(fbb, connection_->max_frame_bytes());
   Reply reply;
   try {
     reply = connection_->call(id, wire::Body::PublishAck, fbb, "Transaction",
-                              Clock::now() + connection_->options().timeout);
+                              Clock::now() + connection_->options().timeout,
+                              from != nullptr ? Connection::Resend::kNever
+                                              : Connection::Resend::kSafe,
+                              generation);
   } catch (const Error& e) {
     rethrow_with_context(e, "atomic publish");
   }

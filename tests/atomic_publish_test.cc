@@ -171,5 +171,86 @@ TEST_CASE("atomic publish: after kill -9 every request is whole or absent") {
   for (const std::string& id : confirmed) CHECK(right.count(id) == 1);
 }
 
+TEST_CASE("consume and publish: acks and outputs in one commit") {
+  BrokerProcess broker;
+  auto client = Client::connect(broker.address());
+  for (const char* p : {"a", "b", "c"}) client->publish("in", p);
+  Subscription sub = client->subscribe(durable("in", "proc"));
+  std::vector<Message> got = receive(sub, 3, 2s, 10s, /*ack=*/false);
+  REQUIRE(got.size() == 3);
+  auto results = client->consume_and_publish(
+      sub, {got[0], got[1]}, {{"out", {{"A", {}, {}, {}}, {"B", {}, {}, {}}}}});
+  CHECK(results.size() == 2);
+  CHECK(payloads(broker.address(), "out") ==
+        std::vector<std::string>{"A", "B"});
+  // Settled already: refused whole, nothing published.
+  sub.ack(got[2]);
+  CHECK(client->ping().count() >= 0);
+  try {
+    client->consume_and_publish(sub, {got[2]}, {{"out", {{"C", {}, {}, {}}}}});
+    FAIL("an ack of a settled delivery was accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kNotHeld);
+  }
+  CHECK(payloads(broker.address(), "out").size() == 2);
+  for (const TopicInfo& t : client->topics("in"))
+    for (const SubscriptionInfo& s : t.subscriptions)
+      if (s.name == "proc") CHECK(s.lag == 0);
+}
+
+TEST_CASE(
+    "consume and publish: a processor under kill -9 gives each input "
+    "exactly one output") {
+  BrokerProcess broker;
+  const int kInputs = 300;
+  {
+    auto client = Client::connect(broker.address());
+    std::vector<OutgoingMessage> inputs;
+    for (int i = 0; i < kInputs; ++i)
+      inputs.push_back({"in-" + std::to_string(i), {}, {}, {}});
+    client->publish_async("A", inputs);
+    client->flush();
+  }
+  std::mt19937 random(std::random_device{}());
+  int kills = 0;
+  for (int round = 0; round < 20; ++round) {
+    ClientOptions once;
+    once.reconnect = false;
+    auto client = Client::connect(broker.address(), once);
+    std::atomic<bool> idle{false};
+    std::thread processor([&] {
+      try {
+        Subscription sub = client->subscribe(durable("A", "proc"));
+        while (auto m = sub.next(1s))
+          client->consume_and_publish(
+              sub, {*m}, {{"B", {{"out-" + m->payload, {}, {}, {}}}}});
+        idle = true;  // nothing more came
+      } catch (const Error&) {
+        // The broker was killed under it.
+      }
+    });
+    bool kill = round < 4;
+    if (kill) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(
+          std::uniform_int_distribution<int>(100, 400)(random)));
+      broker.kill9();
+      ++kills;
+    }
+    processor.join();
+    if (kill) broker.restart();
+    if (idle) break;
+  }
+  std::vector<std::string> outputs = payloads(broker.address(), "B");
+  std::multiset<std::string> counted(outputs.begin(), outputs.end());
+  MESSAGE(kills << " kills, " << outputs.size() << " outputs");
+  CHECK(outputs.size() == size_t(kInputs));
+  for (int i = 0; i < kInputs; ++i)
+    CHECK(counted.count("out-in-" + std::to_string(i)) == 1);
+  auto client = Client::connect(broker.address());
+  for (const TopicInfo& t : client->topics("A"))
+    for (const SubscriptionInfo& s : t.subscriptions)
+      if (s.name == "proc") CHECK(s.lag == 0);
+}
+
 }  // namespace
 }  // namespace tern::test

@@ -107,13 +107,14 @@ enum class ErrorCode : uint16_t {
   kUnknownSubscription = 16,  // no durable subscription of that name
   kDeleted = 17,              // the consumer's topic or subscription is gone
   kNotAuthorized = 18,        // login failed: wrong or missing credentials
+  kNotHeld = 19,  // consume_and_publish(): an input is no longer the consumer's
   // Client-side:
-  kConnectFailed = 1000,  // could not reach the broker
-  kConnectionLost = 1001, // the connection closed or failed
-  kTimeout = 1002,        // no reply within the timeout
-  kProtocol = 1003,       // the broker sent something this client cannot read
+  kConnectFailed = 1000,   // could not reach the broker
+  kConnectionLost = 1001,  // the connection closed or failed
+  kTimeout = 1002,         // no reply within the timeout
+  kProtocol = 1003,        // the broker sent something this client cannot read
   kInvalidArgument = 1004,
-  kRemoteError = 1005,     // a responder failed to handle a request()
+  kRemoteError = 1005,  // a responder failed to handle a request()
 };
 
 class Error : public std::runtime_error {
@@ -413,6 +414,19 @@ class Client {
   std::vector<PublishResult> publish_atomic(
       const std::vector<TopicMessages>& parts);
 
+  // Acks `inputs` (messages `from` delivered) and publishes `parts`, in one
+  // commit: after a crash either both happened or neither (the inputs are
+  // then delivered again and nothing of the parts was stored). A processor
+  // from topic A to topic B that uses it gets each input's output into B
+  // exactly once. Throws Error(kNotHeld) if an input is not the consumer's
+  // any more (its ack timeout passed, or it came on an earlier connection):
+  // nothing happened, and it is delivered again. Unlike other calls it is
+  // not sent again after a reconnect: kConnectionLost means the outcome is
+  // unknown, and the inputs come again if it was not committed.
+  std::vector<PublishResult> consume_and_publish(
+      Subscription& from, const std::vector<Message>& inputs,
+      const std::vector<TopicMessages>& parts);
+
   // Pipelined publishing: sends `messages` (one frame) and returns without
   // waiting for the confirm, unless max_unconfirmed messages are already
   // unconfirmed, in which case it blocks until there is room (while
@@ -523,6 +537,10 @@ class Client {
 
   explicit Client(std::shared_ptr<Connection> connection);
   std::shared_ptr<Inbox> inbox();
+  // One Transaction: `parts`, and acks of `inputs` if `from` is given.
+  std::vector<PublishResult> transact(const std::vector<TopicMessages>& parts,
+                                      Subscription* from,
+                                      const std::vector<Message>& inputs);
 
   std::shared_ptr<Connection> connection_;
   std::mutex inbox_mu_;  // guards creating inbox_

@@ -14,9 +14,9 @@ import asyncio
 from . import frames
 from .client import outgoing, subscribe_frame, tls_context
 from .errors import ErrorCode, TernError
-from .session import (RESPONDERS, Consumer, Session, as_bytes, check_reply,
-                      check_result, new_inbox_name, parse_server,
-                      reply_message, reply_to, request_message)
+from .session import (RESPONDERS, acks_of, as_bytes, check_reply,
+                      check_result, Consumer, new_inbox_name, parse_server,
+                      reply_message, reply_to, request_message, Session)
 from .trace import headers as trace_headers
 from .types import OutgoingMessage, Start
 
@@ -287,11 +287,11 @@ class Client:
         [result] = await self._wait(await self.publish_async(topic, [message]))
         return check_result(result)
 
-    async def publish_atomic(self, parts):
+    async def publish_atomic(self, parts, acks=()):
         """As tern.Client.publish_atomic."""
         parts = [(topic, outgoing(messages)) for topic, messages in parts]
         results = await self._wait(self._session.request(
-            lambda rid: frames.transaction(rid, parts),
+            lambda rid: frames.transaction(rid, parts, acks_of(acks)),
             frames.publish_results))
         for result in results:
             if not result.ok:

@@ -19,9 +19,9 @@ import time
 
 from . import frames
 from .errors import ErrorCode, TernError
-from .session import (RESPONDERS, Consumer, Session, check_reply,
-                      check_result, new_inbox_name, parse_server,
-                      reply_message, reply_to, request_message, as_bytes)
+from .session import (RESPONDERS, acks_of, as_bytes, check_reply,
+                      check_result, Consumer, new_inbox_name, parse_server,
+                      reply_message, reply_to, request_message, Session)
 from .trace import headers as trace_headers
 from .types import OutgoingMessage, Start
 
@@ -371,15 +371,21 @@ class Client:
         [result] = self._wait(self.publish_async(topic, [message]))
         return check_result(result)
 
-    def publish_atomic(self, parts):
+    def publish_atomic(self, parts, acks=()):
         """Publishes to several topics in one commit: every message of every
         part is stored, or none is (any refusal refuses the whole request).
         `parts`: (topic, messages) pairs, messages as for publish_async.
         Returns every message's PublishResult, parts in order; raises
-        TernError if nothing was stored."""
+        TernError if nothing was stored.
+
+        `acks`: delivered messages acked in the same commit (consume and
+        publish): after a crash either both happened or neither, so a
+        processor from one topic to another gives each input exactly one
+        output. TernError(NotHeld) if one is no longer its consumer's (its
+        ack timeout passed): nothing happened, and it comes again."""
         parts = [(topic, outgoing(messages)) for topic, messages in parts]
         results = self._wait(self._session.request(
-            lambda rid: frames.transaction(rid, parts),
+            lambda rid: frames.transaction(rid, parts, acks_of(acks)),
             frames.publish_results))
         for result in results:
             if not result.ok:

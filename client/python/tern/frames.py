@@ -12,8 +12,8 @@ import flatbuffers
 from . import layout
 from .errors import ErrorCode
 from .types import PublishResult, SubscriptionInfo, TopicInfo, TopicSettings
-from .wire import (AlterTopic, CreateTopic, DeleteSubscription, DeleteTopic,
-                   Frame, Header, Hello, ListTopics, Message, Ping,
+from .wire import (Ack, AlterTopic, CreateTopic, DeleteSubscription, DeleteTopic,
+                   Frame, Header, Hello, ListTopics, Message, OffsetRange, Ping,
                    PublishPart, ResetSubscription, Subscribe, Transaction,
                    Unsubscribe)
 from .wire import TopicSettings as WireSettings
@@ -104,9 +104,30 @@ def publish(request_id, topic, messages, confirm=True):
                                         messages, confirm)
 
 
-def transaction(request_id, parts):
-    """Parts: (topic, [OutgoingMessage]) pairs, stored in one commit."""
+def transaction(request_id, parts, acks=()):
+    """Parts: (topic, [OutgoingMessage]) pairs, stored in one commit with
+    `acks`: (consumer id, topic or "", [offsets]) triples."""
     b = flatbuffers.Builder(1024)
+    ack_tables = []
+    for consumer_id, topic, offsets in acks:
+        name = b.CreateString(topic) if topic else None
+        ranges = _ranges(offsets)
+        Ack.StartRangesVector(b, len(ranges))
+        for first, last in reversed(ranges):
+            OffsetRange.CreateOffsetRange(b, first, last)
+        vector = b.EndVector()
+        Ack.Start(b)
+        Ack.AddConsumerId(b, consumer_id)
+        Ack.AddRanges(b, vector)
+        if name is not None:
+            Ack.AddTopic(b, name)
+        ack_tables.append(Ack.End(b))
+    ack_vector = None
+    if ack_tables:
+        Transaction.StartAcksVector(b, len(ack_tables))
+        for t in reversed(ack_tables):
+            b.PrependUOffsetTRelative(t)
+        ack_vector = b.EndVector()
     tables = []
     for topic, messages in parts:
         offsets = [_message(b, m) for m in messages]
@@ -119,7 +140,8 @@ def transaction(request_id, parts):
     for t in reversed(tables):
         b.PrependUOffsetTRelative(t)
     vector = b.EndVector()
-    body = _table(Transaction, b, RequestId=request_id, Parts=vector)
+    body = _table(Transaction, b, RequestId=request_id, Parts=vector,
+                  Acks=ack_vector)
     return _finish(b, Body.Transaction, body)
 
 

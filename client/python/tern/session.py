@@ -228,6 +228,17 @@ def hello_reply(value):
     return max_frame, heartbeat_ms, server_name
 
 
+def acks_of(inputs):
+    """Delivered messages as a Transaction's acks: (consumer id, topic for
+    a wildcard consumer, offsets) per consumer and topic."""
+    grouped = {}
+    for m in inputs:
+        c = m._consumer
+        key = (c.id, m.topic if c.wildcard else "")
+        grouped.setdefault(key, []).append(m.offset)
+    return [(cid, topic, offsets) for (cid, topic), offsets in grouped.items()]
+
+
 def check_result(result):
     if not result.ok:
         raise TernError(result.error, "the message was not stored")

@@ -100,3 +100,19 @@ def test_atomic_publish(client):
     assert client.topic_info("orders").next_offset == 2  # o3 not stored
     m = client.subscribe("audit", start=tern.Start.EARLIEST).next(5)
     assert (m.payload, m.headers) == (b"a1", [("h", b"v")])
+
+
+def test_consume_and_publish(client):
+    for p in (b"a", b"b"):
+        client.publish("in", p)
+    sub = client.subscribe("in", "proc", start=tern.Start.EARLIEST)
+    a, b = sub.next(5), sub.next(5)
+    results = client.publish_atomic([("out", [b"A"])], acks=[a])
+    assert results[0].ok
+    b.ack()
+    client.ping()
+    with pytest.raises(tern.TernError) as e:
+        client.publish_atomic([("out", [b"B"])], acks=[b])
+    assert e.value.code == tern.ErrorCode.NotHeld
+    assert client.topic_info("out").next_offset == 1
+    assert client.topic_info("in").subscriptions[0].lag == 0
