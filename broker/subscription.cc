@@ -56,12 +56,7 @@ void Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
   // Settles what this consumer holds, and what was taken back from it but not
   // yet handed out again. A message now held by another consumer stays
   // theirs: an ack range must never settle work someone else is doing.
-  for (uint64_t offset : held_by(consumer, first, last)) {
-    pending_.erase(offset);
-    --consumer.unacked;
-    mark_acked(offset, offset);
-    ++counters_.acked;
-  }
+  ack_held(consumer, first, last);
   for (auto it = redeliver_.lower_bound(first);
        it != redeliver_.end() && it->first <= last;) {
     mark_acked(it->first, it->first);
@@ -85,7 +80,8 @@ std::vector<std::pair<uint64_t, uint32_t>> Subscription::ack_held(
 }
 
 void Subscription::unack(uint64_t offset, uint32_t attempt) {
-  if (!acks_.remove(offset)) return;  // retention removed it meanwhile
+  // Retention may have removed it meanwhile: then it stays done.
+  if (offset < topic_.first_offset() || !acks_.remove(offset)) return;
   --counters_.acked;
   redeliver_[offset] = attempt;
   cursor_changed_ = true;
