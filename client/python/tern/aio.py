@@ -312,10 +312,7 @@ class Client:
             self._unconfirmed += count
         future = self._session.request(
             lambda rid: frames.publish(rid, topic, messages, confirm),
-            frames.publish_results)
-        if not confirm:
-            future = asyncio.get_running_loop().create_future()
-            future.set_result(None)
+            frames.publish_results, answered=confirm)
         asyncio.ensure_future(self._confirmed_when(future, count))
         # Frames queue in the transport: wait while it is full.
         await self._writer.drain()

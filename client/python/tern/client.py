@@ -416,14 +416,12 @@ class Client:
         try:
             future = self._session.request(
                 lambda rid: frames.publish(rid, topic, messages, confirm),
-                confirmed)
+                confirmed, answered=confirm)
         except TernError:
             self._confirmed(count)
             raise
         if not confirm:
             self._confirmed(count)
-            future = concurrent.futures.Future()
-            future.set_result(None)
         else:
             future.add_done_callback(
                 lambda f: f.exception() and self._confirmed(count))

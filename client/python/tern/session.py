@@ -136,17 +136,21 @@ class Session:
         # close, if it does.
         self._last_error = None
 
-    def request(self, build, convert=lambda value: value):
+    def request(self, build, convert=lambda value: value, answered=True):
         """Sends the frame build(request_id) and returns a future for the
         reply, converted by `convert` (which runs on the reading side as
-        soon as the reply is read)."""
+        soon as the reply is read). answered=False: nothing is waited for
+        (a Publish without confirm); the future is done at once."""
         future = self._new_future()
         with self._lock:
             if self.failure is not None:
                 raise self.failure
             request_id = self._next_id
             self._next_id += 1
-            self._pending[request_id] = (future, convert)
+            if answered:
+                self._pending[request_id] = (future, convert)
+            else:
+                future.set_result(None)
         try:
             self.send(build(request_id))
         except TernError:
@@ -192,7 +196,9 @@ class Session:
         with self._lock:
             entry = self._pending.pop(ident, None)
         if entry is None:
-            if kind == Body.Error:
+            # Request id 0: about the connection, which is about to close.
+            # Another: a request nobody waits for (confirm=False).
+            if kind == Body.Error and ident == 0:
                 self._last_error = TernError(*value)
             return
         future, convert = entry

@@ -37,6 +37,7 @@ def test_key_headers_and_binary_payload(client):
 def test_unconfirmed_publishes_are_stored(client):
     client.publish_async("quiet", [b"x"] * 10, confirm=False)
     client.ping()  # read and acted on; stored once committed
+    assert not client._session._pending  # nothing waits for a reply
     sub = client.subscribe("quiet", start=tern.Start.EARLIEST)
     assert len(receive(sub, 10)) == 10
 
