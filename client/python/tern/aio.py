@@ -15,8 +15,9 @@ from . import frames
 from .client import outgoing, subscribe_frame, tls_context
 from .errors import ErrorCode, TernError
 from .session import (RESPONDERS, acks_of, as_bytes, check_reply,
-                      check_result, Consumer, new_inbox_name, parse_server,
-                      reply_message, reply_to, request_message, Session)
+                      check_result, Consumer, Inbox, new_inbox_name,
+                      parse_server, reply_message, reply_to, request_message,
+                      Session)
 from .trace import headers as trace_headers
 from .types import OutgoingMessage, Start
 
@@ -120,38 +121,6 @@ class Responder:
 
     async def close(self):
         await self._requests.close()
-
-
-class _Inbox(Consumer):
-    def __init__(self, client, topic):
-        super().__init__(client._session, topic)
-        self.topic = topic
-        self._next = 1
-        self._waiting = {}
-
-    def expect(self):
-        correlation_id = str(self._next)
-        self._next += 1
-        future = asyncio.get_running_loop().create_future()
-        self._waiting[correlation_id] = future
-        return correlation_id, future
-
-    def forget(self, correlation_id):
-        self._waiting.pop(correlation_id, None)
-
-    def on_messages(self, messages):
-        for m in messages:
-            m.ack()
-            cid = (m.header("tern-correlation-id") or b"").decode()
-            future = self._waiting.pop(cid, None)
-            if future is not None and not future.done():
-                future.set_result(m)
-
-    def on_closed(self, error):
-        waiting, self._waiting = self._waiting, {}
-        for future in waiting.values():
-            if not future.done():
-                future.set_exception(error)
 
 
 class Client:
@@ -380,7 +349,8 @@ class Client:
             if self._inbox is None:
                 topic = new_inbox_name()
                 await self.create_topic(topic, temporary=True)
-                inbox = _Inbox(self, topic)
+                inbox = Inbox(self._session, topic,
+                              asyncio.get_running_loop().create_future)
 
                 def subscribed(value):
                     self._session.add_consumer(inbox, value[0])

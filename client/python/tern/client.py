@@ -20,8 +20,9 @@ import time
 from . import frames
 from .errors import ErrorCode, TernError
 from .session import (RESPONDERS, acks_of, as_bytes, check_reply,
-                      check_result, Consumer, new_inbox_name, parse_server,
-                      reply_message, reply_to, request_message, Session)
+                      check_result, Consumer, Inbox, new_inbox_name,
+                      parse_server, reply_message, reply_to, request_message,
+                      Session)
 from .trace import headers as trace_headers
 from .types import OutgoingMessage, Start
 
@@ -159,46 +160,6 @@ class Responder:
 
     def close(self):
         self._requests.close()
-
-
-class _Inbox(Consumer):
-    """Where this client's requests get their replies: a temporary topic
-    read by one ephemeral consumer; each reply goes to the waiter its
-    correlation id names."""
-
-    def __init__(self, client, topic):
-        super().__init__(client._session, topic)
-        self.topic = topic
-        self._lock = threading.Lock()
-        self._next = 1
-        self._waiting = {}  # correlation id -> Future
-
-    def expect(self):
-        with self._lock:
-            correlation_id = str(self._next)
-            self._next += 1
-            future = concurrent.futures.Future()
-            self._waiting[correlation_id] = future
-        return correlation_id, future
-
-    def forget(self, correlation_id):
-        with self._lock:
-            self._waiting.pop(correlation_id, None)
-
-    def on_messages(self, messages):
-        for m in messages:
-            m.ack()  # a late reply nobody waits for is done all the same
-            cid = (m.header("tern-correlation-id") or b"").decode()
-            with self._lock:
-                future = self._waiting.pop(cid, None)
-            if future is not None:
-                future.set_result(m)
-
-    def on_closed(self, error):
-        with self._lock:
-            waiting, self._waiting = self._waiting, {}
-        for future in waiting.values():
-            future.set_exception(error)
 
 
 class Client:
@@ -504,7 +465,8 @@ class Client:
             if self._inbox is None:
                 topic = new_inbox_name()
                 self.create_topic(topic, temporary=True)
-                inbox = _Inbox(self, topic)
+                inbox = Inbox(self._session, topic,
+                              concurrent.futures.Future)
 
                 def subscribed(value):
                     self._session.add_consumer(inbox, value[0])

@@ -66,6 +66,17 @@ def _table(module, builder, **fields):
     return module.End(builder)
 
 
+def _tables(builder, tables):
+    """A vector of the tables at `tables` (offsets), in order; None if
+    empty (the field is then left out)."""
+    if not tables:
+        return None
+    builder.StartVector(4, len(tables), 4)
+    for t in reversed(tables):
+        builder.PrependUOffsetTRelative(t)
+    return builder.EndVector()
+
+
 def _settings(builder, settings):
     if settings is None:
         return None
@@ -122,40 +133,21 @@ def transaction(request_id, parts, acks=()):
         if name is not None:
             Ack.AddTopic(b, name)
         ack_tables.append(Ack.End(b))
-    ack_vector = None
-    if ack_tables:
-        Transaction.StartAcksVector(b, len(ack_tables))
-        for t in reversed(ack_tables):
-            b.PrependUOffsetTRelative(t)
-        ack_vector = b.EndVector()
+    ack_vector = _tables(b, ack_tables)
     tables = []
     for topic, messages in parts:
-        offsets = [_message(b, m) for m in messages]
-        PublishPart.StartMessagesVector(b, len(offsets))
-        for o in reversed(offsets):
-            b.PrependUOffsetTRelative(o)
-        vector = b.EndVector()
+        vector = _tables(b, [_message(b, m) for m in messages])
         tables.append(_table(PublishPart, b, Topic=topic, Messages=vector))
-    Transaction.StartPartsVector(b, len(tables))
-    for t in reversed(tables):
-        b.PrependUOffsetTRelative(t)
-    vector = b.EndVector()
-    body = _table(Transaction, b, RequestId=request_id, Parts=vector,
-                  Acks=ack_vector)
+    body = _table(Transaction, b, RequestId=request_id,
+                  Parts=_tables(b, tables), Acks=ack_vector)
     return _finish(b, Body.Transaction, body)
 
 
 def _message(b, m):
     """A Message table with the generated builder (layout.py writes the
     Publish frame's by hand)."""
-    headers = None
-    if m.headers:
-        entries = [_table(Header, b, Name=name, Value=_as_bytes(value))
-                   for name, value in m.headers]
-        Message.StartHeadersVector(b, len(entries))
-        for entry in reversed(entries):
-            b.PrependUOffsetTRelative(entry)
-        headers = b.EndVector()
+    headers = _tables(b, [_table(Header, b, Name=name, Value=_as_bytes(value))
+                          for name, value in m.headers])
     return _table(Message, b, Key=bytes(m.key), Headers=headers,
                   Payload=bytes(m.payload), Id=m.id,
                   TtlMs=max(1, int(m.ttl * 1000)) if m.ttl else None)

@@ -122,6 +122,49 @@ class Consumer:
         raise NotImplementedError
 
 
+class Inbox(Consumer):
+    """Where a client's requests get their replies: a temporary topic read
+    by one ephemeral consumer; each reply goes to the future its
+    correlation id names. Futures come from `new_future` (the client's
+    kind); the lock is for the blocking client's threads."""
+
+    def __init__(self, session, topic, new_future):
+        super().__init__(session, topic)
+        self.topic = topic
+        self._new_future = new_future
+        self._lock = threading.Lock()
+        self._next = 1
+        self._waiting = {}  # correlation id -> future
+
+    def expect(self):
+        with self._lock:
+            correlation_id = str(self._next)
+            self._next += 1
+            future = self._new_future()
+            self._waiting[correlation_id] = future
+        return correlation_id, future
+
+    def forget(self, correlation_id):
+        with self._lock:
+            self._waiting.pop(correlation_id, None)
+
+    def on_messages(self, messages):
+        for m in messages:
+            m.ack()  # a late reply nobody waits for is done all the same
+            cid = (m.header(CORRELATION_ID) or b"").decode()
+            with self._lock:
+                future = self._waiting.pop(cid, None)
+            if future is not None and not future.done():
+                future.set_result(m)
+
+    def on_closed(self, error):
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(error)
+
+
 class Session:
     def __init__(self, new_future, send):
         self._new_future = new_future
