@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <random>
 #include <set>
 #include <string>
@@ -97,14 +96,9 @@ TEST_CASE(
 
 TEST_CASE("atomic publish: a part without permission refuses the request") {
   std::string dir = make_temp_dir("tern-atomic");
-  RunResult hash =
-      run_program({broker_binary(), "hash-password"}, "s3cret\n", 20s);
-  REQUIRE(hash.exit_code == 0);
-  std::ofstream(dir + "/users.toml") << "[users.alice]\npassword = \""
-                                     << hash.out.substr(0, hash.out.find('\n'))
-                                     << "\"\npublish.allow = [\"ok.>\"]\n";
   BrokerOptions options;
-  options.extra_args = {"--config", dir + "/users.toml"};
+  options.extra_args = {"--config", users_file(dir, "alice", "s3cret",
+                                               "publish.allow = [\"ok.>\"]")};
   BrokerProcess broker(options);
   ClientOptions alice;
   alice.user = "alice";

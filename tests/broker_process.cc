@@ -390,4 +390,16 @@ void BrokerProcess::kill9() {
   reap(&status);
 }
 
+std::string users_file(const std::string& dir, const std::string& name,
+                       const std::string& password, const std::string& rules) {
+  RunResult hash = run_program({broker_binary(), "hash-password"},
+                               password + "\n", std::chrono::seconds(20));
+  REQUIRE(hash.exit_code == 0);
+  std::string path = dir + "/users.toml";
+  std::ofstream(path) << "[users." << name << "]\npassword = \""
+                      << hash.out.substr(0, hash.out.find('\n')) << "\"\n"
+                      << rules << "\n";
+  return path;
+}
+
 }  // namespace tern::test

@@ -105,6 +105,12 @@ struct RunResult {
   std::string out;
   std::string err;
 };
+// A broker config file in `dir` with one user, `name`, logging in with
+// `password` (stored as tern-broker hash-password prints it), and `rules`
+// (TOML lines such as publish.allow = ["orders.>"]). Returns its path.
+std::string users_file(const std::string& dir, const std::string& name,
+                       const std::string& password, const std::string& rules);
+
 RunResult run_program(const std::vector<std::string>& argv,
                       const std::string& input,
                       std::chrono::milliseconds timeout);

@@ -217,14 +217,10 @@ TEST_CASE(
     "reconnect: a refused request does not stop the client from coming "
     "back after a restart") {
   std::string dir = make_temp_dir("tern-reconnect-users");
-  RunResult hash =
-      run_program({broker_binary(), "hash-password"}, "s3cret\n", 20s);
-  REQUIRE(hash.exit_code == 0);
-  std::ofstream(dir + "/users.toml") << "[users.alice]\npassword = \""
-                                     << hash.out.substr(0, hash.out.find('\n'))
-                                     << "\"\npublish.allow = [\"allowed.>\"]\n";
   BrokerOptions options;
-  options.extra_args = {"--config", dir + "/users.toml"};
+  options.extra_args = {
+      "--config",
+      users_file(dir, "alice", "s3cret", "publish.allow = [\"allowed.>\"]")};
   BrokerProcess broker(options);
   ClientOptions alice;
   alice.user = "alice";
