@@ -173,8 +173,8 @@ void Broker::publish_atomic(uint64_t connection_id,
   std::vector<Acked> acked;
   for (const HeldAck& ack : acks) {
     Subscription& s = ack.consumer->subscription;
-    acked.push_back(
-        {s.topic().id(), &s, s.ack_held(*ack.consumer, ack.first, ack.last)});
+    acked.push_back({s.topic().id(), &s, {}});
+    s.ack_held(*ack.consumer, ack.first, ack.last, &acked.back().offsets);
     note_cursor(s);
     schedule_dispatch(s);  // credit returned
   }

@@ -56,7 +56,7 @@ void Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
   // Settles what this consumer holds, and what was taken back from it but not
   // yet handed out again. A message now held by another consumer stays
   // theirs: an ack range must never settle work someone else is doing.
-  ack_held(consumer, first, last);
+  ack_held(consumer, first, last, nullptr);
   for (auto it = redeliver_.lower_bound(first);
        it != redeliver_.end() && it->first <= last;) {
     mark_acked(it->first, it->first);
@@ -66,17 +66,16 @@ void Subscription::ack(Consumer& consumer, uint64_t first, uint64_t last) {
   }
 }
 
-std::vector<std::pair<uint64_t, uint32_t>> Subscription::ack_held(
-    Consumer& consumer, uint64_t first, uint64_t last) {
-  std::vector<std::pair<uint64_t, uint32_t>> acked;
+void Subscription::ack_held(Consumer& consumer, uint64_t first, uint64_t last,
+                            std::vector<std::pair<uint64_t, uint32_t>>* acked) {
   for (uint64_t offset : held_by(consumer, first, last)) {
-    acked.emplace_back(offset, pending_[offset].attempt);
-    pending_.erase(offset);
+    auto it = pending_.find(offset);
+    if (acked) acked->emplace_back(offset, it->second.attempt);
+    pending_.erase(it);
     --consumer.unacked;
     mark_acked(offset, offset);
     ++counters_.acked;
   }
-  return acked;
 }
 
 void Subscription::unack(uint64_t offset, uint32_t attempt) {

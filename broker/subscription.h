@@ -115,11 +115,11 @@ class Subscription {
     return last >= first &&
            held_by(consumer, first, last).size() == last - first + 1;
   }
-  // Acks what `consumer` holds of [first, last], as part of a commit that
-  // may fail: returns each offset with its delivery's attempt, for unack().
-  std::vector<std::pair<uint64_t, uint32_t>> ack_held(Consumer& consumer,
-                                                      uint64_t first,
-                                                      uint64_t last);
+  // Acks what `consumer` holds of [first, last]. For a commit that may
+  // fail, `acked` (if given) gets each offset with its delivery's attempt,
+  // for unack().
+  void ack_held(Consumer& consumer, uint64_t first, uint64_t last,
+                std::vector<std::pair<uint64_t, uint32_t>>* acked);
   // The commit holding an ack of `offset` (delivery `attempt`) failed: it
   // is not acked, and is delivered again.
   void unack(uint64_t offset, uint32_t attempt);
