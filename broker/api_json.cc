@@ -61,6 +61,7 @@ std::string api_topics(const Stats& stats) {
                       {"retention_removed_messages", t.removed_messages},
                       {"retention_removed_bytes", t.removed_bytes},
                       {"memory_bytes", t.memory_bytes},
+                      {"scheduled_messages", t.scheduled_messages},
                       {"appended_per_s", t.appended_per_s},
                       {"subscriptions", std::move(subscriptions)}});
   }

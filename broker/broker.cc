@@ -140,6 +140,7 @@ bool Broker::load() {
           r.topic_id, r.producer, r.first_sequence, r.first_sequence + 1);
   }
   for (auto& [name, topic] : topics_) dedupe_ids_ += topic->dedupe_entries();
+  if (!load_schedules()) return false;
   LOG_INFO(
       "loaded %zu topics, %zu subscriptions, %zu message ids and %zu producer "
       "sequence runs from %s",

@@ -23,6 +23,8 @@
 //   subscription_registry.cc  subscriptions: make, start positions, reset,
 //                             consumers leaving, delete
 //   publish.cc                publish, append, dead letters
+//   scheduled.cc              scheduled messages: stored apart, appended
+//                             when due
 //   metadata.cc               topic records, cursors, settings, write retries,
 //                             replies that wait for a commit
 //   retention.cc              retention rounds and compactions
@@ -36,6 +38,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -325,8 +328,11 @@ class Broker : public DeadLetters, public ReadBackSource {
       size_t index;  // in results
       std::string id;
       uint64_t sequence;  // if no id
+      uint64_t original;  // its offset, or ticket (kTicketBit)
     };
     std::vector<Unsettled> unsettled;
+    // Due times of the messages scheduled: known to the mover once stored.
+    std::vector<int64_t> scheduled;
   };
   Appended append_messages(Topic& topic, const MessageList* messages,
                            uint64_t producer, uint64_t sequence, int64_t now);
@@ -339,6 +345,36 @@ class Broker : public DeadLetters, public ReadBackSource {
   // returns its offset.
   uint64_t append(Topic& topic, const wire::Message& message,
                   int64_t timestamp_ms);
+  // Appends an encoded record (storage/record.h) to `topic`.
+  uint64_t append_record(Topic& topic, flatbuffers::FlatBufferBuilder& fbb);
+
+  // --- scheduled messages (scheduled.cc) ---
+  // A scheduled message's results and de-duplication records hold its
+  // ticket with this bit set where an appended one's hold its offset.
+  static constexpr uint64_t kTicketBit = uint64_t(1) << 63;
+  // When `message` is due: 0 for at once; -1 if it is beyond the furthest
+  // the broker schedules (refused).
+  static int64_t due_time(const wire::Message& message, int64_t now);
+  // Stores `message` to be appended to `topic` at `due`; returns its ticket
+  // (with kTicketBit).
+  uint64_t schedule(Topic& topic, const wire::Message& message, int64_t due,
+                    int64_t now);
+  // A scheduled entry due at `due` is committed: the mover must see it.
+  void note_due(Topic& topic, int64_t due);
+  // At load: when each topic's first scheduled message falls due.
+  bool load_schedules();
+  static void on_schedule_timer(uv_timer_t* handle);
+  // Moves what is due, in every topic, into its topic.
+  void move_due();
+  void move_due(Topic& topic, int64_t now);
+  // The move of `topic`'s entries up to (last_due, last_ticket) returned.
+  void on_moved(uint64_t topic_id, int64_t last_due, uint64_t last_ticket,
+                uint64_t moved, int64_t next_due,
+                const storage::Status& status);
+  // Sets the topic's next due time, and the timer for the earliest of all.
+  void set_next_due(Topic& topic, int64_t due);
+  void arm_schedule_timer();
+
   void shutdown();
   Connection* find_connection(uint64_t id);
   // Closes the connections that did not say Hello in time.
@@ -359,6 +395,7 @@ class Broker : public DeadLetters, public ReadBackSource {
   uv_signal_t sigint_, sigterm_, sighup_;
   uv_timer_t tick_;
   uv_timer_t retention_timer_;
+  uv_timer_t schedule_timer_;  // for the earliest scheduled message
   uv_check_t check_;
   uv_idle_t idle_;  // runs while dispatch work is left, so poll does not block
   std::unique_ptr<Committer> committer_;
@@ -438,6 +475,9 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Topics whose read-back failed: topic id -> loop time to dispatch their
   // subscriptions again, so that they ask for the stretch once more.
   std::unordered_map<uint64_t, uint64_t> reread_;
+  // (next due, topic id) of the topics with scheduled messages known due,
+  // and not moving: the schedule timer waits for the first.
+  std::set<std::pair<int64_t, uint64_t>> due_topics_;
   bool stopping_ = false;
 };
 

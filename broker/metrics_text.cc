@@ -159,6 +159,7 @@ std::vector<TopicStats> shown_topics(const Stats& stats) {
     other.removed_messages += t.removed_messages;
     other.removed_bytes += t.removed_bytes;
     other.memory_bytes += t.memory_bytes;
+    other.scheduled_messages += t.scheduled_messages;
     for (const SubscriptionStats& s : t.subscriptions) {
       others.consumers += s.consumers;
       others.lag += s.lag;
@@ -235,6 +236,9 @@ std::string metrics_text(const Stats& stats) {
   per_topic("tern_topic_memory_bytes", "gauge",
             "Record bytes the topic holds in memory.",
             &TopicStats::memory_bytes);
+  per_topic("tern_topic_scheduled_messages", "gauge",
+            "Scheduled messages stored, not yet due.",
+            &TopicStats::scheduled_messages);
 
   auto per_subscription = [&](const char* name, const char* type,
                               const char* help,

@@ -46,21 +46,33 @@ Broker::Appended Broker::append_messages(Topic& topic,
                            topic.sequences().find(producer, sequence, &original)
                      : topic.find_id(id, now, &original)) {
         if (original >= topic.committed_end())
-          a.unsettled.push_back({a.results.size(), id, sequence});
-        a.results.emplace_back(original, wire::ErrorCode::None, true);
+          a.unsettled.push_back({a.results.size(), id, sequence, original});
+        bool scheduled = original & kTicketBit;
+        a.results.emplace_back(scheduled ? 0 : original, wire::ErrorCode::None,
+                               true, scheduled);
         ++sequence;
         continue;
       }
-      if ((!id.empty() || by_sequence) &&
-          dedupe_ids_ >= config_.max_dedupe_ids) {
-        // Remembering it would take memory past the limit, and forgetting
-        // older ids early would break their window: refuse this one.
-        a.results.emplace_back(0, wire::ErrorCode::LimitExceeded, false);
+      int64_t due = due_time(*message, now);
+      if (due < 0 || ((!id.empty() || by_sequence) &&
+                      dedupe_ids_ >= config_.max_dedupe_ids)) {
+        // Beyond the furthest the broker schedules; or remembering it would
+        // take memory past the limit, and forgetting older ids early would
+        // break their window: refuse this one.
+        a.results.emplace_back(0, wire::ErrorCode::LimitExceeded, false, false);
         ++sequence;
         continue;
       }
-      uint64_t offset = append(topic, *message, now);
-      a.results.emplace_back(offset, wire::ErrorCode::None, false);
+      // A scheduled message is known by its ticket until it is appended.
+      uint64_t offset;
+      if (due > 0) {
+        offset = schedule(topic, *message, due, now);
+        a.scheduled.push_back(due);
+        a.results.emplace_back(0, wire::ErrorCode::None, false, true);
+      } else {
+        offset = append(topic, *message, now);
+        a.results.emplace_back(offset, wire::ErrorCode::None, false, false);
+      }
       if (!id.empty()) {
         counting_dedupe(topic, [&] { topic.remember_id(id, offset, expires); });
         committer_->batch().put_dedupe({topic.id(), id, offset, expires});
@@ -94,6 +106,12 @@ void Broker::settle(Appended& a, const storage::Status& status) {
   if (topic != nullptr) {
     topic->on_committed(a.first, a.end, status.is_ok());
     for (auto& s : topic->subscriptions()) schedule_dispatch(*s);
+    if (status.is_ok()) {
+      for (int64_t due : a.scheduled) note_due(*topic, due);
+    } else if (!a.scheduled.empty()) {
+      topic->schedule().count -= a.scheduled.size();
+      changed_topics_.insert(topic->id());
+    }
   }
   if (!status.is_ok()) {
     // Nothing of it was stored, the ids and sequences included: a retry
@@ -108,7 +126,8 @@ void Broker::settle(Appended& a, const storage::Status& status) {
     }
     for (auto& r : a.results)
       if (!r.duplicate())
-        r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
+        r = wire::PublishResult(0, wire::ErrorCode::StorageFailure, false,
+                                false);
   }
   // The original's commit has returned by now (commits return in order):
   // if it failed, it was forgotten just above or in that batch's own
@@ -119,9 +138,9 @@ void Broker::settle(Appended& a, const storage::Status& status) {
                 (u.id.empty() ? topic->sequences().find(a.producer, u.sequence,
                                                         &original)
                               : topic->find_id(u.id, unix_ms(), &original));
-    if (topic != nullptr && (!held || original != a.results[u.index].offset()))
+    if (topic != nullptr && (!held || original != u.original))
       a.results[u.index] =
-          wire::PublishResult(0, wire::ErrorCode::StorageFailure, false);
+          wire::PublishResult(0, wire::ErrorCode::StorageFailure, false, false);
   }
 }
 
@@ -233,6 +252,11 @@ uint64_t Broker::append(Topic& topic, const wire::Message& message,
   // it is.
   flatbuffers::FlatBufferBuilder fbb(storage::record_size_hint(message));
   storage::encode_record(fbb, message, timestamp_ms);
+  return append_record(topic, fbb);
+}
+
+uint64_t Broker::append_record(Topic& topic,
+                               flatbuffers::FlatBufferBuilder& fbb) {
   uint64_t offset = topic.next_offset();
   committer_->batch().put_message(topic.id(), offset, fbb.GetBufferPointer(),
                                   fbb.GetSize());

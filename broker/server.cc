@@ -78,6 +78,9 @@ int Broker::run() {
     uv_timer_start(&retention_timer_, on_retention_timer,
                    config_.retention_interval_ms,
                    config_.retention_interval_ms);
+    uv_timer_init(&loop_, &schedule_timer_);
+    schedule_timer_.data = this;
+    arm_schedule_timer();
     uv_check_init(&loop_, &check_);
     check_.data = this;
     uv_check_start(&check_, on_check);
@@ -132,6 +135,7 @@ void Broker::shutdown() {
   close(&sighup_);
   close(&tick_);
   close(&retention_timer_);
+  close(&schedule_timer_);
   close(&check_);
   close(&idle_);
   for (auto& [id, connection] : connections_) connection->close();

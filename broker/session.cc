@@ -400,7 +400,7 @@ void Session::on_list_topics(const wire::ListTopics& list) {
                                   t.max_messages, t.work_queue,
                                   t.dead_letter_expired),
         state.messages, state.bytes, t.temporary, topic->disk_bytes(),
-        topic->memory_bytes()));
+        topic->memory_bytes(), state.scheduled));
   }
   const MemoryBudget& memory = broker_.memory();
   frame::finish(

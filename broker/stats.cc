@@ -116,6 +116,7 @@ Stats Broker::take_stats() const {
     t.stored_messages = state.messages;
     t.stored_bytes = state.bytes;
     t.memory_bytes = topic->memory_bytes();
+    t.scheduled_messages = state.scheduled;
     for (const auto& s : topic->subscriptions()) {
       SubscriptionStats& sub = t.subscriptions.emplace_back();
       sub.name = s->name();

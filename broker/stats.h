@@ -44,6 +44,7 @@ struct TopicStats {
   uint64_t removed_messages = 0;  // by retention, since the broker started
   uint64_t removed_bytes = 0;
   uint64_t memory_bytes = 0;  // its tail and what was read back
+  uint64_t scheduled_messages = 0;  // stored, to be appended when due
   double appended_per_s = 0;  // over the second before the snapshot
   std::vector<SubscriptionStats> subscriptions;
 };

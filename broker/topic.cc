@@ -27,7 +27,10 @@ Topic::Topic(storage::Store& store, ReadBackSource& reader,
       store_(store),
       reader_(reader),
       memory_(memory),
-      memory_place_(memory.enter(*this)) {}
+      memory_place_(memory.enter(*this)) {
+  schedule_.count = record.state.scheduled;
+  schedule_.next_ticket = record.state.next_ticket;
+}
 
 Topic::~Topic() { memory_.leave(memory_place_, memory_bytes()); }
 

@@ -12,6 +12,7 @@
 // stretches are kept, so subscriptions replaying the same range share them.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -65,7 +66,8 @@ class Topic {
   }
   // What the topic holds, as stored with each batch that changes it.
   storage::TopicState state() const {
-    return {first_offset_, next_offset_, messages_, bytes_};
+    return {first_offset_, next_offset_,    messages_,
+            bytes_,        schedule_.count, schedule_.next_ticket};
   }
   uint64_t first_offset() const { return first_offset_; }
   // What the topic's messages take on disk and in memtables, as RocksDB
@@ -123,6 +125,24 @@ class Topic {
   // needs the store (Broker::move_to_start).
   uint64_t resolve_start(wire::StartPosition position, uint64_t offset) const;
 
+  // --- scheduled messages: stored apart (store.h, "W") until due, then
+  // appended like any publish by the broker (scheduled.cc). The topic keeps
+  // what is known of them; the messages themselves stay in the store.
+  struct Schedule {
+    uint64_t count = 0;        // stored, not yet appended
+    uint64_t next_ticket = 0;  // for the next one scheduled
+    // When the first committed entry falls due, as far as known; INT64_MAX:
+    // none. While a move is in flight, only what was scheduled meanwhile.
+    int64_t next_due_ms = INT64_MAX;
+    // Entries before (from_due_ms, from_ticket) were appended: moves read
+    // from here, past the tombstones they left.
+    int64_t from_due_ms = 0;
+    uint64_t from_ticket = 0;
+    bool moving = false;  // a move's commit is in flight
+  };
+  Schedule& schedule() { return schedule_; }
+  const Schedule& schedule() const { return schedule_; }
+
   // --- de-duplication of producer message ids ---
   // The offset `id` was appended at, if that was within its window.
   bool find_id(const std::string& id, int64_t now_ms, uint64_t* offset) const;
@@ -169,6 +189,7 @@ class Topic {
   size_t tail_bytes_ = 0;
   size_t tail_limit_bytes_;
   std::vector<std::unique_ptr<Subscription>> subscriptions_;
+  Schedule schedule_;
 
   struct SeenId {
     uint64_t offset;

@@ -43,7 +43,8 @@ flatbuffers::Offset<wire::TopicSettings> build_settings(
 flatbuffers::Offset<wire::Message> build_message(
     flatbuffers::FlatBufferBuilder& fbb, const std::string& payload,
     const std::string& key, const std::vector<Header>& headers,
-    const std::string& id, uint32_t ttl_ms) {
+    const std::string& id, uint32_t ttl_ms, int64_t deliver_at_ms = 0,
+    uint32_t delay_ms = 0) {
   flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Header>>>
       header_vec = 0;
   if (!headers.empty()) {
@@ -62,7 +63,7 @@ flatbuffers::Offset<wire::Message> build_message(
   auto payload_vec = bytes(fbb, payload);
   auto id_str = id.empty() ? 0 : fbb.CreateString(id);
   return wire::CreateMessage(fbb, key_vec, header_vec, payload_vec, id_str,
-                             ttl_ms);
+                             ttl_ms, deliver_at_ms, delay_ms);
 }
 
 // Publish.producer and .sequence: with reconnect on, a frame may be sent
@@ -110,8 +111,13 @@ std::vector<flatbuffers::Offset<wire::Message>> build_messages(
       throw Error(ErrorCode::kInvalidArgument,
                   "ttl must be from 0 to 2^32-1 ms");
     }
+    if (m.delay.count() < 0 || m.delay.count() > UINT32_MAX) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "delay must be from 0 to 2^32-1 ms");
+    }
     offsets.push_back(build_message(fbb, m.payload, m.key, m.headers, m.id,
-                                    uint32_t(m.ttl.count())));
+                                    uint32_t(m.ttl.count()), m.deliver_at_ms,
+                                    uint32_t(m.delay.count())));
   }
   return offsets;
 }

@@ -186,6 +186,7 @@ void Client::Connection::dispatch(const wire::Frame& frame) {
           info.temporary = t->temporary();
           info.disk_bytes = t->disk_bytes();
           info.memory_bytes = t->memory_bytes();
+          info.scheduled = t->scheduled();
           reply.topics.push_back(std::move(info));
         }
       }
@@ -275,8 +276,8 @@ void Client::Connection::on_publish_ack(const wire::PublishAck& ack) {
       waiter->reply.type = wire::Body::PublishAck;
       if (auto* results = ack.results()) {
         for (const wire::PublishResult* r : *results)
-          waiter->reply.results.push_back(
-              {r->offset(), ErrorCode(r->error()), r->duplicate()});
+          waiter->reply.results.push_back({r->offset(), ErrorCode(r->error()),
+                                           r->duplicate(), r->scheduled()});
       }
       if (!waiter->reply.results.empty())
         waiter->reply.result = waiter->reply.results[0];
@@ -304,6 +305,7 @@ void Client::Connection::on_publish_ack(const wire::PublishAck& ack) {
       results[i].offset = r->offset();
       results[i].error = ErrorCode(r->error());
       results[i].duplicate = r->duplicate();
+      results[i].scheduled = r->scheduled();
       if (results[i].error != ErrorCode::kNone && error_message.empty()) {
         error_message = "publish to " + publish->topic +
                         " failed: " + error_name(r->error());

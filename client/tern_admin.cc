@@ -76,6 +76,8 @@ int run_topics_info(const std::string& server, const std::string& name) {
       (unsigned long long)t.disk_bytes, yes_no(t.temporary));
   std::printf("  in memory %llu bytes (tail and records read back)\n",
               (unsigned long long)t.memory_bytes);
+  std::printf("  scheduled %llu (stored, appended when due)\n",
+              (unsigned long long)t.scheduled);
   std::printf(
       "  max age %s, max bytes %s, max messages %s, work queue %s, "
       "dead-letter expired %s\n",

@@ -71,11 +71,11 @@ CLI::Option* add_size_option(CLI::App* command, const std::string& flag,
 CLI::Option* add_seconds_option(CLI::App* command, const std::string& flag,
                                 std::optional<std::chrono::milliseconds>* out,
                                 const std::string& description);
-// earliest, latest, offset:N or time:UNIX_MS.
 // A list of retry delays (cli::parse_delays).
 CLI::Option* add_delays_option(CLI::App* command, const std::string& flag,
                                std::vector<std::chrono::milliseconds>* out,
                                const std::string& description);
+// earliest, latest, offset:N or time:UNIX_MS.
 CLI::Option* add_position_option(CLI::App* command, const std::string& flag,
                                  std::optional<cli::Position>* out,
                                  const std::string& description);

@@ -25,6 +25,7 @@ constexpr uint64_t kDefaultPrefetch = 1000;
 struct PubArgs {
   std::string topic;
   std::vector<std::string> messages;  // empty: read stdin
+  std::optional<std::chrono::milliseconds> delay;  // unset: deliver at once
 };
 
 struct SubArgs {
@@ -46,13 +47,19 @@ struct SubArgs {
 // outlives every callback, including those run while the Client closes.
 class Publisher {
  public:
-  Publisher(Client& client, std::string topic, std::atomic<uint64_t>& confirmed)
-      : client_(client), topic_(std::move(topic)), confirmed_(confirmed) {
+  Publisher(Client& client, std::string topic, std::atomic<uint64_t>& confirmed,
+            std::chrono::milliseconds delay)
+      : client_(client),
+        topic_(std::move(topic)),
+        confirmed_(confirmed),
+        delay_(delay) {
     batch_.reserve(kPubBatch);
   }
 
   void add(std::string payload) {
-    batch_.push_back(OutgoingMessage{std::move(payload), {}, {}, {}});
+    OutgoingMessage& m = batch_.emplace_back();
+    m.payload = std::move(payload);
+    m.delay = delay_;
     if (batch_.size() == kPubBatch) send();
   }
 
@@ -83,6 +90,7 @@ class Publisher {
   std::string topic_;
   std::vector<OutgoingMessage> batch_;
   std::atomic<uint64_t>& confirmed_;  // counted on the client's reader thread
+  std::chrono::milliseconds delay_;
 };
 
 // Feeds stdin to `publisher`, one message per line. Lines are sent as soon as
@@ -124,7 +132,8 @@ int run_pub(const std::string& server, const PubArgs& args) {
   options.max_unconfirmed = kPubWindow;
   std::atomic<uint64_t> confirmed{0};
   auto client = connect(server, options);
-  Publisher publisher(*client, args.topic, confirmed);
+  Publisher publisher(*client, args.topic, confirmed,
+                      args.delay.value_or(std::chrono::milliseconds(0)));
   if (args.messages.empty()) {
     publish_stdin(publisher);
   } else {
@@ -165,6 +174,11 @@ void add_pub(CLI::App* tern, Run* run) {
                            "are given) and wait for their confirms");
   pub->add_option("TOPIC", args->topic, "the topic to publish to")->required();
   add_messages_positional(pub, &args->messages);
+  add_duration_option(pub, "--delay", std::chrono::hours(366 * 24),
+                      &args->delay,
+                      "schedule: deliver no earlier than this from now\n"
+                      "(e.g. 30s, 5m; the messages are stored and\n"
+                      "confirmed at once)");
   pub->footer(
       "Publishes each MESSAGE to TOPIC. With no MESSAGE, publishes each line\n"
       "of standard input (without its newline). Exits 0 once the broker has\n"

@@ -81,6 +81,14 @@ std::string sequences_key(uint64_t topic_id, uint64_t producer,
   return key;
 }
 
+std::string scheduled_key(uint64_t topic_id, int64_t due_ms, uint64_t ticket) {
+  std::string key(1, kScheduledTag);
+  put_be64(&key, topic_id);
+  put_be64(&key, uint64_t(due_ms));
+  put_be64(&key, ticket);
+  return key;
+}
+
 // --- subscription value encoding (see layout.h) -----------------------------
 
 std::string encode_subscription(const SubscriptionRecord& sub) {
@@ -187,21 +195,27 @@ bool decode_settings(const rocksdb::Slice& value, TopicSettings* t) {
 
 std::string encode_state(const TopicState& state) {
   std::string value;
-  value.reserve(32);
+  value.reserve(48);
   put_le64(&value, state.first_offset);
   put_le64(&value, state.next_offset);
   put_le64(&value, state.messages);
   put_le64(&value, state.bytes);
+  put_le64(&value, state.scheduled);
+  put_le64(&value, state.next_ticket);
   return value;
 }
 
 bool decode_state(const rocksdb::Slice& value, TopicState* state) {
-  if (value.size() != 32) return false;
+  if (value.size() != 32 && value.size() != 48) return false;
   const char* p = value.data();
   state->first_offset = get_le(p, 8);
   state->next_offset = get_le(p + 8, 8);
   state->messages = get_le(p + 16, 8);
   state->bytes = get_le(p + 24, 8);
+  if (value.size() == 48) {
+    state->scheduled = get_le(p + 32, 8);
+    state->next_ticket = get_le(p + 40, 8);
+  }
   return state->first_offset <= state->next_offset;
 }
 

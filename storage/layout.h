@@ -32,6 +32,7 @@ inline constexpr char kSubscriptionTag = 'S';
 inline constexpr char kSubscriptionSettingsTag = 'P';
 inline constexpr char kDedupeTag = 'D';
 inline constexpr char kSequencesTag = 'Q';
+inline constexpr char kScheduledTag = 'W';
 inline constexpr char kMessagesFamily[] = "messages";
 
 // --- keys. Messages (their own column family): topic id | offset, both
@@ -49,6 +50,9 @@ std::string dedupe_key(uint64_t topic_id, const std::string& id);
 // producer's records sort in sequence order and a range delete covers a run.
 std::string sequences_key(uint64_t topic_id, uint64_t producer,
                           uint64_t sequence);
+// Scheduled messages: the due time and the ticket, big-endian, so a topic's
+// entries sort in the order they fall due.
+std::string scheduled_key(uint64_t topic_id, int64_t due_ms, uint64_t ticket);
 
 // --- values: fixed-width little-endian fields; each decoder returns false
 // for a malformed value.
@@ -60,7 +64,9 @@ bool decode_subscription(const rocksdb::Slice& value, SubscriptionRecord* sub);
 // Settings: u64 max_age_ms, u64 max_bytes, u64 max_messages, u8 flags.
 std::string encode_settings(const TopicSettings& t);
 bool decode_settings(const rocksdb::Slice& value, TopicSettings* t);
-// State: u64 first_offset, u64 next_offset, u64 messages, u64 bytes.
+// State: u64 first_offset, u64 next_offset, u64 messages, u64 bytes, then
+// (left out by stores from before scheduled messages) u64 scheduled,
+// u64 next_ticket.
 std::string encode_state(const TopicState& state);
 bool decode_state(const rocksdb::Slice& value, TopicState* state);
 

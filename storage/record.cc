@@ -24,6 +24,17 @@ void encode_record(flatbuffers::FlatBufferBuilder& fbb,
           message.ttl_ms() ? timestamp_ms + int64_t(message.ttl_ms()) : 0));
 }
 
+void restamp_record(flatbuffers::FlatBufferBuilder& fbb,
+                    const wire::StoredMessage& record, int64_t timestamp_ms) {
+  auto key = frame::copy_bytes(fbb, record.key());
+  auto payload = frame::copy_bytes(fbb, record.payload());
+  auto headers = frame::copy_headers(fbb, record.headers());
+  int64_t expires = record.expires_ms();
+  if (expires != 0) expires += timestamp_ms - record.timestamp_ms();
+  fbb.Finish(wire::CreateStoredMessage(fbb, timestamp_ms, key, headers, payload,
+                                       expires));
+}
+
 size_t record_size_hint(const wire::Message& message) {
   size_t size = 128;  // tables, vtables, alignment
   if (message.key()) size += message.key()->size();

@@ -19,6 +19,13 @@ namespace tern::storage {
 void encode_record(flatbuffers::FlatBufferBuilder& fbb,
                    const wire::Message& message, int64_t timestamp_ms);
 
+// Encodes a copy of `record` stamped with `timestamp_ms`, its expiry moved by
+// as much: a scheduled message is stored when published and stamped again
+// when it is appended, so that append times rise with offsets and a TTL
+// counts from the append.
+void restamp_record(flatbuffers::FlatBufferBuilder& fbb,
+                    const wire::StoredMessage& record, int64_t timestamp_ms);
+
 // About how many bytes the record of `message` takes: a builder this size
 // holds it without growing.
 size_t record_size_hint(const wire::Message& message);

@@ -209,8 +209,8 @@ void Batch::delete_topic(uint64_t topic_id) {
                      message_key(topic_id + 1, 0));
   for (char tag : {kTopicTag, kTopicSettingsTag, kTopicStateTag})
     batch_.Delete(meta_, topic_key(topic_id, tag));
-  for (char tag :
-       {kSubscriptionTag, kSubscriptionSettingsTag, kDedupeTag, kSequencesTag})
+  for (char tag : {kSubscriptionTag, kSubscriptionSettingsTag, kDedupeTag,
+                   kSequencesTag, kScheduledTag})
     batch_.DeleteRange(meta_, topic_key(topic_id, tag),
                        topic_key(topic_id + 1, tag));
 }

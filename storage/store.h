@@ -15,6 +15,11 @@
 //                                    dead-letter topic)
 //     "D" | topic id (8 BE) | producer message id
 //                                 -> offset (8 LE) | expires, Unix ms (8 LE)
+//     "Q" | topic id (8 BE) | producer (8 BE) | first sequence (8 BE)
+//                                 -> a run of producer sequences
+//     "W" | topic id (8 BE) | due, Unix ms (8 BE) | ticket (8 BE)
+//                                 -> record of a scheduled message, moved
+//                                    into the topic when due
 // Big-endian keys make each topic one contiguous, ordered key range, so reads
 // are a single iterator and retention can be a single DeleteRange.
 //
@@ -94,6 +99,8 @@ struct TopicState {
   uint64_t next_offset = 0;   // offset the next append gets
   uint64_t messages = 0;      // messages stored
   uint64_t bytes = 0;         // bytes of their records
+  uint64_t scheduled = 0;     // scheduled messages not yet appended
+  uint64_t next_ticket = 0;   // ticket the next scheduled message gets
 };
 
 struct TopicRecord {
@@ -167,6 +174,14 @@ struct StoredMessage {
   std::string record;
 };
 
+// A scheduled message: when it is due (Unix ms), its ticket (unique in its
+// topic), and its record, stamped with the time it was scheduled.
+struct ScheduledMessage {
+  int64_t due_ms = 0;
+  uint64_t ticket = 0;
+  std::string record;
+};
+
 // Writes to commit together. Built on the broker's loop thread, handed to the
 // storage thread, committed with Store::commit().
 class Store;
@@ -194,6 +209,9 @@ class Batch {
   // Removes the records of `producer` whose first sequence is in [from, to).
   void delete_sequences(uint64_t topic_id, uint64_t producer, uint64_t from,
                         uint64_t to);
+  void put_scheduled(uint64_t topic_id, int64_t due_ms, uint64_t ticket,
+                     const void* record, size_t size);
+  void delete_scheduled(uint64_t topic_id, int64_t due_ms, uint64_t ticket);
 
   bool empty() const { return batch_.Count() == 0; }
   uint32_t count() const { return batch_.Count(); }
@@ -253,6 +271,15 @@ class Store {
   // reads however long the topic.
   Status offset_at_time(uint64_t topic_id, uint64_t first, uint64_t end,
                         int64_t time_ms, uint64_t* offset);
+
+  // Reads the scheduled messages of `topic_id` due by `due_by` (Unix ms), in
+  // the order they fall due, from the entry (from_due, from_ticket) on; at
+  // most max_messages, and stopping once max_bytes were read. *next_due is
+  // the due time of the first entry after those read (INT64_MAX: none).
+  Status read_scheduled(uint64_t topic_id, int64_t from_due,
+                        uint64_t from_ticket, int64_t due_by,
+                        size_t max_messages, size_t max_bytes,
+                        std::vector<ScheduledMessage>* out, int64_t* next_due);
 
   // Calls visit(offset, record bytes) for the messages of `topic_id` from
   // `from` on, in order, until it returns false or the topic ends. The bytes

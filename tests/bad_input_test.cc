@@ -263,7 +263,7 @@ TEST_CASE("bad input: frames only a broker may send are refused") {
       {"PublishAck",
        [](flatbuffers::FlatBufferBuilder& fbb) {
          std::vector<wire::PublishResult> results = {
-             wire::PublishResult(0, wire::ErrorCode::None, false)};
+             wire::PublishResult(0, wire::ErrorCode::None, false, false)};
          frame::finish(fbb, wire::Body::PublishAck,
                        wire::CreatePublishAckDirect(fbb, 1, &results).Union());
        }},

@@ -180,8 +180,8 @@ std::vector<Sample> one_of_each() {
   {
     flatbuffers::FlatBufferBuilder fbb;
     std::vector<wire::PublishResult> results{
-        wire::PublishResult(10, wire::ErrorCode::None, false),
-        wire::PublishResult(0, wire::ErrorCode::StorageFailure, false)};
+        wire::PublishResult(10, wire::ErrorCode::None, false, false),
+        wire::PublishResult(0, wire::ErrorCode::StorageFailure, false, false)};
     add(wire::Body::PublishAck, fbb,
         wire::CreatePublishAckDirect(fbb, 9, &results).Union(),
         [](const wire::Frame* f) {

@@ -142,7 +142,7 @@ class FakeBroker {
                    wire::ErrorCode error = wire::ErrorCode::None) {
     flatbuffers::FlatBufferBuilder fbb;
     std::vector<wire::PublishResult> results = {
-        wire::PublishResult(offset, error, false)};
+        wire::PublishResult(offset, error, false, false)};
     frame::finish(
         fbb, wire::Body::PublishAck,
         wire::CreatePublishAckDirect(fbb, request_id, &results).Union());

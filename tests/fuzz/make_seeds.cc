@@ -99,9 +99,10 @@ std::vector<std::pair<std::string, std::string>> all_frames() {
   frames.emplace_back(
       "publish_ack", make_frame(wire::Body::PublishAck, [](FBB& fbb) {
         std::vector<wire::PublishResult> results = {
-            wire::PublishResult(0, wire::ErrorCode::None, false),
-            wire::PublishResult(0, wire::ErrorCode::None, true),
-            wire::PublishResult(0, wire::ErrorCode::StorageFailure, false)};
+            wire::PublishResult(0, wire::ErrorCode::None, false, false),
+            wire::PublishResult(0, wire::ErrorCode::None, true, false),
+            wire::PublishResult(0, wire::ErrorCode::StorageFailure, false,
+                                false)};
         return wire::CreatePublishAckDirect(fbb, 2, &results);
       }));
   frames.emplace_back(

@@ -505,7 +505,7 @@ Bytes broker_only_frame(Script& in) {
               .Union());
     case 3: {
       std::vector<wire::PublishResult> results = {
-          wire::PublishResult(0, wire::ErrorCode::None, false)};
+          wire::PublishResult(0, wire::ErrorCode::None, false, false)};
       return finish(fbb, wire::Body::PublishAck,
                     wire::CreatePublishAckDirect(fbb, 1, &results).Union());
     }

@@ -234,6 +234,9 @@ struct TopicInfo {
   // Its records the broker holds in memory (its tail and what it read back
   // for consumers behind it), within the broker's --memory-budget.
   uint64_t memory_bytes = 0;
+  // Scheduled messages stored, to be appended when due (OutgoingMessage::
+  // delay).
+  uint64_t scheduled = 0;
   // Deleted when the connection that created it ends (see create_topic()).
   bool temporary = false;
 };

@@ -87,6 +87,13 @@ struct OutgoingMessage {
   // Time to live: once this long has passed since the broker appended the
   // message, it is no longer delivered. 0: forever.
   std::chrono::milliseconds ttl{0};
+  // Scheduled: not delivered before `delay` has passed since the broker
+  // received it, nor before `deliver_at` (Unix ms; 0: no time); the later of
+  // the two. It is stored and confirmed at once (PublishResult::scheduled)
+  // and appended to the topic when due: its offset is given then, and its
+  // ttl counts from then. At most 366 days ahead (else kLimitExceeded).
+  std::chrono::milliseconds delay{0};
+  int64_t deliver_at_ms = 0;
 };
 
 // A delivered message.
@@ -119,11 +126,13 @@ struct Message {
 // names the trace id in its log lines about a message; Responder gives a
 // reply its request's trace.
 //
-//   tern::TraceContext trace = tern::TraceContext::start();  // or from your
-//   tracer tern::OutgoingMessage m{payload}; trace.attach(&m);
+//   // A new trace, or one from your tracer:
+//   tern::TraceContext trace = tern::TraceContext::start();
+//   tern::OutgoingMessage m{payload};
+//   trace.attach(&m);
 //   ...
-//   tern::TraceContext got = tern::TraceContext::of(delivered);  // same trace
-//   id
+//   // The same trace id:
+//   tern::TraceContext got = tern::TraceContext::of(delivered);
 struct TraceContext {
   std::string traceparent;  // "00-<trace id>-<parent id>-<flags>"; empty: none
   std::string tracestate;   // vendors' entries, passed along unchanged
@@ -151,6 +160,9 @@ struct PublishResult {
   uint64_t offset = 0;
   ErrorCode error = ErrorCode::kNone;
   bool duplicate = false;  // an earlier message had the same id
+  // Stored to be appended when due (OutgoingMessage::delay): offset is 0,
+  // the message gets one when it is appended.
+  bool scheduled = false;
 };
 
 }  // namespace tern
