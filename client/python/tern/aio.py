@@ -245,11 +245,11 @@ class Client:
         await self._wait(self._session.request(frames.ping))
 
     async def publish(self, topic, payload, *, headers=(), key=b"", id="",
-                      ttl=None, trace=None):
+                      ttl=None, trace=None, delay=None, deliver_at=None):
         message = OutgoingMessage(
             payload=as_bytes(payload),
             headers=list(headers) + trace_headers(trace), key=as_bytes(key),
-            id=id, ttl=ttl)
+            id=id, ttl=ttl, delay=delay, deliver_at=deliver_at)
         return (await self.publish_message(topic, message)).offset
 
     async def publish_message(self, topic, message):

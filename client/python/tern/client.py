@@ -314,16 +314,17 @@ class Client:
     # --- publishing ---
 
     def publish(self, topic, payload, *, headers=(), key=b"", id="",
-                ttl=None, trace=None):
+                ttl=None, trace=None, delay=None, deliver_at=None):
         """Publishes one message and waits until it is durable. Returns its
-        offset. `ttl`: seconds it may wait to be delivered; `id`: producer
-        message id (a repeat within the broker's window is not stored
-        again); `trace`: a W3C traceparent, or (traceparent, tracestate)
-        (tern.trace)."""
+        offset (0 if scheduled). `ttl`: seconds it may wait to be delivered;
+        `id`: producer message id (a repeat within the broker's window is not
+        stored again); `trace`: a W3C traceparent, or (traceparent,
+        tracestate) (tern.trace); `delay` (seconds) or `deliver_at` (Unix
+        seconds): scheduled, delivered from then on (OutgoingMessage)."""
         message = OutgoingMessage(
             payload=as_bytes(payload),
             headers=list(headers) + trace_headers(trace), key=as_bytes(key),
-            id=id, ttl=ttl)
+            id=id, ttl=ttl, delay=delay, deliver_at=deliver_at)
         return self.publish_message(topic, message).offset
 
     def publish_message(self, topic, message):

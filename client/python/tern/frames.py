@@ -14,7 +14,7 @@ from .errors import ErrorCode
 from .types import PublishResult, SubscriptionInfo, TopicInfo, TopicSettings
 from .wire import (Ack, AlterTopic, CreateTopic, DeleteSubscription, DeleteTopic,
                    Frame, Header, Hello, ListTopics, Message, OffsetRange, Ping,
-                   PublishPart, ResetSubscription, Subscribe, Transaction,
+                   Publish, PublishPart, ResetSubscription, Subscribe, Transaction,
                    Unsubscribe)
 from .wire import TopicSettings as WireSettings
 from .wire.Body import Body
@@ -34,7 +34,7 @@ from .wire.UnsubscribeOk import UnsubscribeOk
 
 PROTOCOL_VERSION = 1
 _LENGTH = struct.Struct("<I")
-_PUBLISH_RESULT = struct.Struct("<QH?5x")  # 16 bytes (PROTOCOL.md)
+_PUBLISH_RESULT = struct.Struct("<QH??4x")  # 16 bytes (PROTOCOL.md)
 
 
 def _as_bytes(value):
@@ -110,7 +110,15 @@ def ping(request_id):
 def publish(request_id, topic, messages, confirm=True):
     """`messages`: OutgoingMessage values. Laid out by hand, front to back
     (layout.py): the Python FlatBuffers builder costs some 25 us
-    a message, which would cap a client at 40,000 messages a second."""
+    a message, which would cap a client at 40,000 messages a second.
+    Scheduled messages, which layout.py does not lay out, take the
+    generated builder."""
+    if any(m.delay or m.deliver_at for m in messages):
+        b = flatbuffers.Builder(1024)
+        vector = _tables(b, [_message(b, m) for m in messages])
+        return _finish(b, Body.Publish, _table(
+            Publish, b, RequestId=request_id, Topic=topic, Confirm=confirm,
+            Messages=vector))
     return layout.publish_frame(Body.Publish, request_id, topic,
                                         messages, confirm)
 
@@ -150,7 +158,9 @@ def _message(b, m):
                           for name, value in m.headers])
     return _table(Message, b, Key=bytes(m.key), Headers=headers,
                   Payload=bytes(m.payload), Id=m.id,
-                  TtlMs=max(1, int(m.ttl * 1000)) if m.ttl else None)
+                  TtlMs=max(1, int(m.ttl * 1000)) if m.ttl else None,
+                  DeliverAtMs=int(m.deliver_at * 1000) if m.deliver_at else None,
+                  DelayMs=max(1, int(m.delay * 1000)) if m.delay else None)
 
 
 def subscribe(request_id, topic, subscription, start, prefetch, ack_timeout_ms,
@@ -309,7 +319,8 @@ def _topic_info(t):
                      next_offset=t.NextOffset(), subscriptions=subs,
                      settings=settings, messages=t.Messages(),
                      bytes=t.Bytes(), temporary=t.Temporary(),
-                     disk_bytes=t.DiskBytes(), memory_bytes=t.MemoryBytes())
+                     disk_bytes=t.DiskBytes(), memory_bytes=t.MemoryBytes(),
+                     scheduled=t.Scheduled())
 
 
 # Body type -> (its generated class, what the client wants of it). Each
@@ -371,6 +382,6 @@ def decode(data):
 
 
 def publish_results(raw):
-    return [PublishResult(offset, duplicate, ErrorCode(error))
-            for offset, error, duplicate in raw]
+    return [PublishResult(offset, duplicate, ErrorCode(error), scheduled)
+            for offset, error, duplicate, scheduled in raw]
 

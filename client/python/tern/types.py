@@ -23,13 +23,19 @@ class Start(enum.IntEnum):
 @dataclasses.dataclass
 class OutgoingMessage:
     """A message to publish. `id`: producer message id for de-duplication;
-    `ttl`: seconds it may wait to be delivered (None: forever)."""
+    `ttl`: seconds it may wait to be delivered (None: forever). Scheduled:
+    not delivered before `delay` seconds from when the broker receives it,
+    nor before `deliver_at` (Unix time in seconds, the broker's clock); it is
+    stored and confirmed at once (PublishResult.scheduled) and appended to
+    the topic when due, its ttl counting from then."""
 
     payload: bytes = b""
     headers: List[Header] = dataclasses.field(default_factory=list)
     key: bytes = b""
     id: str = ""
     ttl: Optional[float] = None
+    delay: Optional[float] = None
+    deliver_at: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +47,7 @@ class PublishResult:
     offset: int
     duplicate: bool = False
     error: ErrorCode = ErrorCode.None_
+    scheduled: bool = False  # stored to be appended when due; offset is 0
 
     @property
     def ok(self):
@@ -88,3 +95,4 @@ class TopicInfo:
     temporary: bool
     disk_bytes: int
     memory_bytes: int
+    scheduled: int = 0  # scheduled messages stored, not yet due

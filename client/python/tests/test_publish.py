@@ -88,6 +88,26 @@ def test_ttl_expires_undelivered_messages(client):
     assert [m.payload for m in got] == [b"new"]
 
 
+def test_scheduled_messages(client, broker):
+    import time
+    sub = client.subscribe("later", "w", start=tern.Start.EARLIEST)
+    start = time.time()
+    r = client.publish_message("later", tern.OutgoingMessage(
+        payload=b"in 0.6 s", delay=0.6, id="timeout-1"))
+    assert r.scheduled and r.offset == 0 and r.ok
+    again = client.publish_message("later", tern.OutgoingMessage(
+        payload=b"in 0.6 s", delay=0.6, id="timeout-1"))
+    assert again.duplicate and again.scheduled
+    client.publish("later", "at", deliver_at=start + 0.3)
+    client.publish("later", "now")
+    assert client.topic_info("later").scheduled == 2
+    got = receive(sub, 3, timeout=5)
+    assert [m.payload for m in got] == [b"now", b"at", b"in 0.6 s"]
+    assert got[1].timestamp_ms >= int((start + 0.3) * 1000)
+    assert got[2].timestamp_ms >= int((start + 0.6) * 1000)
+    assert client.topic_info("later").scheduled == 0
+
+
 def test_atomic_publish(client):
     results = client.publish_atomic([("orders", [b"o1", b"o2"]),
                                      ("audit", [tern.OutgoingMessage(
