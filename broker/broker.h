@@ -227,6 +227,10 @@ class Broker : public DeadLetters, public ReadBackSource {
     if (size_t(code) < errors_sent_.size()) ++errors_sent_[size_t(code)];
   }
 
+  // When `message` is due (scheduled.cc): 0 for at once; -1 if it is beyond
+  // the furthest the broker schedules (refused).
+  static int64_t due_time(const wire::Message& message, int64_t now);
+
  private:
   static void on_connection(uv_stream_t* server, int status);
   static void on_signal(uv_signal_t* handle, int signum);
@@ -352,9 +356,6 @@ class Broker : public DeadLetters, public ReadBackSource {
   // A scheduled message's results and de-duplication records hold its
   // ticket with this bit set where an appended one's hold its offset.
   static constexpr uint64_t kTicketBit = uint64_t(1) << 63;
-  // When `message` is due: 0 for at once; -1 if it is beyond the furthest
-  // the broker schedules (refused).
-  static int64_t due_time(const wire::Message& message, int64_t now);
   // Stores `message` to be appended to `topic` at `due`; returns its ticket
   // (with kTicketBit).
   uint64_t schedule(Topic& topic, const wire::Message& message, int64_t due,

@@ -2,6 +2,7 @@
 // connection's deliveries, checked whole and then committed together
 // (Broker::publish_atomic).
 #include "broker.h"
+#include "clock.h"
 #include "connection.h"
 #include "consumer.h"
 #include "session.h"
@@ -20,6 +21,7 @@ void Session::on_transaction(const wire::Transaction& transaction,
   // Everything is checked before anything is appended: a refusal of any
   // part refuses the whole request.
   std::vector<std::string> names;
+  int64_t now = unix_ms();
   size_t remembered = 0;  // messages that may need a de-duplication entry
   if (transaction.parts()) {
     for (const wire::PublishPart* part : *transaction.parts()) {
@@ -37,6 +39,10 @@ void Session::on_transaction(const wire::Transaction& transaction,
         const wire::Message* m = part->messages()->Get(i);
         if (transaction.producer() != 0 || (m->id() && m->id()->size() > 0))
           ++remembered;
+        if (Broker::due_time(*m, now) < 0)
+          return reply_error(request_id, wire::ErrorCode::LimitExceeded,
+                             "a message of the transaction is scheduled "
+                             "more than 366 days ahead");
       }
     }
   }

@@ -157,6 +157,11 @@ TEST_CASE(
   CHECK(results[0].scheduled);
   CHECK(!results[1].scheduled);
   CHECK(scheduled_in(*client, "ids") == 2);
+  // All or nothing: one message too far refuses the whole transaction.
+  CHECK_THROWS_AS(
+      client->publish_atomic({{"ids", {later("x", 1s)}}, {"other", {far}}}),
+      Error);
+  CHECK(scheduled_in(*client, "ids") == 2);
 
   auto sub = client->subscribe(durable("ids", "w"));
   auto got = receive(sub, 10, 1s, 5s);
