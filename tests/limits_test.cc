@@ -1,10 +1,6 @@
 // Limits and back-pressure: what one client (or a full disk) can do to the
 // broker is bounded, gets a clear error, and loses nothing confirmed.
 #include <doctest/doctest.h>
-#include <fcntl.h>
-#include <sys/mount.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -14,6 +10,7 @@
 
 #include "broker_process.h"
 #include "raw_connection.h"
+#include "small_disk.h"
 #include "tern/client.h"
 
 namespace tern::test {
@@ -152,50 +149,24 @@ TEST_CASE(
   CHECK(got.size() == 32768);
 }
 
-// Fills the file system holding `dir` until less than `leave` bytes are free.
-bool fill_disk(const std::string& dir, uint64_t leave, const std::string& file) {
-  struct statvfs fs;
-  if (statvfs(dir.c_str(), &fs) != 0) return false;
-  uint64_t free_bytes = uint64_t(fs.f_bavail) * fs.f_frsize;
-  if (free_bytes <= leave) return true;
-  int fd = open(file.c_str(), O_CREAT | O_WRONLY, 0644);
-  if (fd < 0) return false;
-  bool ok = posix_fallocate(fd, 0, off_t(free_bytes - leave)) == 0;
-  close(fd);
-  return ok;
-}
-
 TEST_CASE(
     "disk full: publishes fail with StorageFailure, nothing unconfirmed is "
     "delivered, and publishing resumes when space returns") {
-  // A small tmpfs of our own, so that filling it harms nothing else. Needs
-  // root (as make test has on the CI machine and a fresh Debian).
-  std::string mount_point = make_temp_dir("tern-disk-full");
-  bool mounted = mount("tmpfs", mount_point.c_str(), "tmpfs", 0,
-                       "size=400m") == 0;
+  SmallDisk disk;
+  bool mounted = disk.mounted();
   if (!mounted) {
     MESSAGE("cannot mount a tmpfs (not root?): testing with --min-free "
             "above the free space instead");
   }
-  struct Unmount {
-    std::string path;
-    bool mounted;
-    ~Unmount() {
-      if (mounted) umount2(path.c_str(), MNT_DETACH);
-      remove_tree(path);
-    }
-  } unmount{mount_point, mounted};
-
   BrokerOptions options;
-  options.data_dir = mount_point + "/data";
+  options.data_dir = disk.path() + "/data";
   // Without a tmpfs the limit is set above any real free space.
   options.extra_args = {"--min-free", mounted ? "150MiB" : "1048576GiB"};
   BrokerProcess broker(options);
   auto client = Client::connect(broker.address());
-  std::string filler = mount_point + "/filler";
   if (mounted) {
     CHECK(client->publish("disk", "before") == 0);
-    REQUIRE(fill_disk(mount_point, 100ull << 20, filler));
+    REQUIRE(disk.fill(100ull << 20));
   }
 
   CHECK(publish_error(*client, "disk", "refused") ==
@@ -209,7 +180,7 @@ TEST_CASE(
   CHECK(broker.log().find("disk full") != std::string::npos);
 
   if (!mounted) return;
-  unlink(filler.c_str());  // space returns
+  disk.empty();  // space returns
   uint64_t offset = client->publish("disk", "after");
   auto stored = read_topic(broker.address(), "disk");
   std::vector<std::string> payloads;

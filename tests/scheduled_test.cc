@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "broker_process.h"
+#include "small_disk.h"
 #include "tern/client.h"
 
 namespace tern::test {
@@ -174,6 +175,41 @@ TEST_CASE(
   auto fresh = client->subscribe(durable("gone", "w"));
   CHECK(!fresh.next(1s));
   CHECK(scheduled_in(*client, "gone") == 0);
+}
+
+TEST_CASE(
+    "scheduled: due while the disk is full, appended once space returns, "
+    "exactly once") {
+  SmallDisk disk;
+  if (!disk.mounted()) {
+    MESSAGE("cannot mount a tmpfs (not root?): skipped");
+    return;
+  }
+  BrokerOptions options;
+  options.data_dir = disk.path() + "/data";
+  options.extra_args = {"--min-free", "150MiB"};
+  BrokerProcess broker(options);
+  auto client = Client::connect(broker.address());
+  auto sub = client->subscribe(durable("full", "w"));
+  client->publish("full", later("due in a full disk", 500ms));
+  REQUIRE(disk.fill(100ull << 20));
+  // Due, but its move cannot be committed: it stays scheduled, and
+  // nothing half-moved is delivered.
+  CHECK(!sub.next(2s));
+  CHECK(scheduled_in(*client, "full") == 1);
+  disk.empty();
+  auto m = sub.next(5s);
+  REQUIRE(m);
+  CHECK(m->payload == "due in a full disk");
+  sub.ack(*m);
+  CHECK(!sub.next(1500ms));
+  CHECK(scheduled_in(*client, "full") == 0);
+  broker.kill9();
+  broker.restart();
+  auto again = Client::connect(broker.address());
+  CHECK(scheduled_in(*again, "full") == 0);
+  auto resumed = again->subscribe(durable("full", "w"));
+  CHECK(!resumed.next(1s));
 }
 
 }  // namespace
