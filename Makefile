@@ -119,6 +119,11 @@ test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/tern-bench
 run: $(BUILD)/tern-broker $(BUILD)/tern
 	$(BUILD)/tern-broker --listen $(LISTEN) --data $(DATA) --fsync $(FSYNC)
 
+# The order saga example (examples/saga) against the broker of `make run`.
+.PHONY: saga
+saga: python
+	$(PYTHON) examples/saga/run.py --server $(LISTEN)
+
 # The standard scenarios against a broker of its own (see bench/run.sh).
 bench: $(BUILD)/tern-bench $(BUILD)/tern-broker
 	bench/run.sh $(BUILD)

@@ -56,11 +56,14 @@ def trace_id(traceparent):
 
 def headers(trace):
     """The headers for `trace`: a traceparent, or (traceparent,
-    tracestate)."""
+    tracestate). None, or no traceparent (a message that came without
+    one): no headers, since a tracestate means nothing without it."""
     if trace is None:
         return []
     traceparent, tracestate = (trace if isinstance(trace, tuple)
                                else (trace, None))
+    if not traceparent:
+        return []
     out = [(TRACEPARENT, traceparent)]
     if tracestate:
         out.append((TRACESTATE, tracestate))

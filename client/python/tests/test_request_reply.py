@@ -101,6 +101,14 @@ def test_trace_context_travels(broker, client):
     assert m.traceparent == traceparent
     assert m.tracestate == "vendor=1"
     assert tern.trace.parse("00-" + "0" * 32 + "-" + "1" * 16 + "-01") is None
+    # Passing along the trace of a message that came without one: none.
+    untraced = client.subscribe("traced", start=tern.Start.EARLIEST)
+    client.publish("traced", "y")
+    untraced.next(5)
+    plain = untraced.next(5)
+    assert plain.traceparent is None
+    client.publish("traced", "z", trace=(tern.trace.child(plain.traceparent),
+                                         plain.tracestate))
 
     # The C++ responder answers in the same trace, as a new span.
     responder = subprocess.Popen(
