@@ -263,6 +263,10 @@ class Broker : public DeadLetters, public ReadBackSource {
   // Stores the topic's name and settings (and state).
   void persist_topic(Topic& topic);
   Topic* find_topic(uint64_t id);
+  // A subscription of topic `topic_id` after a commit returned: a durable
+  // one by `name`, an ephemeral one (empty name) by address, `was`.
+  Subscription* find_subscription(uint64_t topic_id, const std::string& name,
+                                  const Subscription* was);
   // Removes `topic` from memory and its data from the store.
   void remove_topic(Topic& topic);
   // Closes the consumers of a subscription about to be destroyed.

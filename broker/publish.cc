@@ -186,13 +186,14 @@ void Broker::publish_atomic(uint64_t connection_id,
   // The acks, and the cursors they change, into the same batch.
   struct Acked {
     uint64_t topic_id;
+    std::string name;
     const Subscription* subscription;  // compared, not followed: it may go
     std::vector<std::pair<uint64_t, uint32_t>> offsets;
   };
   std::vector<Acked> acked;
   for (const HeldAck& ack : acks) {
     Subscription& s = ack.consumer->subscription;
-    acked.push_back({s.topic().id(), &s, {}});
+    acked.push_back({s.topic().id(), s.name(), &s, {}});
     s.ack_held(*ack.consumer, ack.first, ack.last, &acked.back().offsets);
     note_cursor(s);
     schedule_dispatch(s);  // credit returned
@@ -211,14 +212,11 @@ void Broker::publish_atomic(uint64_t connection_id,
       // Nothing was stored, the acks included: their messages are not
       // done, and go out again.
       for (const Acked& a : acked) {
-        Topic* topic = find_topic(a.topic_id);
-        if (topic == nullptr) continue;
-        for (auto& s : topic->subscriptions()) {
-          if (s.get() != a.subscription) continue;
-          for (auto [offset, attempt] : a.offsets) s->unack(offset, attempt);
-          note_cursor(*s);
-          schedule_dispatch(*s);
-        }
+        Subscription* s = find_subscription(a.topic_id, a.name, a.subscription);
+        if (s == nullptr) continue;
+        for (auto [offset, attempt] : a.offsets) s->unack(offset, attempt);
+        note_cursor(*s);
+        schedule_dispatch(*s);
       }
     }
     confirm(connection_id, request_id, results);
@@ -311,13 +309,22 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
   uint64_t at =
       append(*dlq, *flatbuffers::GetRoot<wire::Message>(fbb.GetBufferPointer()),
              unix_ms());
-  committer_->on_commit(
-      [this, id = dlq->id(), at](const storage::Status& status) {
-        if (Topic* dlq = find_topic(id)) {
-          dlq->on_committed(at, at + 1, status.is_ok());
-          for (auto& s : dlq->subscriptions()) schedule_dispatch(*s);
-        }
-      });
+  committer_->on_commit([this, id = dlq->id(), at, source = from.topic().id(),
+                         name = from.name(), was = &from, offset, attempts,
+                         reason](const storage::Status& status) {
+    if (Topic* dlq = find_topic(id)) {
+      dlq->on_committed(at, at + 1, status.is_ok());
+      for (auto& s : dlq->subscriptions()) schedule_dispatch(*s);
+    }
+    if (status.is_ok()) return;
+    // The dead letter was not stored, nor the cursor that settled its
+    // message: the message is given up on again, not lost.
+    if (Subscription* s = find_subscription(source, name, was)) {
+      s->dead_letter_failed(offset, attempts, reason);
+      note_cursor(*s);
+      schedule_dispatch(*s);
+    }
+  });
   log_event(LogLevel::kInfo, "dead_lettered",
             {{"topic", from.topic().name()},
              {"subscription", from.name()},

@@ -86,6 +86,15 @@ void Subscription::unack(uint64_t offset, uint32_t attempt) {
   cursor_changed_ = true;
 }
 
+void Subscription::dead_letter_failed(uint64_t offset, uint32_t attempts,
+                                      const char* reason) {
+  if (offset < topic_.first_offset() || !acks_.remove(offset)) return;
+  --counters_.dead_lettered;
+  redeliver_[offset] = attempts;
+  give_up_[offset] = reason;
+  cursor_changed_ = true;
+}
+
 uint64_t Subscription::lag() const {
   uint64_t end = topic_.committed_end();
   return end > acks_.floor() ? end - acks_.floor() - acks_.acked_above_floor()

@@ -123,6 +123,10 @@ class Subscription {
   // The commit holding an ack of `offset` (delivery `attempt`) failed: it
   // is not acked, and is delivered again.
   void unack(uint64_t offset, uint32_t attempt);
+  // The commit holding the dead letter of `offset` failed: it is not done,
+  // and is given up on again when next handed out.
+  void dead_letter_failed(uint64_t offset, uint32_t attempts,
+                          const char* reason);
   // Applies `consumer`'s nack of [first, last]: redeliver after `delay_ms`
   // (0: at once), or with `dead_letter` give up on them now.
   void nack(Consumer& consumer, uint64_t first, uint64_t last,

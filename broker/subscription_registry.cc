@@ -288,4 +288,15 @@ void Broker::end_subscription(Subscription& subscription,
   --subscription_count_;
 }
 
+Subscription* Broker::find_subscription(uint64_t topic_id,
+                                        const std::string& name,
+                                        const Subscription* was) {
+  Topic* topic = find_topic(topic_id);
+  if (topic == nullptr) return nullptr;
+  if (!name.empty()) return topic->find_subscription(name);
+  for (auto& s : topic->subscriptions())
+    if (s.get() == was) return s.get();
+  return nullptr;
+}
+
 }  // namespace tern

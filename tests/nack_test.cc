@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "broker_process.h"
+#include "small_disk.h"
 #include "tern/client.h"
 
 namespace tern::test {
@@ -126,6 +127,43 @@ TEST_CASE(
   CHECK(dead->payload == "poison");
   CHECK(headers_of(*dead)["tern-dlq-attempts"] == "3");
   CHECK(headers_of(*dead)["tern-dlq-reason"] == "max deliveries reached");
+}
+
+TEST_CASE(
+    "nack: a dead letter whose commit failed (disk full) is not lost: it "
+    "goes once space returns") {
+  SmallDisk disk;
+  if (!disk.mounted()) {
+    MESSAGE("cannot mount a tmpfs (not root?): skipped");
+    return;
+  }
+  BrokerOptions options;
+  options.data_dir = disk.path() + "/data";
+  options.extra_args = {"--min-free", "150MiB"};
+  BrokerProcess broker(options);
+  auto client = Client::connect(broker.address());
+  client->publish("orders", "bad order");
+  client->create_topic("orders.dlq", {});
+  auto sub = client->subscribe(durable("orders", "billing"));
+  auto bad = sub.next(5s);
+  REQUIRE(bad);
+  REQUIRE(disk.fill(100ull << 20));
+  sub.reject(*bad);  // its dead letter cannot be stored now
+  client->ping();
+  CHECK_FALSE(sub.next(1s));
+  disk.empty();
+  // Given up on again, and dead-lettered: once, not delivered again.
+  auto dead = read_topic(broker.address(), "orders.dlq", 3s);
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].payload == "bad order");
+  CHECK(headers_of(dead[0])["tern-dlq-reason"] == "rejected");
+  CHECK_FALSE(sub.next(500ms));
+  broker.kill9();
+  broker.restart();
+  auto again = Client::connect(broker.address());
+  auto resumed = again->subscribe(durable("orders", "billing"));
+  CHECK_FALSE(resumed.next(1s));
+  CHECK(read_topic(broker.address(), "orders.dlq").size() == 1);
 }
 
 TEST_CASE("nack: a subscription whose dead letters could not go is refused") {
