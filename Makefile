@@ -128,6 +128,15 @@ saga: python
 bench: $(BUILD)/tern-bench $(BUILD)/tern-broker
 	bench/run.sh $(BUILD)
 
+# A PNG of bench/run.sh results kept with BENCH_OUT=DIR, next to the peers'
+# (../shared/peers/run.sh output), see bench/plot --help:
+#   make plot RUNS="/tmp/r1 /tmp/r2" PEERS=peers.txt OUT=bench.png
+.PHONY: plot
+plot:
+	@$(MAKE) --no-print-directory deps PACKAGES="python3-matplotlib"
+	$(PYTHON) bench/plot -o $(or $(OUT),$(BUILD)/bench.png) \
+	  $(if $(PEERS),--peers $(PEERS)) $(RUNS)
+
 # AddressSanitizer + UndefinedBehaviorSanitizer over the whole test suite.
 # The sanitizer builds' directories can be moved (ASAN_BUILD=..., TSAN_BUILD=...)
 # so that two checkouts or two people do not share one.

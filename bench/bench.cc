@@ -43,7 +43,7 @@ Bench::Bench(const Options& options) : options_(options) {
     prefetch_ = uint32_t(std::max<uint64_t>(
         prefetch_, std::min<uint64_t>(per_subscription, kMaxPrefetch)));
     ack_timeout_ = kNoAckTimeout;
-    if (per_subscription > kMaxPrefetch) {
+    if (per_subscription > kMaxPrefetch && !options_.publish_only()) {
       std::fprintf(stderr,
                    "tern-bench: warning: --no-ack with more than %u messages "
                    "per subscription stalls once %u are unacked\n",
@@ -213,13 +213,20 @@ void Bench::print_progress(double elapsed_s, double interval_s) {
     delivered += c->delivered();
     acked += c->acked();
   }
-  std::fprintf(stderr,
-               "[%6.1fs] published %9.0f/s  delivered %9.0f/s  "
-               "unconfirmed %6" PRIu64 "  unacked %7" PRIu64 "\n",
-               elapsed_s, double(published - last_published_) / interval_s,
-               double(delivered - last_delivered_) / interval_s,
-               sent - published - failed,
-               options_.ack ? delivered - acked : delivered);
+  if (options_.publish_only()) {
+    std::fprintf(stderr,
+                 "[%6.1fs] published %9.0f/s  unconfirmed %6" PRIu64 "\n",
+                 elapsed_s, double(published - last_published_) / interval_s,
+                 sent - published - failed);
+  } else {
+    std::fprintf(stderr,
+                 "[%6.1fs] published %9.0f/s  delivered %9.0f/s  "
+                 "unconfirmed %6" PRIu64 "  unacked %7" PRIu64 "\n",
+                 elapsed_s, double(published - last_published_) / interval_s,
+                 double(delivered - last_delivered_) / interval_s,
+                 sent - published - failed,
+                 options_.ack ? delivered - acked : delivered);
+  }
   last_published_ = published;
   last_delivered_ = delivered;
 }
@@ -296,8 +303,12 @@ Results Bench::collect(int64_t start_ns) const {
     r.deliver_mb_per_s = r.deliver_msgs_per_s * mb;
   }
   // A replayed message waited for the whole publish phase: no latency.
-  if (!options_.replay) r.e2e = Latency::from(e2e);
+  if (!options_.replay) {
+    r.e2e = Latency::from(e2e);
+    r.e2e_ns = e2e;
+  }
   r.confirm = Latency::from(confirm);
+  r.confirm_ns = confirm;
   r.drained = drained_;
   r.error = control_.error();
   if (r.error.empty() && !drained_) {

@@ -9,6 +9,10 @@
 //      --drain-timeout) until every subscription has every message, stops the
 //      consumers, and checks for lost and duplicate messages.
 //
+// With --consumers 0 step 1 makes nothing and the run ends at step 2's
+// last confirm: a publish-only run, with nothing to check but the confirms.
+// With --replay the consumers start only after step 2.
+//
 // Each producer and each consumer has its own Client (own TCP connection) and
 // its own thread; each keeps its own counters and histograms, merged here at
 // the end, so the threads share nothing on the hot path but the mutex of

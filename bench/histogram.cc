@@ -57,7 +57,8 @@ void Histogram::merge(const Histogram& other) {
 
 uint64_t Histogram::percentile(double q) const {
   if (count_ == 0) return 0;
-  q = std::clamp(q, 0.0, 1.0);
+  if (q <= 0) return min_;  // the first bucket's edge may lie above it
+  q = std::min(q, 1.0);
   uint64_t rank =
       std::max<uint64_t>(1, uint64_t(std::ceil(q * double(count_))));
   uint64_t seen = 0;
@@ -66,6 +67,33 @@ uint64_t Histogram::percentile(double q) const {
     if (seen >= rank) return std::clamp(highest_in(i), min_, max_);
   }
   return max_;
+}
+
+std::vector<std::pair<double, uint64_t>> Histogram::percentile_curve(
+    int ticks) const {
+  std::vector<std::pair<double, uint64_t>> points;
+  if (count_ == 0) return points;
+  ticks = std::max(ticks, 1);
+  // Halving k covers q in [1 - 2^-k, 1 - 2^-(k+1)). Stop once 2^-k of the
+  // values is less than one value: from there on every point is max().
+  for (int k = 0; k < kTopBit && std::ldexp(double(count_), -k) >= 1; ++k) {
+    double tail = std::ldexp(1.0, -k);
+    for (int j = 0; j < ticks; ++j) {
+      double q = 1 - tail + tail / 2 * j / ticks;
+      points.emplace_back(q, percentile(q));
+    }
+  }
+  points.emplace_back(1.0, max_);
+  return points;
+}
+
+std::vector<std::pair<uint64_t, uint64_t>> Histogram::buckets() const {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (size_t i = 0; i < kBuckets; ++i) {
+    if (counts_[i] == 0) continue;
+    out.emplace_back(std::clamp(highest_in(i), min_, max_), counts_[i]);
+  }
+  return out;
 }
 
 }  // namespace tern::bench

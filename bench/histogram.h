@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace tern::bench {
@@ -29,8 +30,20 @@ class Histogram {
 
   // The smallest recorded value v such that a fraction `q` (0..1) of all
   // recorded values are <= v, rounded up to its bucket's upper edge (and never
-  // above max()). 0 when nothing was recorded.
+  // above max()); min() for q = 0. 0 when nothing was recorded.
   uint64_t percentile(double q) const;
+
+  // (q, percentile(q)) at the points HdrHistogram's "percentile
+  // distribution" prints: q from 0 in steps that halve each time 1 - q
+  // halves, `ticks` steps per halving (0, 0.1, .. 0.4, 0.5, 0.55, .. 0.7,
+  // 0.75, 0.775, ...), as long as 1 - q leaves at least one value above
+  // (finer would only repeat max()), then q = 1. Fine enough to plot
+  // latency against 1 / (1 - q) on a log axis. Empty if nothing recorded.
+  std::vector<std::pair<double, uint64_t>> percentile_curve(int ticks) const;
+
+  // The non-empty buckets, lowest first, as (highest value the bucket
+  // holds, count): the whole distribution, to within a bucket's width.
+  std::vector<std::pair<uint64_t, uint64_t>> buckets() const;
 
  private:
   static size_t bucket_of(uint64_t value);

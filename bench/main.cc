@@ -1,8 +1,11 @@
 // tern-bench: load generator and latency recorder for the Tern broker.
 // See `tern-bench --help`, and bench/run.sh for the standard scenarios.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "bench.h"
+#include "latency_out.h"
 #include "options.h"
 #include "report.h"
 #include "tern/client.h"
@@ -12,12 +15,29 @@ int main(int argc, char** argv) {
   int status = tern::bench::parse_options(argc, argv, &options);
   if (status >= 0) return status;
 
+  // Opened before the run, so that a bad path fails at once, not after it.
+  const std::string& latency_path = options.latency_out;
+  FILE* latency_file = nullptr;
+  if (!latency_path.empty()) {
+    latency_file = std::fopen(latency_path.c_str(), "w");
+    if (!latency_file) {
+      std::fprintf(stderr, "tern-bench: --latency-out %s: %s\n",
+                   latency_path.c_str(), std::strerror(errno));
+      return 2;
+    }
+  }
+
   tern::bench::Results results;
   try {
     tern::bench::Bench bench(options);
     results = bench.run();
   } catch (const tern::Error& e) {
     std::fprintf(stderr, "tern-bench: %s\n", e.what());
+    if (latency_file) {
+      // Nothing was measured: leave no empty file behind to be plotted.
+      std::fclose(latency_file);
+      std::remove(latency_path.c_str());
+    }
     return 1;
   }
 
@@ -27,6 +47,16 @@ int main(int argc, char** argv) {
     tern::bench::print_report(options, results, stdout);
   }
   std::fflush(stdout);
+  if (latency_file) {
+    // Written even for a failed run: its latencies may show why.
+    bool written =
+        tern::bench::write_latency_json(options, results, latency_file);
+    if (std::fclose(latency_file) != 0 || !written) {
+      std::fprintf(stderr, "tern-bench: cannot write --latency-out %s\n",
+                   latency_path.c_str());
+      return 1;
+    }
+  }
   if (!results.ok()) {
     std::fprintf(stderr, "tern-bench: FAILED: %s\n",
                  !results.error.empty()   ? results.error.c_str()

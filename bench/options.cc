@@ -110,10 +110,12 @@ void add_options(CLI::App& app, Options* o) {
                "use --topic as given, without the run id");
   add_count(app, "--producers", &o->producers, 1, 1024,
             "producer connections/threads (default 1)");
-  add_count(app, "--consumers", &o->consumers, 1, 1024,
+  add_count(app, "--consumers", &o->consumers, 0, 1024,
             "consumer connections/threads (default 1);\n"
             "spread round-robin over all subscriptions, so\n"
-            "there must be at least subscriptions x topics");
+            "there must be at least subscriptions x topics;\n"
+            "0: publish only (no subscription, no delivery\n"
+            "figures, no delivery check)");
   add_count(app, "--subscriptions", &o->subscriptions, 1, 1024,
             "durable subscriptions per topic (default 1);\n"
             "each gets every message of its topic (fan-out)");
@@ -168,8 +170,9 @@ void add_options(CLI::App& app, Options* o) {
   app.add_flag("--replay", o->replay,
                "start the consumers only once everything is\n"
                "published: they read it back from the store;\n"
-               "delivery is timed from their start, and there\n"
-               "is no end-to-end latency");
+               "delivery is timed from their start (the report's\n"
+               "\"consumed\" rate), and there is no end-to-end\n"
+               "latency");
   add_seconds(app, "--warmup", &o->warmup_s, true,
               "messages sent in the first SECONDS are\n"
               "checked but left out of throughput and latency\n"
@@ -183,10 +186,21 @@ void add_options(CLI::App& app, Options* o) {
       "--quiet", [o] { o->progress = false; }, "no progress lines on stderr");
   app.add_flag("--json", o->json,
                "print one JSON object instead of the report");
+  app.add_option("--latency-out", o->latency_out,
+                 "also write the latency distributions (end to\n"
+                 "end, confirm) to FILE as JSON: percentiles\n"
+                 "0, 50, 75, 90, 95, 99, 99.9, 99.99, 99.999,\n"
+                 "100, and the HdrHistogram-style percentile\n"
+                 "curve (5 points per halving of 1 - p) in us")
+      ->type_name("FILE");
 }
 
 // The checks that involve more than one flag; empty if they pass.
-std::string check_combination(const Options* o) {
+std::string check_combination(const CLI::App& app, const Options* o) {
+  if (o->publish_only() && o->replay)
+    return "--replay needs consumers (--consumers 0 publishes only)";
+  if (o->publish_only() && app.count("--subscriptions") > 0)
+    return "--consumers 0 makes no subscription: drop --subscriptions";
   if (o->producers < o->topics)
     return "--producers must be >= --topics (every topic needs a producer)";
   if (uint32_t(o->consumers) < o->subscriptions_total())
@@ -216,8 +230,24 @@ int parse_options(int argc, char** argv, Options* o) {
   app.get_formatter()->column_width(30);
   app.footer(
       "BYTES: 256, 4KiB, 1MiB (also B, KB, MB). SECONDS: 30, 0.5.\n"
+      "--latency-out FILE holds one JSON object, times in us:\n"
+      "  {\"format\": \"tern-bench-latency/1\", \"unit\": \"us\", "
+      "\"run_id\", \"settings\",\n"
+      "   \"e2e\": DIST, \"confirm\": DIST}  (null if none measured)\n"
+      "  DIST: {\"count\", \"min\", \"mean\", \"max\",\n"
+      "   \"percentiles\": {\"0\": us, \"50\", \"75\", \"90\", "
+      "\"95\", \"99\", \"99.9\", \"99.99\",\n"
+      "                   \"99.999\", \"100\"},\n"
+      "   \"percentile_curve\": [[percentile, us], ...] (0, 10, .. 40, "
+      "50, 55,\n"
+      "     .. 70, 75, 77.5, ...: 5 points each time 100 - percentile "
+      "halves),\n"
+      "   \"buckets\": [[highest_us, count], ...]}  (the whole "
+      "histogram)\n"
+      "bench/plot draws these next to bench/run.sh's results.\n"
       "Exit status: 0 if every confirmed message reached every subscription\n"
-      "exactly once, 1 on loss, duplicates or errors, 2 on bad usage.");
+      "exactly once (--consumers 0: if every message was confirmed), 1 on\n"
+      "loss, duplicates or errors, 2 on bad usage.");
   add_options(app, o);
 
   try {
@@ -230,7 +260,7 @@ int parse_options(int argc, char** argv, Options* o) {
   }
 
   o->count_set = app.count("--count") > 0;
-  std::string error = check_combination(o);
+  std::string error = check_combination(app, o);
   if (!error.empty()) return usage_error(error);
   if (!cli::read_login(o->login.user, o->password_file, o->token_file,
                        &o->login, &error))

@@ -28,6 +28,8 @@ struct Options {
   std::string topic = "bench";
   bool fixed_topic = false;
   int producers = 1;
+  // 0: publish only; no subscription is made and nothing is consumed, so
+  // there are no delivery figures and no delivery check.
   int consumers = 1;
   int subscriptions = 1;  // per topic; each gets every message of its topic
   int topics = 1;
@@ -48,14 +50,19 @@ struct Options {
   bool replay = false;
   double warmup_s = 0;  // excluded from throughput and latency figures
   bool json = false;
+  // If set, the latency distributions are written there as JSON (see
+  // latency_out.h).
+  std::string latency_out;
   // Once the producers are done, how long to wait for the last deliveries.
   double drain_timeout_s = 30;
   // Give up if nothing is sent, confirmed or delivered for this long.
   double stall_timeout_s = 30;
   bool progress = true;
 
+  bool publish_only() const { return consumers == 0; }
+  // Subscriptions made: none when publishing only.
   uint32_t subscriptions_total() const {
-    return uint32_t(subscriptions) * uint32_t(topics);
+    return publish_only() ? 0 : uint32_t(subscriptions) * uint32_t(topics);
   }
 };
 

@@ -46,6 +46,8 @@ struct Results {
   double publish_msgs_per_s = 0, publish_mb_per_s = 0;
   double deliver_msgs_per_s = 0, deliver_mb_per_s = 0;
   Latency e2e, confirm;
+  // The distributions behind them, in nanoseconds (for --latency-out).
+  Histogram e2e_ns, confirm_ns;
 
   bool drained = true;  // everything arrived within --drain-timeout
   std::string error;    // the first error, if any
@@ -58,5 +60,8 @@ struct Results {
 
 void print_report(const Options& options, const Results& results, FILE* out);
 void print_json(const Options& options, const Results& results, FILE* out);
+
+// `s` as a JSON string literal, quotes included.
+std::string json_string(const std::string& s);
 
 }  // namespace tern::bench

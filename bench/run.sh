@@ -19,7 +19,10 @@
 #
 # Environment: BENCH_QUICK=1 shortens S3 to 3 s; BENCH_FSYNC="never" runs one
 # policy only; BENCH_ONLY=PREFIX runs the scenarios whose name starts with it
-# (e.g. "S3"); BENCH_OUT=DIR keeps each run's JSON there; BENCH_TLS=1 runs
+# (e.g. "S3"); BENCH_OUT=DIR keeps each run's JSON there, as
+# "SCENARIO-FSYNC.json" with "scenario" and "fsync" added in front, next to
+# its latency distributions (tern-bench --latency-out, likewise tagged) as
+# "SCENARIO-FSYNC.latency.json": bench/plot draws them. BENCH_TLS=1 runs
 # over TLS, with a throwaway self-signed certificate (EC P-256) made by the
 # openssl command for the run. BENCH_SCRAPE=SECONDS serves HTTP and GETs
 # /metrics every SECONDS during each run (the cost of being watched).
@@ -110,8 +113,10 @@ for fsync in $FSYNCS; do
       scrape "$HTTP_PORT" "$BENCH_SCRAPE" &
       SCRAPER_PID=$!
     fi
+    latency_args=()
+    [ -n "${BENCH_OUT:-}" ] && latency_args=(--latency-out "$dir/latency.json")
     # shellcheck disable=SC2086  # $args and $COMMON are word lists
-    "$BENCH" --server "127.0.0.1:$PORT" $args $COMMON \
+    "$BENCH" --server "127.0.0.1:$PORT" $args $COMMON "${latency_args[@]}" \
       >"$dir/result.json" 2>"$dir/bench.log"
     status=$?
     if [ -n "$SCRAPER_PID" ]; then
@@ -123,7 +128,12 @@ for fsync in $FSYNCS; do
     if [ -n "${BENCH_OUT:-}" ]; then
       mkdir -p "$BENCH_OUT"
       tag=$(echo "$name-$fsync" | tr -c 'A-Za-z0-9.\n-' '_')
-      cp "$dir/result.json" "$BENCH_OUT/$tag.json"
+      # The tag cannot be read back into the name ("/" became "_"): say both.
+      label="{\"scenario\":\"$name\",\"fsync\":\"$fsync\","
+      sed "1s|^{|$label|" "$dir/result.json" >"$BENCH_OUT/$tag.json"
+      if [ -s "$dir/latency.json" ]; then
+        sed "1s|^{|$label|" "$dir/latency.json" >"$BENCH_OUT/$tag.latency.json"
+      fi
     fi
     result=ok
     if [ $status != 0 ]; then

@@ -223,7 +223,7 @@ TEST_CASE(
         "--count",     "--duration",      "--rate",          "--window",
         "--batch",     "--prefetch",      "--no-confirm",    "--no-ack",
         "--replay",    "--warmup",        "--drain-timeout", "--stall-timeout",
-        "--quiet",     "--json"}) {
+        "--quiet",     "--json",          "--latency-out"}) {
     CHECK(help.out.find(std::string("  ") + option + " ") != std::string::npos);
   }
 
