@@ -155,16 +155,15 @@ def publish(client, namespace, message, outputs):
     Every output goes out in the trace of its input, as a child span (a new
     parent id in the same trace id): the whole saga of one order is one
     trace, whichever service handled which step."""
-    headers = tern.trace.headers((tern.trace.child(message.traceparent),
-                                  message.tracestate))
     parts = {}
     for o in outputs:
         parts.setdefault(topic(namespace, o["topic"]), []).append(
             tern.OutgoingMessage(payload=json.dumps(o["body"]).encode(),
-                                 headers=list(headers), delay=o["delay"],
-                                 id=o["id"] or ""))
+                                 delay=o["delay"], id=o["id"] or ""))
     # With no outputs this is just a confirmed, durable ack.
-    client.publish_atomic(list(parts.items()), acks=[message])
+    client.publish_atomic(list(parts.items()), acks=[message],
+                          trace=(tern.trace.child(message.traceparent),
+                                 message.tracestate))
 
 
 # --- the service loop ---

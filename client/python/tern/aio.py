@@ -256,9 +256,10 @@ class Client:
         [result] = await self._wait(await self.publish_async(topic, [message]))
         return check_result(result)
 
-    async def publish_atomic(self, parts, acks=()):
+    async def publish_atomic(self, parts, acks=(), trace=None):
         """As tern.Client.publish_atomic."""
-        parts = [(topic, outgoing(messages)) for topic, messages in parts]
+        parts = [(topic, outgoing(messages, trace))
+                 for topic, messages in parts]
         results = await self._wait(self._session.request(
             lambda rid: frames.transaction(rid, parts, acks_of(acks)),
             frames.publish_results))

@@ -11,6 +11,7 @@ Every call may be made from any thread. Replies are matched to requests by
 request id, so calls from several threads share the connection.
 """
 import concurrent.futures
+import dataclasses
 import queue
 import socket
 import ssl as ssl_module
@@ -29,10 +30,16 @@ from .types import OutgoingMessage, Start
 _CLOSED = object()  # queued when the application closed a subscription
 
 
-def outgoing(messages):
-    """Payloads (bytes or str) or OutgoingMessage values, as the latter."""
-    return [m if isinstance(m, OutgoingMessage)
-            else OutgoingMessage(payload=as_bytes(m)) for m in messages]
+def outgoing(messages, trace=None):
+    """Payloads (bytes or str) or OutgoingMessage values, as the latter;
+    with `trace` (as for publish), each carries it."""
+    out = [m if isinstance(m, OutgoingMessage)
+           else OutgoingMessage(payload=as_bytes(m)) for m in messages]
+    extra = trace_headers(trace)
+    if not extra:
+        return out
+    return [dataclasses.replace(m, headers=list(m.headers) + extra)
+            for m in out]
 
 
 def tls_context(tls, ca_file):
@@ -333,7 +340,7 @@ class Client:
         [result] = self._wait(self.publish_async(topic, [message]))
         return check_result(result)
 
-    def publish_atomic(self, parts, acks=()):
+    def publish_atomic(self, parts, acks=(), trace=None):
         """Publishes to several topics in one commit: every message of every
         part is stored, or none is (any refusal refuses the whole request).
         `parts`: (topic, messages) pairs, messages as for publish_async.
@@ -344,8 +351,12 @@ class Client:
         publish): after a crash either both happened or neither, so a
         processor from one topic to another gives each input exactly one
         output. TernError(NotHeld) if one is no longer its consumer's (its
-        ack timeout passed): nothing happened, and it comes again."""
-        parts = [(topic, outgoing(messages)) for topic, messages in parts]
+        ack timeout passed): nothing happened, and it comes again.
+
+        `trace`: as for publish, put on every message (e.g. the child of
+        an input's: (tern.trace.child(m.traceparent), m.tracestate))."""
+        parts = [(topic, outgoing(messages, trace))
+                 for topic, messages in parts]
         results = self._wait(self._session.request(
             lambda rid: frames.transaction(rid, parts, acks_of(acks)),
             frames.publish_results))

@@ -122,6 +122,15 @@ def test_atomic_publish(client):
     m = client.subscribe("audit", start=tern.Start.EARLIEST).next(5)
     assert (m.payload, m.headers) == (b"a1", [("h", b"v")])
 
+    # trace= puts the trace on every message, after their own headers.
+    trace = tern.trace.start()
+    client.publish_atomic([("audit", [tern.OutgoingMessage(
+        payload=b"a2", headers=[("h", "v")])])], trace=(trace, "v=1"))
+    m = client.subscribe("audit", start=tern.Start.OFFSET,
+                         start_offset=1).next(5)
+    assert (m.payload, m.traceparent, m.tracestate) == (b"a2", trace, "v=1")
+    assert m.headers[0] == ("h", b"v")
+
 
 def test_consume_and_publish(client):
     for p in (b"a", b"b"):
