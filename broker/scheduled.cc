@@ -184,10 +184,11 @@ void Broker::on_moved(uint64_t topic_id, int64_t last_due, uint64_t last_ticket,
     s.from_ticket = behind ? 0 : last_ticket + 1;
   } else {
     // Still stored as scheduled: counted again, and tried again once the
-    // store may take writes again.
+    // store may take writes again, not at once (more may be due already:
+    // that would spin on a failing store).
     s.count += moved;
     changed_topics_.insert(topic_id);
-    due = std::min(due, unix_ms() + kMoveRetryMs);
+    due = unix_ms() + kMoveRetryMs;
   }
   s.next_due_ms = INT64_MAX;  // not in due_topics_ while moving
   set_next_due(*topic, due);
