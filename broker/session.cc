@@ -305,14 +305,27 @@ void Session::on_unsubscribe(const wire::Unsubscribe& unsubscribe) {
   connection_.send(fbb);
 }
 
-// Applies `settle` to each range of an Ack or Nack from `consumer_id`.
-Consumer* Session::find_consumer(uint64_t consumer_id,
-                                 const flatbuffers::String* topic,
-                                 const char* what) {
+Consumer* Session::consumer_of(uint64_t consumer_id,
+                               const flatbuffers::String* topic,
+                               bool* wildcard) {
+  *wildcard = false;
   if (auto it = consumers_.find(consumer_id); it != consumers_.end())
     return it->second.get();
   auto w = wildcards_.find(consumer_id);
-  if (w == wildcards_.end()) {
+  if (w == wildcards_.end()) return nullptr;
+  *wildcard = true;
+  if (topic == nullptr) return nullptr;
+  auto part = w->second.parts.find(topic->str());
+  return part == w->second.parts.end() ? nullptr : part->second.get();
+}
+
+Consumer* Session::find_consumer(uint64_t consumer_id,
+                                 const flatbuffers::String* topic,
+                                 const char* what) {
+  bool wildcard;
+  if (Consumer* consumer = consumer_of(consumer_id, topic, &wildcard))
+    return consumer;
+  if (!wildcard) {
     // Ids are handed out in order: one below the next was this connection's
     // and is closed now. Acks racing a close (an Unsubscribe, or a
     // ConsumerClosed on its way) are normal, and there is nothing to settle.
@@ -322,18 +335,15 @@ Consumer* Session::find_consumer(uint64_t consumer_id,
                       std::to_string(consumer_id));
     return nullptr;
   }
-  if (topic == nullptr) {
+  if (topic == nullptr)
     reply_error(0, wire::ErrorCode::InvalidSubscription,
                 std::string(what) + " for wildcard consumer " +
                     std::to_string(consumer_id) + " must name the topic");
-    return nullptr;
-  }
-  auto part = w->second.parts.find(topic->str());
-  if (part != w->second.parts.end()) return part->second.get();
-  // The topic was deleted since: nothing left to settle.
+  // Else the topic was deleted since: nothing left to settle.
   return nullptr;
 }
 
+// Applies `settle` to each range of an Ack or Nack.
 template <typename Frame, typename Settle>
 void Session::settle(const Frame& frame, const char* what, Settle settle) {
   Consumer* found = find_consumer(frame.consumer_id(), frame.topic(), what);

@@ -101,8 +101,13 @@ class Session {
   void on_delete_subscription(const wire::DeleteSubscription& request);
   template <typename Frame, typename Settle>
   void settle(const Frame& frame, const char* what, Settle settle);
-  // The consumer an Ack or Nack is for: `consumer_id`, or for a wildcard
-  // consumer its part on `topic`. nullptr after replying with an Error.
+  // The consumer `consumer_id`, or for a wildcard consumer its part on
+  // `topic`; nullptr if there is none (*wildcard: the id is a wildcard
+  // consumer's, and `topic` is missing or none of its parts).
+  Consumer* consumer_of(uint64_t consumer_id, const flatbuffers::String* topic,
+                        bool* wildcard);
+  // The consumer an Ack or Nack is for (consumer_of); nullptr after
+  // replying with an Error if the frame was wrong.
   Consumer* find_consumer(uint64_t consumer_id,
                           const flatbuffers::String* topic, const char* what);
   void reply_deleted(uint64_t request_id);

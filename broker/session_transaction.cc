@@ -57,22 +57,17 @@ void Session::on_transaction(const wire::Transaction& transaction,
   std::vector<Broker::HeldAck> acks;
   if (transaction.acks()) {
     for (const wire::Ack* ack : *transaction.acks()) {
-      auto it = consumers_.find(ack->consumer_id());
-      Consumer* consumer = it == consumers_.end() ? nullptr : it->second.get();
-      auto w = wildcards_.find(ack->consumer_id());
-      if (consumer == nullptr && w != wildcards_.end() && ack->topic()) {
-        auto part = w->second.parts.find(ack->topic()->str());
-        if (part != w->second.parts.end()) consumer = part->second.get();
-      }
+      bool wildcard;
+      Consumer* consumer =
+          consumer_of(ack->consumer_id(), ack->topic(), &wildcard);
       if (consumer == nullptr)
         return reply_error(request_id, wire::ErrorCode::UnknownConsumer,
                            "transaction acks for consumer " +
                                std::to_string(ack->consumer_id()) +
                                ", which this connection does not have" +
-                               (w != wildcards_.end() ? " (a wildcard "
-                                                        "consumer's ack must "
-                                                        "name its topic)"
-                                                      : ""));
+                               (wildcard ? " (a wildcard consumer's ack must "
+                                           "name its topic)"
+                                         : ""));
       if (!ack->ranges()) continue;
       for (const wire::OffsetRange* range : *ack->ranges()) {
         if (!consumer->subscription.holds(*consumer, range->first(),
