@@ -214,7 +214,8 @@ void Broker::publish_atomic(uint64_t connection_id,
       for (const Acked& a : acked) {
         Subscription* s = find_subscription(a.topic_id, a.name, a.subscription);
         if (s == nullptr) continue;
-        for (auto [offset, attempt] : a.offsets) s->unack(offset, attempt);
+        for (auto [offset, attempt] : a.offsets)
+          s->take_back(offset, attempt, nullptr);
         note_cursor(*s);
         schedule_dispatch(*s);
       }
@@ -320,7 +321,7 @@ bool Broker::dead_letter(Subscription& from, uint64_t offset, uint32_t attempts,
     // The dead letter was not stored, nor the cursor that settled its
     // message: the message is given up on again, not lost.
     if (Subscription* s = find_subscription(source, name, was)) {
-      s->dead_letter_failed(offset, attempts, reason);
+      s->take_back(offset, attempts, reason);
       note_cursor(*s);
       schedule_dispatch(*s);
     }

@@ -78,20 +78,17 @@ void Subscription::ack_held(Consumer& consumer, uint64_t first, uint64_t last,
   }
 }
 
-void Subscription::unack(uint64_t offset, uint32_t attempt) {
+void Subscription::take_back(uint64_t offset, uint32_t attempts,
+                             const char* give_up_reason) {
   // Retention may have removed it meanwhile: then it stays done.
   if (offset < topic_.first_offset() || !acks_.remove(offset)) return;
-  --counters_.acked;
-  redeliver_[offset] = attempt;
-  cursor_changed_ = true;
-}
-
-void Subscription::dead_letter_failed(uint64_t offset, uint32_t attempts,
-                                      const char* reason) {
-  if (offset < topic_.first_offset() || !acks_.remove(offset)) return;
-  --counters_.dead_lettered;
   redeliver_[offset] = attempts;
-  give_up_[offset] = reason;
+  if (give_up_reason == nullptr) {
+    --counters_.acked;
+  } else {
+    --counters_.dead_lettered;
+    give_up_[offset] = give_up_reason;
+  }
   cursor_changed_ = true;
 }
 

@@ -117,16 +117,15 @@ class Subscription {
   }
   // Acks what `consumer` holds of [first, last]. For a commit that may
   // fail, `acked` (if given) gets each offset with its delivery's attempt,
-  // for unack().
+  // for take_back().
   void ack_held(Consumer& consumer, uint64_t first, uint64_t last,
                 std::vector<std::pair<uint64_t, uint32_t>>* acked);
-  // The commit holding an ack of `offset` (delivery `attempt`) failed: it
-  // is not acked, and is delivered again.
-  void unack(uint64_t offset, uint32_t attempt);
-  // The commit holding the dead letter of `offset` failed: it is not done,
-  // and is given up on again when next handed out.
-  void dead_letter_failed(uint64_t offset, uint32_t attempts,
-                          const char* reason);
+  // The commit that settled `offset` after `attempts` deliveries failed: it
+  // is not done. Acked (`give_up_reason` null): it is delivered again;
+  // dead-lettered: it is given up on again, for that reason, when next
+  // handed out.
+  void take_back(uint64_t offset, uint32_t attempts,
+                 const char* give_up_reason);
   // Applies `consumer`'s nack of [first, last]: redeliver after `delay_ms`
   // (0: at once), or with `dead_letter` give up on them now.
   void nack(Consumer& consumer, uint64_t first, uint64_t last,
