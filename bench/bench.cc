@@ -255,7 +255,6 @@ Results Bench::collect(int64_t start_ns) const {
   r.elapsed_seconds = double(now_ns() - start_ns) / kSecond;
 
   std::vector<uint64_t> published;
-  Histogram confirm, e2e;
   int64_t first_send_ns = 0, last_confirm_ns = 0, last_delivery_ns = 0;
   for (const auto& p : producers_) {
     published.push_back(p->confirmed());
@@ -263,7 +262,7 @@ Results Bench::collect(int64_t start_ns) const {
     r.published += p->confirmed();
     r.publish_errors += p->failed_messages();
     r.measured_published += p->measured_confirmed();
-    confirm.merge(p->confirm_latency());
+    r.confirm.merge(p->confirm_latency());
     if (p->first_measured_send_ns() != 0 &&
         (first_send_ns == 0 || p->first_measured_send_ns() < first_send_ns)) {
       first_send_ns = p->first_measured_send_ns();
@@ -273,7 +272,8 @@ Results Bench::collect(int64_t start_ns) const {
   for (const auto& c : consumers_) {
     r.deliveries += c->delivered();
     r.measured_deliveries += c->measured_deliveries();
-    e2e.merge(c->e2e_latency());
+    // A replayed message waited for the whole publish phase: no latency.
+    if (!options_.replay) r.e2e.merge(c->e2e_latency());
     last_delivery_ns = std::max(last_delivery_ns, c->last_delivery_ns());
   }
   for (const auto& check : checks_) {
@@ -302,13 +302,6 @@ Results Bench::collect(int64_t start_ns) const {
     r.deliver_msgs_per_s = double(r.measured_deliveries) / r.deliver_seconds;
     r.deliver_mb_per_s = r.deliver_msgs_per_s * mb;
   }
-  // A replayed message waited for the whole publish phase: no latency.
-  if (!options_.replay) {
-    r.e2e = Latency::from(e2e);
-    r.e2e_ns = e2e;
-  }
-  r.confirm = Latency::from(confirm);
-  r.confirm_ns = confirm;
   r.drained = drained_;
   r.error = control_.error();
   if (r.error.empty() && !drained_) {

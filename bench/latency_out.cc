@@ -69,9 +69,9 @@ bool write_latency_json(const Options& o, const Results& r, FILE* out) {
                    ? "null"
                    : std::to_string(o.count).c_str(),
                o.replay ? "true" : "false");
-  write_distribution(r.e2e_ns, out);
+  write_distribution(r.e2e, out);
   std::fputs(",\n\"confirm\":", out);
-  write_distribution(r.confirm_ns, out);
+  write_distribution(r.confirm, out);
   std::fputs("}\n", out);
   return std::fflush(out) == 0 && !std::ferror(out);
 }

@@ -35,7 +35,23 @@ namespace {
 
 double us(uint64_t ns) { return double(ns) / 1000.0; }
 
-std::string json_latency(const Latency& l) {
+// Latency percentiles in microseconds.
+struct Latency {
+  uint64_t count = 0;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
+
+  explicit Latency(const Histogram& ns)
+      : count(ns.count()),
+        p50(us(ns.percentile(0.50))),
+        p90(us(ns.percentile(0.90))),
+        p99(us(ns.percentile(0.99))),
+        p999(us(ns.percentile(0.999))),
+        max(us(ns.max())),
+        mean(ns.mean() / 1000.0) {}
+};
+
+std::string json_latency(const Histogram& ns) {
+  Latency l(ns);
   char buf[256];
   std::snprintf(buf, sizeof buf,
                 "{\"count\":%" PRIu64
@@ -46,8 +62,9 @@ std::string json_latency(const Latency& l) {
 }
 
 // `none` says why there may be no samples.
-void print_latency(const char* what, const Latency& l, const char* none,
+void print_latency(const char* what, const Histogram& ns, const char* none,
                    FILE* out) {
+  Latency l(ns);
   if (l.count == 0) {
     std::fprintf(out, "  %-14s none%s\n", what, none);
     return;
@@ -66,18 +83,6 @@ int subscriptions(const Options& o) {
 const char* json_bool(bool b) { return b ? "true" : "false"; }
 
 }  // namespace
-
-Latency Latency::from(const Histogram& ns) {
-  Latency l;
-  l.count = ns.count();
-  l.p50 = us(ns.percentile(0.50));
-  l.p90 = us(ns.percentile(0.90));
-  l.p99 = us(ns.percentile(0.99));
-  l.p999 = us(ns.percentile(0.999));
-  l.max = us(ns.max());
-  l.mean = ns.mean() / 1000.0;
-  return l;
-}
 
 void print_report(const Options& o, const Results& r, FILE* out) {
   std::fprintf(out,
