@@ -158,15 +158,14 @@ TEST_CASE(
     MESSAGE("cannot mount a tmpfs (not root?): testing with --min-free "
             "above the free space instead");
   }
-  BrokerOptions options;
-  options.data_dir = disk.path() + "/data";
+  BrokerOptions options = disk.broker_options();
   // Without a tmpfs the limit is set above any real free space.
-  options.extra_args = {"--min-free", mounted ? "150MiB" : "1048576GiB"};
+  if (!mounted) options.extra_args = {"--min-free", "1048576GiB"};
   BrokerProcess broker(options);
   auto client = Client::connect(broker.address());
   if (mounted) {
     CHECK(client->publish("disk", "before") == 0);
-    REQUIRE(disk.fill(100ull << 20));
+    REQUIRE(disk.fill());
   }
 
   CHECK(publish_error(*client, "disk", "refused") ==

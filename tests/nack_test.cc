@@ -137,17 +137,14 @@ TEST_CASE(
     MESSAGE("cannot mount a tmpfs (not root?): skipped");
     return;
   }
-  BrokerOptions options;
-  options.data_dir = disk.path() + "/data";
-  options.extra_args = {"--min-free", "150MiB"};
-  BrokerProcess broker(options);
+  BrokerProcess broker(disk.broker_options());
   auto client = Client::connect(broker.address());
   client->publish("orders", "bad order");
   client->create_topic("orders.dlq", {});
   auto sub = client->subscribe(durable("orders", "billing"));
   auto bad = sub.next(5s);
   REQUIRE(bad);
-  REQUIRE(disk.fill(100ull << 20));
+  REQUIRE(disk.fill());
   sub.reject(*bad);  // its dead letter cannot be stored now
   client->ping();
   CHECK_FALSE(sub.next(1s));

@@ -185,10 +185,7 @@ TEST_CASE(
     MESSAGE("cannot mount a tmpfs (not root?): skipped");
     return;
   }
-  BrokerOptions options;
-  options.data_dir = disk.path() + "/data";
-  options.extra_args = {"--min-free", "150MiB"};
-  BrokerProcess broker(options);
+  BrokerProcess broker(disk.broker_options());
   auto client = Client::connect(broker.address());
   auto sub = client->subscribe(durable("full", "w"));
   // More than one move takes, so that more is due after a failed one.
@@ -198,7 +195,7 @@ TEST_CASE(
     batch.push_back(later("due in a full disk", 500ms));
   client->publish_async("full", batch);
   client->flush();
-  REQUIRE(disk.fill(100ull << 20));
+  REQUIRE(disk.fill());
   // Due, but its move cannot be committed: it stays scheduled, and
   // nothing half-moved is delivered.
   CHECK(!sub.next(2500ms));

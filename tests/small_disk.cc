@@ -5,8 +5,6 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "broker_process.h"
-
 namespace tern::test {
 
 SmallDisk::SmallDisk(const char* size)
@@ -20,7 +18,15 @@ SmallDisk::~SmallDisk() {
   remove_tree(path_);
 }
 
-bool SmallDisk::fill(uint64_t leave) {
+BrokerOptions SmallDisk::broker_options() const {
+  BrokerOptions options;
+  options.data_dir = path_ + "/data";
+  options.extra_args = {"--min-free", "150MiB"};
+  return options;
+}
+
+bool SmallDisk::fill() {
+  const uint64_t leave = 100ull << 20;
   struct statvfs fs;
   if (statvfs(path_.c_str(), &fs) != 0) return false;
   uint64_t free_bytes = uint64_t(fs.f_bavail) * fs.f_frsize;

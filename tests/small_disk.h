@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "broker_process.h"
+
 namespace tern::test {
 
 class SmallDisk {
@@ -19,8 +21,11 @@ class SmallDisk {
   bool mounted() const { return mounted_; }
   // Where it is mounted (a plain temporary directory if it is not).
   const std::string& path() const { return path_; }
-  // Takes space until less than `leave` bytes are free; false on failure.
-  bool fill(uint64_t leave);
+  // A broker with its data here that refuses writes below 150 MiB free.
+  BrokerOptions broker_options() const;
+  // Takes space until 100 MiB are left: a full disk to that broker. False
+  // on failure.
+  bool fill();
   // Gives back what fill() took.
   void empty();
 
