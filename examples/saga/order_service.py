@@ -102,34 +102,27 @@ def main():
             return []
         return store.once(order, "payments.completed", decide)
 
-    def payment_failed(body, message):
-        order = body["order"]
+    def transition(step, was, to, reason=lambda body: None):
+        """The handler of `step` that moves its order from `was` to `to`
+        (why: reason(body)) and publishes nothing. An order in another
+        state is left as it is: the step came too late to matter."""
+        def handle(body, message):
+            order = body["order"]
 
-        def decide(db):
-            if state_of(db, order) == "PENDING":
-                set_state(db, order, "CANCELLED",
-                          "payment declined: " + body.get("reason", "?"))
-            return []
-        return store.once(order, "payments.failed", decide)
+            def decide(db):
+                if state_of(db, order) == was:
+                    set_state(db, order, to, reason(body))
+                return []
+            return store.once(order, step, decide)
+        return handle
 
-    def payment_timeout(body, message):
-        order = body["order"]
-
-        def decide(db):
-            # Past PENDING the payment has come: the timeout is moot.
-            if state_of(db, order) == "PENDING":
-                set_state(db, order, "CANCELLED", "payment timed out")
-            return []
-        return store.once(order, "orders.payment_timeout", decide)
-
-    def reserved(body, message):
-        order = body["order"]
-
-        def decide(db):
-            if state_of(db, order) == "PAID":
-                set_state(db, order, "COMPLETED")
-            return []
-        return store.once(order, "inventory.reserved", decide)
+    payment_failed = transition(
+        "payments.failed", "PENDING", "CANCELLED",
+        lambda body: "payment declined: " + body.get("reason", "?"))
+    # Past PENDING the payment has come: the timeout is moot.
+    payment_timeout = transition("orders.payment_timeout", "PENDING",
+                                 "CANCELLED", lambda body: "payment timed out")
+    reserved = transition("inventory.reserved", "PAID", "COMPLETED")
 
     def out_of_stock(body, message):
         order = body["order"]
