@@ -141,7 +141,6 @@ void Broker::move_due(Topic& topic, int64_t now) {
   uint64_t first = topic.next_offset();
   for (const storage::ScheduledMessage& m : due) {
     committer_->batch().delete_scheduled(topic.id(), m.due_ms, m.ticket);
-    --s.count;
     const wire::StoredMessage* record = storage::decode_record(m.record);
     if (record == nullptr) {
       LOG_ERROR("topic %s: scheduled message %llu is damaged; dropped",
@@ -152,8 +151,8 @@ void Broker::move_due(Topic& topic, int64_t now) {
     storage::restamp_record(fbb, *record, now);
     append_record(topic, fbb);
   }
+  s.moving = due.size();
   changed_topics_.insert(topic.id());
-  s.moving = true;
   committer_->on_commit(
       [this, id = topic.id(), first, end = topic.next_offset(),
        last_due = due.back().due_ms, last_ticket = due.back().ticket,
@@ -172,19 +171,19 @@ void Broker::on_moved(uint64_t topic_id, int64_t last_due, uint64_t last_ticket,
   Topic* topic = find_topic(topic_id);
   if (topic == nullptr) return;
   Topic::Schedule& s = topic->schedule();
-  s.moving = false;
+  s.moving = 0;
   int64_t due = std::min(s.next_due_ms, next_due);
   if (status.is_ok()) {
+    s.count -= moved;
     // Past the entries just moved, unless one was scheduled before them
     // meanwhile (see note_due()).
     bool behind = s.next_due_ms < last_due;
     s.from_due_ms = behind ? 0 : last_due;
     s.from_ticket = behind ? 0 : last_ticket + 1;
   } else {
-    // Still stored as scheduled: counted again, and tried again once the
-    // store may take writes again, not at once (more may be due already:
-    // that would spin on a failing store).
-    s.count += moved;
+    // Still stored as scheduled (the state is written again to say so),
+    // and tried again once the store may take writes again, not at once
+    // (more may be due already: that would spin on a failing store).
     changed_topics_.insert(topic_id);
     due = unix_ms() + kMoveRetryMs;
   }

@@ -410,7 +410,7 @@ void Session::on_list_topics(const wire::ListTopics& list) {
                                   t.max_messages, t.work_queue,
                                   t.dead_letter_expired),
         state.messages, state.bytes, t.temporary, topic->disk_bytes(),
-        topic->memory_bytes(), state.scheduled));
+        topic->memory_bytes(), topic->schedule().count));
   }
   const MemoryBudget& memory = broker_.memory();
   frame::finish(

@@ -116,7 +116,7 @@ Stats Broker::take_stats() const {
     t.stored_messages = state.messages;
     t.stored_bytes = state.bytes;
     t.memory_bytes = topic->memory_bytes();
-    t.scheduled_messages = state.scheduled;
+    t.scheduled_messages = topic->schedule().count;
     for (const auto& s : topic->subscriptions()) {
       SubscriptionStats& sub = t.subscriptions.emplace_back();
       sub.name = s->name();

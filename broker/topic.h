@@ -66,8 +66,12 @@ class Topic {
   }
   // What the topic holds, as stored with each batch that changes it.
   storage::TopicState state() const {
-    return {first_offset_, next_offset_,    messages_,
-            bytes_,        schedule_.count, schedule_.next_ticket};
+    return {first_offset_,
+            next_offset_,
+            messages_,
+            bytes_,
+            schedule_.count - schedule_.moving,
+            schedule_.next_ticket};
   }
   uint64_t first_offset() const { return first_offset_; }
   // What the topic's messages take on disk and in memtables, as RocksDB
@@ -129,7 +133,10 @@ class Topic {
   // appended like any publish by the broker (scheduled.cc). The topic keeps
   // what is known of them; the messages themselves stay in the store.
   struct Schedule {
-    uint64_t count = 0;        // stored, not yet appended
+    // Stored, not yet appended; those of a move in flight included until it
+    // commits (what topics info shows). The state written with a batch
+    // leaves them out: it is what the store holds if that batch commits.
+    uint64_t count = 0;
     uint64_t next_ticket = 0;  // for the next one scheduled
     // When the first committed entry falls due, as far as known; INT64_MAX:
     // none. While a move is in flight, only what was scheduled meanwhile.
@@ -138,7 +145,7 @@ class Topic {
     // from here, past the tombstones they left.
     int64_t from_due_ms = 0;
     uint64_t from_ticket = 0;
-    bool moving = false;  // a move's commit is in flight
+    uint64_t moving = 0;  // entries the move in flight appends (0: none)
   };
   Schedule& schedule() { return schedule_; }
   const Schedule& schedule() const { return schedule_; }
