@@ -8,10 +8,7 @@
 namespace tern::bench {
 namespace {
 
-// Acks go out at least every kAckEvery messages, and whenever the consumer
-// finds nothing to read for kIdleWait: few Ack frames under load, and no
-// unacked stragglers holding up the prefetch window when it is quiet.
-constexpr uint64_t kAckEvery = 64;
+// How long next() waits before the consumer looks whether to stop.
 constexpr std::chrono::milliseconds kIdleWait{5};
 
 }  // namespace
@@ -40,17 +37,10 @@ void Consumer::run() {
   try {
     while (!control_.stop_consumers()) {
       std::optional<Message> message = subscription_.next(kIdleWait);
-      if (!message) {
-        ack_pending();
-        continue;
-      }
-      handle(*message);
+      if (message) handle(*message);
     }
-    if (!control_.failed()) {
-      ack_pending();
-      // Waits for the broker's reply, so every Ack before it has arrived.
-      subscription_.unsubscribe();
-    }
+    // Waits for the broker's reply, so every Ack before it has arrived.
+    if (!control_.failed()) subscription_.unsubscribe();
   } catch (const Error& e) {
     // Errors after a failure elsewhere are only its echo.
     if (!control_.failed()) {
@@ -84,27 +74,10 @@ void Consumer::handle(const Message& message) {
   delivered_.fetch_add(1, std::memory_order_relaxed);
 
   if (!options_.ack) return;
-  // One range covers everything since the last ack: the broker settles only
-  // the offsets in it that it delivered to this consumer and ignores the
-  // others (those of other consumers on the subscription). Deliveries to one
-  // consumer come in offset order, so an offset lower than the range's end
-  // (a redelivery) starts a new range instead.
-  if (pending_ && message.offset > pending_last_) {
-    pending_last_ = message.offset;
-  } else {
-    ack_pending();
-    pending_ = true;
-    pending_first_ = pending_last_ = message.offset;
-  }
-  if (++pending_count_ >= kAckEvery) ack_pending();
-}
-
-void Consumer::ack_pending() {
-  if (!pending_) return;
-  subscription_.ack_range(pending_first_, pending_last_);
-  acked_.fetch_add(pending_count_, std::memory_order_relaxed);
-  pending_ = false;
-  pending_count_ = 0;
+  // One ack per message, as applications ack: the client merges them into
+  // ranges and sends them together (client/connection.h, Coalescing).
+  subscription_.ack(message);
+  acked_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace tern::bench

@@ -1,6 +1,6 @@
 // Consumer: one connection and one thread reading one subscription, checking
 // every message against the subscription's DeliveryCheck, recording its
-// end-to-end latency and acking in batches.
+// end-to-end latency and acking each message.
 #pragma once
 
 #include <atomic>
@@ -46,8 +46,6 @@ class Consumer {
  private:
   void run();
   void handle(const Message& message);
-  // Acks the current run of offsets, if any.
-  void ack_pending();
 
   const uint32_t id_;
   const Options& options_;
@@ -56,13 +54,6 @@ class Consumer {
   std::unique_ptr<Client> client_;
   Subscription subscription_;
   std::thread thread_;
-
-  // The offsets received since the last ack, as one range [first, last]
-  // (see handle() for why one range is enough).
-  bool pending_ = false;
-  uint64_t pending_first_ = 0;
-  uint64_t pending_last_ = 0;
-  uint64_t pending_count_ = 0;
 
   Histogram e2e_latency_;
   uint64_t measured_deliveries_ = 0;

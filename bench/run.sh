@@ -14,7 +14,8 @@
 #   S3      latency: 1 producer paced at 5,000 msgs/s for 10 s, 256 B, batch 1
 #   S4      many clients: 8 producers, 8 consumers, 8 topics, 256 B, 200,000
 #
-# All with window 1000, prefetch 1000 and acks (batched every 64 messages).
+# All with window 1000, prefetch 1000 and an ack per message (the client merges
+# them into ranges).
 # S1, S2 and S4 publish frames of $BATCH messages.
 #
 # Environment: BENCH_QUICK=1 shortens S3 to 3 s; BENCH_FSYNC="never" runs one
@@ -160,7 +161,7 @@ done
 
 echo
 echo "tern-bench standard scenarios ($(date -u '+%Y-%m-%d %H:%M UTC'), \
-$(nproc) CPUs, $TRANSPORT): window 1000, prefetch 1000, acks every 64;"
+$(nproc) CPUs, $TRANSPORT): window 1000, prefetch 1000, an ack per message;"
 echo "S1/S2/S4 publish $BATCH messages per frame, S1 b1 and S3 one; MB/s is \
 payload MB (10^6 B) delivered per second; latency publish -> delivery in us."
 echo

@@ -141,6 +141,7 @@ void Client::Connection::publish_async(uint64_t request_id, size_t count,
   // builder's buffer out costs no copy.
   auto frame = std::make_shared<flatbuffers::DetachedBuffer>(fbb.Release());
   uint64_t send_on = 0;
+  bool held = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
     // A batch larger than the whole window still goes out, alone. While
@@ -153,14 +154,17 @@ void Client::Connection::publish_async(uint64_t request_id, size_t count,
       if (!up_) wait_for_link(lock, Clock::now());
     }
     if (closed_) throw lost_error();
+    if (up_) {
+      send_on = generation_;
+      held = hold_publish(*frame);
+    }
     publishes_.emplace(
         request_id, PendingPublish{count, topic, std::move(on_confirm), frame});
     unconfirmed_ += count;
-    if (up_) send_on = generation_;
   }
   // If this fails the link fails, and the publish, recorded, is sent again
   // on the next link or completed with kConnectionLost.
-  if (send_on != 0) write_frame(frame->data(), frame->size(), send_on);
+  if (send_on != 0 && !held) write_frame(frame->data(), frame->size(), send_on);
 }
 
 void Client::Connection::flush() {
@@ -215,6 +219,15 @@ std::optional<Message> Client::Connection::next(
   // Holding a reference keeps the condition variable alive even if another
   // thread unsubscribes meanwhile.
   std::shared_ptr<Consumer> consumer = it->second;
+  if (consumer->queue.empty() && up_ &&
+      acks_since_ns_.load(std::memory_order_relaxed) != 0) {
+    // About to wait: what it acked goes now, not after a delay that could
+    // hold back the deliveries it waits for.
+    uint64_t generation = generation_;
+    lock.unlock();
+    send_held(generation);
+    lock.lock();
+  }
   consumer->cv.wait_until(lock, deadline, [&] {
     return !consumer->queue.empty() || closed_ || consumer->detached ||
            consumer->ended;
@@ -252,6 +265,11 @@ std::pair<uint64_t, uint64_t> Client::Connection::forget_consumer(
 std::pair<uint64_t, uint64_t> Client::Connection::route(uint64_t consumer_id,
                                                         uint64_t generation) {
   std::lock_guard<std::mutex> lock(mu_);
+  return route_locked(consumer_id, generation);
+}
+
+std::pair<uint64_t, uint64_t> Client::Connection::route_locked(
+    uint64_t consumer_id, uint64_t generation) {
   if (closed_) throw lost_error();
   auto it = consumers_.find(consumer_id);
   if (it == consumers_.end()) {

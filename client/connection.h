@@ -43,6 +43,21 @@
 // are dropped (never sent on a later link, where the id may name another
 // consumer) if it is not the current one.
 //
+// Coalescing (coalescing.cc). Some frames are held back (held_) instead of
+// written at once, and leave in the same write as the next frame anyone
+// writes: every write takes the held frames first, so they keep their order.
+//   publishes: a publish_async() frame made while the publisher is streaming
+//     (it wrote less than 50 us ago) and an earlier publish is unanswered.
+//     The reader sends what is held once it has handled the frames of one
+//     read, which brought that answer or others. So a publisher outpacing
+//     the round trip sends its frames in a few large writes, while a lone or
+//     paced publish goes out at once.
+//   acks: Subscription::ack() adds its range to an open Ack (contiguous
+//     ranges merge) for the same consumer; any other frame closes it. Acks
+//     leave with the next write, when next() is about to wait for a
+//     delivery, once they span 128 offsets, on close(), and at the latest
+//     1 ms after the first (the keeper sends them).
+//
 // TLS (tls_stream.h). With ClientOptions asking for it, each link runs the
 // handshake before its reader starts, and frames go through the TlsStream
 // instead of send()/recv(); the rest of this page holds as it is.
@@ -167,6 +182,11 @@ struct Client::Connection {
   // Where to send an Ack of a message of link `generation` (0: the current
   // one) for `consumer`: {broker consumer id, generation}, or {0, 0} to drop.
   std::pair<uint64_t, uint64_t> route(uint64_t consumer, uint64_t generation);
+  // Acks [first, last] of `consumer`, delivered on link `generation` (0: the
+  // current one): held (see Coalescing), or dropped if that link is gone.
+  // `topic` only for a wildcard consumer.
+  void ack(uint64_t consumer, uint64_t generation, uint64_t first,
+           uint64_t last, const std::string& topic);
 
   // Temporary topics are re-created after a reconnect (they end with a link).
   void remember_temporary(const std::string& name,
@@ -277,14 +297,29 @@ struct Client::Connection {
   // remembering `reason` as why. Any thread.
   void fail_link(uint64_t generation, const std::string& reason);
 
-  // Writes a frame on link `generation` (under write_mu_). False if that link
-  // is gone or the write failed (which fails the link).
+  // Writes a frame on link `generation` (under write_mu_), after the held
+  // ones. False if that link is gone or the write failed (which fails the
+  // link).
   bool write_frame(const uint8_t* data, size_t size, uint64_t generation,
                    std::string* error = nullptr);
   // The same with write_mu_ held; a failure is left in *failure for the
-  // caller to fail the link with once it lets go of write_mu_.
+  // caller to fail the link with once it lets go of write_mu_. Without
+  // `held`, the held frames stay (the keeper re-sends older frames first).
   bool write_locked(const uint8_t* data, size_t size, uint64_t generation,
-                    std::string* failure);
+                    std::string* failure, bool held = true);
+  // --- coalescing.cc ---
+  // Holds a publish_async() frame back (see Coalescing); false: write it
+  // now. Requires mu_, before the publish joins publishes_.
+  bool hold_publish(const flatbuffers::DetachedBuffer& frame);
+  // Closes the open Ack: its frame joins held_. Requires held_mu_.
+  void seal_ack_locked();
+  // Writes the held frames and the open Ack, if any, on link `generation`.
+  void send_held(uint64_t generation);
+  // Held acks leave at the latest this long after the first.
+  static constexpr int64_t kAckDelayNs = 1000 * 1000;
+  // route(), with mu_ held.
+  std::pair<uint64_t, uint64_t> route_locked(uint64_t consumer,
+                                             uint64_t generation);
   // Waits (lock holds mu_) until a link is up: its generation, or throws.
   uint64_t wait_for_link(std::unique_lock<std::mutex>& lock,
                          std::chrono::steady_clock::time_point deadline);
@@ -307,7 +342,24 @@ struct Client::Connection {
   std::atomic<int64_t> last_read_ns_{0};
   std::thread keeper_;
 
-  std::mutex write_mu_;  // held for the length of one frame's write
+  std::mutex write_mu_;  // held for the length of one write
+  std::string writing_;  // under write_mu_: held frames plus the one written
+
+  // Coalescing: frames held back, all for the current link (cleared with
+  // it), and how many of publishes_ they are; the open Ack. Taken inside mu_
+  // or write_mu_.
+  std::mutex held_mu_;
+  std::string held_;
+  size_t held_publishes_ = 0;
+  struct OpenAck {
+    uint64_t consumer = 0;  // the broker's id, on the current link
+    std::string topic;      // a wildcard consumer's
+    std::vector<wire::OffsetRange> ranges;  // empty: none open
+    uint64_t offsets = 0;                   // how many the ranges span
+  } open_ack_;
+  flatbuffers::FlatBufferBuilder ack_fbb_;
+  // When the oldest ack not yet written was made (steady ns; 0: none).
+  std::atomic<int64_t> acks_since_ns_{0};
   std::mutex close_mu_;  // serialises close(), which joins the keeper
 
   mutable std::mutex mu_;
@@ -316,7 +368,8 @@ struct Client::Connection {
   bool up_ = false;                  // link_ is logged in and re-attached
   bool link_down_ = false;           // link_'s reader ended: the keeper's turn
   std::condition_variable link_cv_;  // up_ or closed_ changed
-  std::condition_variable keeper_cv_;  // link_down_ or closed_
+  std::condition_variable keeper_cv_;  // link_down_, closed_, acks to time
+  bool keeper_times_acks_ = false;     // it wakes for held acks by itself
   bool closed_ = false;
   std::string close_reason_;
   std::string down_reason_;  // why the last link was lost
@@ -337,6 +390,14 @@ struct Client::Connection {
 
 // 16 random hex digits (connection.cc).
 std::string random_hex16();
+
+// The steady clock in nanoseconds: what the timestamps of writes, reads and
+// held acks hold.
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // The Subscribe frame for `options` (client.cc).
 void build_subscribe(flatbuffers::FlatBufferBuilder& fbb, uint64_t request_id,

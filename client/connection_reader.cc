@@ -75,6 +75,9 @@ void Client::Connection::read_loop(Link& link) {
            frame::FrameReader::Result::kFrame) {
       dispatch(*frame);
     }
+    // After the whole read: the answers in it free the frames held back
+    // meanwhile (see Coalescing), and they leave together.
+    send_held(link.generation);
     if (result != frame::FrameReader::Result::kNeedMore) {
       reason = "unreadable frame from the broker: " + reader.error();
       break;

@@ -19,12 +19,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             Clock::now().time_since_epoch())
-      .count();
-}
-
 // A broker answer that no new attempt will change.
 bool is_final(ErrorCode code) {
   return code == ErrorCode::kNotAuthorized ||
@@ -99,6 +93,13 @@ Client::Connection::~Connection() {
 }
 
 void Client::Connection::close() {
+  uint64_t generation = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (up_) generation = generation_;
+  }
+  // What was acked and is still held goes before the link does.
+  if (generation != 0) send_held(generation);
   {
     std::lock_guard<std::mutex> lock(mu_);
     end_locked("closed by the client", ErrorCode::kConnectionLost);
@@ -183,10 +184,27 @@ bool Client::Connection::write_frame(const uint8_t* data, size_t size,
 }
 
 bool Client::Connection::write_locked(const uint8_t* data, size_t size,
-                                      uint64_t generation,
-                                      std::string* failure) {
+                                      uint64_t generation, std::string* failure,
+                                      bool held) {
   Link* link = link_.get();
   if (link == nullptr || link->generation != generation) return false;
+  if (held) {
+    {
+      std::lock_guard<std::mutex> lock(held_mu_);
+      seal_ack_locked();
+      // Swapping keeps both buffers' capacity: no allocation per write.
+      writing_.clear();
+      writing_.swap(held_);
+      held_publishes_ = 0;
+      acks_since_ns_.store(0, std::memory_order_relaxed);
+    }
+    if (!writing_.empty()) {
+      writing_.append(reinterpret_cast<const char*>(data), size);
+      data = reinterpret_cast<const uint8_t*>(writing_.data());
+      size = writing_.size();
+    }
+  }
+  if (size == 0) return true;
   last_write_ns_.store(now_ns(), std::memory_order_relaxed);
   if (link->tls) {
     *failure = link->tls->write(data, size);
@@ -293,6 +311,14 @@ void Client::Connection::keep() {
         std::scoped_lock both(write_mu_, mu_);
         link_.reset();  // closes the descriptor; nobody uses it any more
         link_down_ = false;
+        // Their publishes are sent again, in order, on the next link; their
+        // acks are void (the broker redelivers).
+        std::lock_guard<std::mutex> held(held_mu_);
+        held_.clear();
+        held_publishes_ = 0;
+        open_ack_.ranges.clear();
+        open_ack_.offsets = 0;
+        acks_since_ns_.store(0, std::memory_order_relaxed);
       }
       // Full jitter on the upper half: clients that lost the same broker do
       // not all come back in the same millisecond.
@@ -319,17 +345,35 @@ void Client::Connection::keep() {
       lock.lock();
       continue;
     }
-    uint32_t interval = heartbeat_ms_.load();
-    if (interval == 0 || !up_) {
+    if (!up_) {
       keeper_cv_.wait(lock, [&] { return closed_ || link_down_; });
       continue;
     }
-    // Four looks per interval: a ping goes out well before the broker's
-    // deadline of two intervals.
-    keeper_cv_.wait_for(lock,
-                        std::chrono::milliseconds(std::max(interval / 4, 10u)),
-                        [&] { return closed_ || link_down_; });
-    if (closed_ || link_down_ || !up_) continue;
+    // Four looks per heartbeat interval: a ping goes out well before the
+    // broker's deadline of two intervals.
+    uint32_t interval = heartbeat_ms_.load();
+    std::chrono::nanoseconds look = std::chrono::hours(1);
+    if (interval != 0)
+      look = std::chrono::milliseconds(std::max(interval / 4, 10u));
+    // Held acks leave at the latest kAckDelayNs after the first (see
+    // Coalescing in connection.h); ack() wakes us for the first.
+    int64_t acks_since = acks_since_ns_.load(std::memory_order_relaxed);
+    keeper_times_acks_ = acks_since != 0;
+    if (acks_since != 0) {
+      std::chrono::nanoseconds left(acks_since + kAckDelayNs - now_ns());
+      if (left.count() <= 0) {
+        uint64_t generation = generation_;
+        lock.unlock();
+        send_held(generation);
+        lock.lock();
+        continue;
+      }
+      look = std::min(look, left);
+    }
+    keeper_cv_.wait_for(lock, look, [&] {
+      return closed_ || link_down_ || (keeper_times_acks_ && acks_since == 0);
+    });
+    if (closed_ || link_down_ || !up_ || interval == 0) continue;
     lock.unlock();
     heartbeat();
     lock.lock();
@@ -526,12 +570,13 @@ void Client::Connection::resend_pending(uint64_t generation) {
   while (w != waiting.end() || p != publishes.end()) {
     bool take_waiter =
         p == publishes.end() || (w != waiting.end() && w->first < p->first);
+    // Frames held back meanwhile are newer: they wait for these.
     bool ok =
         take_waiter
             ? write_locked(reinterpret_cast<const uint8_t*>(w->second.data()),
-                           w->second.size(), generation, &failure)
+                           w->second.size(), generation, &failure, false)
             : write_locked(p->second->data(), p->second->size(), generation,
-                           &failure);
+                           &failure, false);
     // A failed link: the next one sends them all again.
     if (!ok) break;
     if (take_waiter)

@@ -101,6 +101,12 @@ void Subscription::settle(uint64_t first, uint64_t last,
                 "ack range " + std::to_string(first) + ".." +
                     std::to_string(last) + " is empty");
   }
+  // Only a wildcard consumer needs the topic; the others save the bytes.
+  const std::string& topic_name = wildcard() ? topic : std::string();
+  if (ack) {
+    connection_->ack(consumer_id_, generation, first, last, topic_name);
+    return;
+  }
   // A delivery of an earlier connection is settled by the broker itself: it
   // redelivers it (durable) or it is gone (ephemeral). Nothing to send.
   auto [broker_id, on] = connection_->route(consumer_id_, generation);
@@ -108,17 +114,11 @@ void Subscription::settle(uint64_t first, uint64_t last,
   flatbuffers::FlatBufferBuilder fbb(96 + topic.size());
   wire::OffsetRange range(first, last);
   auto ranges = fbb.CreateVectorOfStructs(&range, 1);
-  // Only a wildcard consumer needs the topic; the others save the bytes.
-  auto topic_str = wildcard() ? fbb.CreateString(topic) : 0;
-  if (ack) {
-    frame::finish(fbb, wire::Body::Ack,
-                  wire::CreateAck(fbb, broker_id, ranges, topic_str).Union());
-  } else {
-    frame::finish(fbb, wire::Body::Nack,
-                  wire::CreateNack(fbb, broker_id, ranges, delay_ms,
-                                   dead_letter, topic_str)
-                      .Union());
-  }
+  auto topic_str = topic_name.empty() ? 0 : fbb.CreateString(topic_name);
+  frame::finish(
+      fbb, wire::Body::Nack,
+      wire::CreateNack(fbb, broker_id, ranges, delay_ms, dead_letter, topic_str)
+          .Union());
   connection_->send(fbb, on);
 }
 

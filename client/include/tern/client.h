@@ -295,7 +295,10 @@ class Client {
   // unconfirmed, in which case it blocks until there is room (while
   // reconnecting, at most options.timeout). `on_confirm`, if given, runs once
   // on one of the client's threads (the reader's, or after close() the
-  // reconnecting one's) with one result per message.
+  // reconnecting one's) with one result per message. A frame published
+  // within 50 us of the client's last write, while an earlier publish is
+  // unanswered, is held and sent with the next write or once answers come:
+  // a fast loop sends its frames in a few large writes.
   void publish_async(const std::string& topic,
                      std::vector<OutgoingMessage> messages,
                      ConfirmCallback on_confirm = nullptr);
@@ -426,6 +429,10 @@ class Subscription {
 
   // Acks on the connection that delivered `message`; after a reconnect an
   // ack of an earlier delivery is dropped (the broker delivers it again).
+  // Acks are merged into ranges and sent together: with the next frame the
+  // client writes (a nack, a publish, a ping...), when next() is about to
+  // wait, once they span 128 offsets, on close(), and at the latest 1 ms
+  // after the first.
   void ack(const Message& message);
   // By offset (on the current connection): not for a wildcard subscription (its
   // topics' offsets overlap); those throw kInvalidArgument.

@@ -1,0 +1,215 @@
+// The client's coalescing (client/connection.h, "Coalescing"): publishes made
+// while the publisher streams wait for an earlier one's answer and leave
+// together; lone and paced ones go at once; acks merge into ranges and leave
+// with the next frame, before next() waits, or within the keeper's bound.
+// Against FakeBroker, which sees exactly which frames arrive when.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fake_broker.h"
+#include "frame.h"
+#include "tern/client.h"
+#include "under_tsan.h"
+
+namespace tern::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// The next frame that is not a heartbeat's Ping.
+const wire::Frame* next_frame(FakeBroker& broker,
+                              std::chrono::milliseconds timeout) {
+  for (;;) {
+    const wire::Frame* f = broker.next(timeout);
+    if (f == nullptr || f->body_type() != wire::Body::Ping) return f;
+  }
+}
+
+// Connects a client to `broker`, which answers its Hello.
+std::unique_ptr<Client> connect(FakeBroker& broker) {
+  auto client = std::async(std::launch::async,
+                           [&] { return Client::connect(broker.address()); });
+  REQUIRE(broker.accept_and_hello(5s));
+  return client.get();
+}
+
+// Subscribes to "t" and has the broker answer with consumer id 7.
+Subscription subscribe(Client& client, FakeBroker& broker) {
+  SubscribeOptions options;
+  options.topic = "t";
+  auto sub =
+      std::async(std::launch::async, [&] { return client.subscribe(options); });
+  const wire::Frame* f = next_frame(broker, 5000ms);
+  REQUIRE(f != nullptr);
+  REQUIRE(f->body_type() == wire::Body::Subscribe);
+  broker.subscribe_ok(f->body_as_Subscribe()->request_id(), 7);
+  return sub.get();
+}
+
+std::vector<OutgoingMessage> one(const std::string& payload) {
+  OutgoingMessage m;
+  m.payload = payload;
+  return {m};
+}
+
+// Offsets an Ack frame covers, as [first, last] pairs.
+std::vector<std::pair<uint64_t, uint64_t>> ranges(const wire::Frame& f) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (const wire::OffsetRange* r : *f.body_as_Ack()->ranges())
+    out.emplace_back(r->first(), r->last());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "coalescing: a streaming publisher's frames wait for the first one's "
+    "answer and then leave together, in order") {
+  FakeBroker broker;
+  auto client = connect(broker);
+  std::atomic<int> confirmed{0};
+  auto count = [&](const std::vector<PublishResult>&) { ++confirmed; };
+
+  client->publish_async("t", one("0"), count);
+  const wire::Frame* first = next_frame(broker, 5000ms);
+  REQUIRE(first != nullptr);
+  REQUIRE(first->body_type() == wire::Body::Publish);
+  uint64_t first_id = first->body_as_Publish()->request_id();
+
+  // Nothing unanswered is on the wire but the first: the second goes at once
+  // (the publisher was idle while the broker read), the rest are held.
+  const int kMore = 99;
+  for (int i = 1; i <= kMore; ++i)
+    client->publish_async("t", one(std::to_string(i)), count);
+  int before_answer = 0;
+  std::vector<std::string> payloads;
+  std::vector<uint64_t> ids;
+  auto take = [&](const wire::Frame* f) {
+    REQUIRE(f->body_type() == wire::Body::Publish);
+    const wire::Publish* p = f->body_as_Publish();
+    ids.push_back(p->request_id());
+    auto* payload = p->messages()->Get(0)->payload();
+    payloads.emplace_back(reinterpret_cast<const char*>(payload->data()),
+                          payload->size());
+  };
+  while (const wire::Frame* f = next_frame(broker, 200ms)) {
+    take(f);
+    ++before_answer;
+  }
+  MESSAGE(before_answer << " of " << kMore
+                        << " frames arrived before the first was answered");
+  // Under TSan a call can take longer than the 50 us that count as
+  // streaming; then frames go out at once, which is right too.
+  if (!kUnderTsan) CHECK(before_answer <= 2);
+
+  broker.publish_ack(first_id, 0);
+  while (payloads.size() < size_t(kMore)) {
+    const wire::Frame* f = next_frame(broker, 5000ms);
+    REQUIRE(f != nullptr);
+    take(f);
+  }
+  for (int i = 0; i < kMore; ++i) {
+    CHECK(payloads[size_t(i)] == std::to_string(i + 1));
+    broker.publish_ack(ids[size_t(i)], uint64_t(i) + 1);
+  }
+  client->flush();
+  CHECK(confirmed == kMore + 1);
+}
+
+TEST_CASE("coalescing: a lone publish and a paced one are not held") {
+  FakeBroker broker;
+  auto client = connect(broker);
+  client->publish_async("t", one("lone"));
+  const wire::Frame* f = next_frame(broker, 5000ms);
+  REQUIRE(f != nullptr);
+  CHECK(f->body_type() == wire::Body::Publish);
+  // The first is still unanswered, but the publisher paused: not streaming.
+  std::this_thread::sleep_for(5ms);
+  client->publish_async("t", one("paced"));
+  f = next_frame(broker, 1000ms);
+  REQUIRE(f != nullptr);
+  CHECK(f->body_type() == wire::Body::Publish);
+}
+
+TEST_CASE(
+    "coalescing: acks merge into one range and leave when next() is about to "
+    "wait") {
+  FakeBroker broker;
+  auto client = connect(broker);
+  Subscription sub = subscribe(*client, broker);
+  broker.deliver_many(7, "t", 100, 50);
+  for (int i = 0; i < 50; ++i) {
+    auto m = sub.next(5s);
+    REQUIRE(m);
+    CHECK(m->offset == uint64_t(100 + i));
+    sub.ack(*m);
+  }
+  // Nothing more is queued: next() sends the acks before it waits.
+  auto waiting = std::async(std::launch::async, [&] { return sub.next(2s); });
+  const wire::Frame* f = next_frame(broker, 1000ms);
+  REQUIRE(f != nullptr);
+  REQUIRE(f->body_type() == wire::Body::Ack);
+  CHECK(f->body_as_Ack()->consumer_id() == 7);
+  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{100, 149}});
+  broker.deliver_many(7, "t", 150, 1);
+  auto m = waiting.get();
+  REQUIRE(m);
+  CHECK(m->offset == 150);
+}
+
+TEST_CASE(
+    "coalescing: held acks leave within the keeper's bound, and before any "
+    "later frame") {
+  FakeBroker broker;
+  auto client = connect(broker);
+  Subscription sub = subscribe(*client, broker);
+  broker.deliver_many(7, "t", 0, 4);
+  std::vector<Message> got;
+  for (int i = 0; i < 4; ++i) {
+    auto m = sub.next(5s);
+    REQUIRE(m);
+    got.push_back(*m);
+  }
+
+  // Acked, and nothing else happens: the keeper sends it.
+  auto acked_at = Clock::now();
+  sub.ack(got[0]);
+  const wire::Frame* f = next_frame(broker, 2000ms);
+  REQUIRE(f != nullptr);
+  REQUIRE(f->body_type() == wire::Body::Ack);
+  auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
+      Clock::now() - acked_at);
+  MESSAGE("a lone ack arrived after " << waited.count() << " us");
+  CHECK(waited < 500ms);
+  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{0, 0}});
+
+  // An ack then a nack: in that order, the ack not overtaken.
+  sub.ack(got[1]);
+  sub.nack(got[2]);
+  f = next_frame(broker, 2000ms);
+  REQUIRE(f != nullptr);
+  REQUIRE(f->body_type() == wire::Body::Ack);
+  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{1, 1}});
+  f = next_frame(broker, 2000ms);
+  REQUIRE(f != nullptr);
+  CHECK(f->body_type() == wire::Body::Nack);
+
+  // An ack then a publish: the ack goes first.
+  sub.ack(got[3]);
+  client->publish_async("t", one("after the ack"));
+  f = next_frame(broker, 2000ms);
+  REQUIRE(f != nullptr);
+  REQUIRE(f->body_type() == wire::Body::Ack);
+  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{3, 3}});
+  f = next_frame(broker, 2000ms);
+  REQUIRE(f != nullptr);
+  CHECK(f->body_type() == wire::Body::Publish);
+}
+
+}  // namespace tern::test
