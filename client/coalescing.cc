@@ -100,7 +100,10 @@ void Client::Connection::seal_ack_locked() {
 void Client::Connection::send_held(uint64_t generation) {
   {
     std::lock_guard<std::mutex> lock(held_mu_);
-    if (held_.empty() && open_ack_.ranges.empty()) return;
+    if (held_.empty() && open_ack_.ranges.empty()) {
+      acks_since_ns_.store(0, std::memory_order_relaxed);  // none held
+      return;
+    }
   }
   write_frame(nullptr, 0, generation);
 }
