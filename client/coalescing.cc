@@ -50,6 +50,9 @@ void Client::Connection::ack(uint64_t consumer, uint64_t generation,
     // redelivers it (durable) or it is gone (ephemeral). Nothing to send.
     if (broker_id == 0 || !up_ || link != generation_) return;
     on = link;
+    // Held only while more deliveries wait: their acks will follow at once.
+    // With none queued it goes now, as nothing may come for a while.
+    bool more_queued = !consumers_.at(consumer)->queue.empty();
     std::lock_guard<std::mutex> held(held_mu_);
     OpenAck& open = open_ack_;
     if (!open.ranges.empty() &&
@@ -66,7 +69,9 @@ void Client::Connection::ack(uint64_t consumer, uint64_t generation,
       open.ranges.emplace_back(first, last);
     }
     open.offsets += last - first + 1;
-    if (acks_since_ns_.load(std::memory_order_relaxed) == 0) {
+    send_now = !more_queued || open.offsets >= kMaxOpenAckOffsets ||
+               held_.size() >= kMaxHeldBytes;
+    if (!send_now && acks_since_ns_.load(std::memory_order_relaxed) == 0) {
       acks_since_ns_.store(now_ns(), std::memory_order_relaxed);
       // The keeper sends them within kAckDelayNs: it is told unless it is
       // timing acks already (then it finds these when it wakes).
@@ -75,8 +80,6 @@ void Client::Connection::ack(uint64_t consumer, uint64_t generation,
         keeper_cv_.notify_all();
       }
     }
-    send_now =
-        open.offsets >= kMaxOpenAckOffsets || held_.size() >= kMaxHeldBytes;
   }
   if (send_now) write_frame(nullptr, 0, on);
 }

@@ -53,10 +53,11 @@
 //     the round trip sends its frames in a few large writes, while a lone or
 //     paced publish goes out at once.
 //   acks: Subscription::ack() adds its range to an open Ack (contiguous
-//     ranges merge) for the same consumer; any other frame closes it. Acks
-//     leave with the next write, when next() is about to wait for a
-//     delivery, once they span 128 offsets, on close(), and at the latest
-//     1 ms after the first (the keeper sends them).
+//     ranges merge) for the same consumer; any other frame closes it. It
+//     is held only while more deliveries wait in the consumer's queue (their
+//     acks follow at once), and leaves with the next write, when next() is
+//     about to wait, once the acks span 128 offsets, on close(), and at the
+//     latest 1 ms after the first (the keeper sends it).
 //
 // TLS (tls_stream.h). With ClientOptions asking for it, each link runs the
 // handshake before its reader starts, and frames go through the TlsStream

@@ -1,7 +1,8 @@
 // The client's coalescing (client/connection.h, "Coalescing"): publishes made
 // while the publisher streams wait for an earlier one's answer and leave
-// together; lone and paced ones go at once; acks merge into ranges and leave
-// with the next frame, before next() waits, or within the keeper's bound.
+// together; lone and paced ones go at once; acks made while more deliveries
+// are queued merge into ranges and leave with the next frame, before next()
+// waits, or within the keeper's bound.
 // Against FakeBroker, which sees exactly which frames arrive when.
 #include <doctest/doctest.h>
 
@@ -138,60 +139,67 @@ TEST_CASE("coalescing: a lone publish and a paced one are not held") {
 }
 
 TEST_CASE(
-    "coalescing: acks merge into one range and leave when next() is about to "
-    "wait") {
+    "coalescing: acks made while more deliveries are queued merge into one "
+    "range, sent when next() is about to wait") {
   FakeBroker broker;
   auto client = connect(broker);
   Subscription sub = subscribe(*client, broker);
   broker.deliver_many(7, "t", 100, 50);
-  for (int i = 0; i < 50; ++i) {
+  for (int i = 0; i < 49; ++i) {
     auto m = sub.next(5s);
     REQUIRE(m);
     CHECK(m->offset == uint64_t(100 + i));
     sub.ack(*m);
   }
-  // Nothing more is queued: next() sends the acks before it waits.
+  auto last = sub.next(5s);  // taken, not acked yet
+  REQUIRE(last);
+  // Nothing more is queued: next() sends the held acks before it waits.
   auto waiting = std::async(std::launch::async, [&] { return sub.next(2s); });
   const wire::Frame* f = next_frame(broker, 1000ms);
   REQUIRE(f != nullptr);
   REQUIRE(f->body_type() == wire::Body::Ack);
   CHECK(f->body_as_Ack()->consumer_id() == 7);
-  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{100, 149}});
+  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{100, 148}});
   broker.deliver_many(7, "t", 150, 1);
   auto m = waiting.get();
   REQUIRE(m);
   CHECK(m->offset == 150);
+  // With nothing queued an ack is not held.
+  sub.ack(*last);
+  f = next_frame(broker, 1000ms);
+  REQUIRE(f != nullptr);
+  REQUIRE(f->body_type() == wire::Body::Ack);
+  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{149, 149}});
 }
 
 TEST_CASE(
-    "coalescing: held acks leave within the keeper's bound, and before any "
+    "coalescing: a held ack leaves within the keeper's bound, and before any "
     "later frame") {
   FakeBroker broker;
   auto client = connect(broker);
   Subscription sub = subscribe(*client, broker);
-  broker.deliver_many(7, "t", 0, 4);
-  std::vector<Message> got;
-  for (int i = 0; i < 4; ++i) {
+  broker.deliver_many(7, "t", 0, 5);
+  auto take = [&] {
     auto m = sub.next(5s);
     REQUIRE(m);
-    got.push_back(*m);
-  }
-
-  // Acked, and nothing else happens: the keeper sends it.
+    return *m;
+  };
+  Message m0 = take();
+  // Acked with more queued, and then nothing happens: the keeper sends it.
   auto acked_at = Clock::now();
-  sub.ack(got[0]);
+  sub.ack(m0);
   const wire::Frame* f = next_frame(broker, 2000ms);
   REQUIRE(f != nullptr);
   REQUIRE(f->body_type() == wire::Body::Ack);
   auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
       Clock::now() - acked_at);
-  MESSAGE("a lone ack arrived after " << waited.count() << " us");
+  MESSAGE("a held ack arrived after " << waited.count() << " us");
   CHECK(waited < 500ms);
   CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{0, 0}});
 
   // An ack then a nack: in that order, the ack not overtaken.
-  sub.ack(got[1]);
-  sub.nack(got[2]);
+  sub.ack(take());
+  sub.nack(take());
   f = next_frame(broker, 2000ms);
   REQUIRE(f != nullptr);
   REQUIRE(f->body_type() == wire::Body::Ack);
@@ -201,7 +209,7 @@ TEST_CASE(
   CHECK(f->body_type() == wire::Body::Nack);
 
   // An ack then a publish: the ack goes first.
-  sub.ack(got[3]);
+  sub.ack(take());
   client->publish_async("t", one("after the ack"));
   f = next_frame(broker, 2000ms);
   REQUIRE(f != nullptr);

@@ -429,10 +429,11 @@ class Subscription {
 
   // Acks on the connection that delivered `message`; after a reconnect an
   // ack of an earlier delivery is dropped (the broker delivers it again).
-  // Acks are merged into ranges and sent together: with the next frame the
-  // client writes (a nack, a publish, a ping...), when next() is about to
-  // wait, once they span 128 offsets, on close(), and at the latest 1 ms
-  // after the first.
+  // An ack made while more deliveries are queued is merged with the next
+  // ones into ranges and sent with them: with the next frame the client
+  // writes (a nack, a publish, a ping...), when next() is about to wait,
+  // once they span 128 offsets, on close(), and at the latest 1 ms after
+  // the first. With nothing queued it is sent at once.
   void ack(const Message& message);
   // By offset (on the current connection): not for a wildcard subscription (its
   // topics' offsets overlap); those throw kInvalidArgument.
