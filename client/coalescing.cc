@@ -1,8 +1,6 @@
 // Client::Connection's coalescing (see connection.h): which frames are held
 // back to leave together, the open Ack that ranges merge into, and when what
 // is held goes out.
-#include <algorithm>
-
 #include "connection.h"
 
 namespace tern {
