@@ -11,6 +11,11 @@ constexpr size_t kMaxHeldBytes = 64 * 1024;
 // A publisher calling again this soon after the last write is streaming;
 // one calling later (paced, or idle) is not held: it would only wait.
 constexpr int64_t kStreamingNs = 50 * 1000;
+// Publishes are held only behind this many unanswered on the wire. A held
+// publish misses the broker's next commit if other frames arrive meanwhile,
+// so a paced publisher with a few in flight, catching up after a late
+// wake-up, is not held; a streaming one soon has more than this in flight.
+constexpr size_t kHoldBehind = 16;
 // Acks leave at the latest once they cover this many offsets (and after
 // kAckDelayNs): the broker's prefetch window reopens steadily.
 constexpr uint64_t kMaxOpenAckOffsets = 128;
@@ -20,13 +25,13 @@ constexpr uint64_t kMaxOpenAckOffsets = 128;
 bool Client::Connection::hold_publish(
     const flatbuffers::DetachedBuffer& frame) {
   std::lock_guard<std::mutex> lock(held_mu_);
-  // Only behind a publish on the wire, whose answer makes the reader send
+  // Only behind publishes on the wire, whose answers make the reader send
   // what is held: a held publish never waits for a timer.
-  bool earlier_on_wire = publishes_.size() > held_publishes_;
+  bool behind_enough = publishes_.size() >= held_publishes_ + kHoldBehind;
   bool streaming =
       held_publishes_ != 0 ||
       now_ns() - last_write_ns_.load(std::memory_order_relaxed) < kStreamingNs;
-  if (!earlier_on_wire || !streaming ||
+  if (!behind_enough || !streaming ||
       held_.size() + frame.size() > kMaxHeldBytes) {
     return false;
   }

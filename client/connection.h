@@ -47,7 +47,7 @@
 // written at once, and leave in the same write as the next frame anyone
 // writes: every write takes the held frames first, so they keep their order.
 //   publishes: a publish_async() frame made while the publisher is streaming
-//     (it wrote less than 50 us ago) and an earlier publish is unanswered.
+//     (it wrote less than 50 us ago) and 16 earlier publishes are unanswered.
 //     The reader sends what is held once it has handled the frames of one
 //     read, which brought that answer or others. So a publisher outpacing
 //     the round trip sends its frames in a few large writes, while a lone or

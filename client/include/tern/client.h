@@ -296,7 +296,7 @@ class Client {
   // reconnecting, at most options.timeout). `on_confirm`, if given, runs once
   // on one of the client's threads (the reader's, or after close() the
   // reconnecting one's) with one result per message. A frame published
-  // within 50 us of the client's last write, while an earlier publish is
+  // within 50 us of the client's last write, while 16 earlier publishes are
   // unanswered, is held and sent with the next write or once answers come:
   // a fast loop sends its frames in a few large writes.
   void publish_async(const std::string& topic,
