@@ -1,0 +1,45 @@
+#include "kafka_mock.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <stdexcept>
+
+namespace tern::test {
+
+KafkaMock::KafkaMock(int brokers) {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // The handle only hosts the cluster: quiet, and no bootstrap of its own.
+  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof error);
+  handle_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
+  if (handle_ == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("kafka mock: ") + error);
+  }
+  cluster_ = rd_kafka_mock_cluster_new(handle_, brokers);
+  if (cluster_ == nullptr) {
+    rd_kafka_destroy(handle_);
+    throw std::runtime_error("kafka mock: cannot start the mock cluster");
+  }
+}
+
+KafkaMock::~KafkaMock() {
+  rd_kafka_mock_cluster_destroy(cluster_);
+  rd_kafka_destroy(handle_);
+}
+
+std::string KafkaMock::bootstraps() const {
+  return rd_kafka_mock_cluster_bootstraps(cluster_);
+}
+
+void KafkaMock::create_topic(const std::string& topic, int partitions) {
+  rd_kafka_resp_err_t err =
+      rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error("kafka mock: cannot create " + topic + ": " +
+                             rd_kafka_err2str(err));
+  }
+}
+
+}  // namespace tern::test
