@@ -8,6 +8,7 @@
 // behave; transactions are accepted but not enforced (a read_committed
 // consumer sees aborted records, transactional offset commits are not
 // stored, an older producer with the same transactional.id is not fenced).
+// Under TSan it cannot run in the test process (see under_tsan.h).
 #pragma once
 
 #include <string>

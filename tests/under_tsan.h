@@ -8,6 +8,10 @@
 // check durability and fault handling, not Tern's threads; `make test` and
 // `make asan` run them, and the broker's own committer runs under TSan in
 // every test that starts tern-broker.
+//
+// The Kafka tests (tests/kafka_mock.h) skip too: librdkafka starts its threads
+// with C11 thrd_create, which glibc routes around TSan's pthread_create
+// interceptor, so the first allocation on such a thread crashes the process.
 #pragma once
 
 namespace tern::test {
