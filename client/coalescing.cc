@@ -48,14 +48,15 @@ void Client::Connection::ack(uint64_t consumer, uint64_t generation,
   uint64_t on;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto [broker_id, link] = route_locked(consumer, generation);
+    const Consumer& acked = consumer_locked(consumer);
+    auto [broker_id, link] = route_of(acked, generation);
     // A delivery of an earlier link is settled by the broker itself: it
     // redelivers it (durable) or it is gone (ephemeral). Nothing to send.
     if (broker_id == 0 || !up_ || link != generation_) return;
     on = link;
     // Held only while more deliveries wait: their acks will follow at once.
     // With none queued it goes now, as nothing may come for a while.
-    bool more_queued = !consumers_.at(consumer)->queue.empty();
+    bool more_queued = !acked.queue.empty();
     std::lock_guard<std::mutex> held(held_mu_);
     OpenAck& open = open_ack_;
     if (!open.ranges.empty() &&

@@ -265,17 +265,21 @@ std::pair<uint64_t, uint64_t> Client::Connection::forget_consumer(
 std::pair<uint64_t, uint64_t> Client::Connection::route(uint64_t consumer_id,
                                                         uint64_t generation) {
   std::lock_guard<std::mutex> lock(mu_);
-  return route_locked(consumer_id, generation);
+  return route_of(consumer_locked(consumer_id), generation);
 }
 
-std::pair<uint64_t, uint64_t> Client::Connection::route_locked(
-    uint64_t consumer_id, uint64_t generation) {
+const Client::Connection::Consumer& Client::Connection::consumer_locked(
+    uint64_t consumer_id) const {
   if (closed_) throw lost_error();
   auto it = consumers_.find(consumer_id);
   if (it == consumers_.end()) {
     throw Error(ErrorCode::kInvalidArgument, "subscription is closed");
   }
-  const Consumer& consumer = *it->second;
+  return *it->second;
+}
+
+std::pair<uint64_t, uint64_t> Client::Connection::route_of(
+    const Consumer& consumer, uint64_t generation) {
   if (consumer.broker_id == 0) return {0, 0};
   if (generation != 0 && generation != consumer.generation) return {0, 0};
   return {consumer.broker_id, consumer.generation};

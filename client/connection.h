@@ -318,9 +318,11 @@ struct Client::Connection {
   void send_held(uint64_t generation);
   // Held acks leave at the latest this long after the first.
   static constexpr int64_t kAckDelayNs = 1000 * 1000;
-  // route(), with mu_ held.
-  std::pair<uint64_t, uint64_t> route_locked(uint64_t consumer,
-                                             uint64_t generation);
+  // The consumer with local id `consumer` (requires mu_); throws if it is
+  // gone or the session ended. route_of: route() for it.
+  const Consumer& consumer_locked(uint64_t consumer) const;
+  static std::pair<uint64_t, uint64_t> route_of(const Consumer& consumer,
+                                                uint64_t generation);
   // Waits (lock holds mu_) until a link is up: its generation, or throws.
   uint64_t wait_for_link(std::unique_lock<std::mutex>& lock,
                          std::chrono::steady_clock::time_point deadline);

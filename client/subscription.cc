@@ -102,7 +102,8 @@ void Subscription::settle(uint64_t first, uint64_t last,
                     std::to_string(last) + " is empty");
   }
   // Only a wildcard consumer needs the topic; the others save the bytes.
-  const std::string& topic_name = wildcard() ? topic : std::string();
+  static const std::string kNoTopic;
+  const std::string& topic_name = wildcard() ? topic : kNoTopic;
   if (ack) {
     connection_->ack(consumer_id_, generation, first, last, topic_name);
     return;
