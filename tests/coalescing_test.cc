@@ -32,6 +32,16 @@ const wire::Frame* next_frame(FakeBroker& broker,
   }
 }
 
+// The next frame that is not a Ping, which must come within `timeout` and be
+// of type `type`.
+const wire::Frame& expect(FakeBroker& broker, wire::Body type,
+                          std::chrono::milliseconds timeout = 2000ms) {
+  const wire::Frame* f = next_frame(broker, timeout);
+  REQUIRE(f != nullptr);
+  REQUIRE(f->body_type() == type);
+  return *f;
+}
+
 // Connects a client to `broker`, which answers its Hello.
 std::unique_ptr<Client> connect(FakeBroker& broker) {
   auto client = std::async(std::launch::async,
@@ -46,10 +56,8 @@ Subscription subscribe(Client& client, FakeBroker& broker) {
   options.topic = "t";
   auto sub =
       std::async(std::launch::async, [&] { return client.subscribe(options); });
-  const wire::Frame* f = next_frame(broker, 5000ms);
-  REQUIRE(f != nullptr);
-  REQUIRE(f->body_type() == wire::Body::Subscribe);
-  broker.subscribe_ok(f->body_as_Subscribe()->request_id(), 7);
+  const wire::Frame& f = expect(broker, wire::Body::Subscribe, 5000ms);
+  broker.subscribe_ok(f.body_as_Subscribe()->request_id(), 7);
   return sub.get();
 }
 
@@ -60,8 +68,9 @@ std::vector<OutgoingMessage> one(const std::string& payload) {
 }
 
 // Offsets an Ack frame covers, as [first, last] pairs.
-std::vector<std::pair<uint64_t, uint64_t>> ranges(const wire::Frame& f) {
-  std::vector<std::pair<uint64_t, uint64_t>> out;
+using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+Ranges ranges(const wire::Frame& f) {
+  Ranges out;
   for (const wire::OffsetRange* r : *f.body_as_Ack()->ranges())
     out.emplace_back(r->first(), r->last());
   return out;
@@ -78,10 +87,9 @@ TEST_CASE(
   auto count = [&](const std::vector<PublishResult>&) { ++confirmed; };
 
   client->publish_async("t", one("0"), count);
-  const wire::Frame* first = next_frame(broker, 5000ms);
-  REQUIRE(first != nullptr);
-  REQUIRE(first->body_type() == wire::Body::Publish);
-  uint64_t first_id = first->body_as_Publish()->request_id();
+  uint64_t first_id = expect(broker, wire::Body::Publish, 5000ms)
+                          .body_as_Publish()
+                          ->request_id();
 
   // Publishes are held only behind 16 unanswered: frames 1 to 15 go at
   // once, and from then on, the publisher streaming, the rest are held.
@@ -91,16 +99,16 @@ TEST_CASE(
   int before_answer = 0;
   std::vector<std::string> payloads;
   std::vector<uint64_t> ids;
-  auto take = [&](const wire::Frame* f) {
-    REQUIRE(f->body_type() == wire::Body::Publish);
-    const wire::Publish* p = f->body_as_Publish();
+  auto take = [&](const wire::Frame& f) {
+    REQUIRE(f.body_type() == wire::Body::Publish);
+    const wire::Publish* p = f.body_as_Publish();
     ids.push_back(p->request_id());
     auto* payload = p->messages()->Get(0)->payload();
     payloads.emplace_back(reinterpret_cast<const char*>(payload->data()),
                           payload->size());
   };
   while (const wire::Frame* f = next_frame(broker, 200ms)) {
-    take(f);
+    take(*f);
     ++before_answer;
   }
   MESSAGE(before_answer << " of " << kMore
@@ -111,11 +119,8 @@ TEST_CASE(
   if (!kUnderTsan) CHECK(before_answer <= 16);
 
   broker.publish_ack(first_id, 0);
-  while (payloads.size() < size_t(kMore)) {
-    const wire::Frame* f = next_frame(broker, 5000ms);
-    REQUIRE(f != nullptr);
-    take(f);
-  }
+  while (payloads.size() < size_t(kMore))
+    take(expect(broker, wire::Body::Publish, 5000ms));
   for (int i = 0; i < kMore; ++i) {
     CHECK(payloads[size_t(i)] == std::to_string(i + 1));
     broker.publish_ack(ids[size_t(i)], uint64_t(i) + 1);
@@ -130,9 +135,7 @@ TEST_CASE("coalescing: a paced publisher's frames are not held") {
   // 20 unanswered, one every 2 ms: each goes at once, however many wait.
   for (int i = 0; i < 20; ++i) {
     client->publish_async("t", one("paced " + std::to_string(i)));
-    const wire::Frame* f = next_frame(broker, 1000ms);
-    REQUIRE(f != nullptr);
-    CHECK(f->body_type() == wire::Body::Publish);
+    expect(broker, wire::Body::Publish, 1000ms);
     std::this_thread::sleep_for(2ms);
   }
 }
@@ -154,21 +157,16 @@ TEST_CASE(
   REQUIRE(last);
   // Nothing more is queued: next() sends the held acks before it waits.
   auto waiting = std::async(std::launch::async, [&] { return sub.next(2s); });
-  const wire::Frame* f = next_frame(broker, 1000ms);
-  REQUIRE(f != nullptr);
-  REQUIRE(f->body_type() == wire::Body::Ack);
-  CHECK(f->body_as_Ack()->consumer_id() == 7);
-  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{100, 148}});
+  const wire::Frame& f = expect(broker, wire::Body::Ack, 1000ms);
+  CHECK(f.body_as_Ack()->consumer_id() == 7);
+  CHECK(ranges(f) == Ranges{{100, 148}});
   broker.deliver_many(7, "t", 150, 1);
   auto m = waiting.get();
   REQUIRE(m);
   CHECK(m->offset == 150);
   // With nothing queued an ack is not held.
   sub.ack(*last);
-  f = next_frame(broker, 1000ms);
-  REQUIRE(f != nullptr);
-  REQUIRE(f->body_type() == wire::Body::Ack);
-  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{149, 149}});
+  CHECK(ranges(expect(broker, wire::Body::Ack)) == Ranges{{149, 149}});
 }
 
 TEST_CASE(
@@ -187,36 +185,24 @@ TEST_CASE(
   // Acked with more queued, and then nothing happens: the keeper sends it.
   auto acked_at = Clock::now();
   sub.ack(m0);
-  const wire::Frame* f = next_frame(broker, 2000ms);
-  REQUIRE(f != nullptr);
-  REQUIRE(f->body_type() == wire::Body::Ack);
+  const wire::Frame& f = expect(broker, wire::Body::Ack);
   auto waited = std::chrono::duration_cast<std::chrono::microseconds>(
       Clock::now() - acked_at);
   MESSAGE("a held ack arrived after " << waited.count() << " us");
   CHECK(waited < 500ms);
-  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{0, 0}});
+  CHECK(ranges(f) == Ranges{{0, 0}});
 
   // An ack then a nack: in that order, the ack not overtaken.
   sub.ack(take());
   sub.nack(take());
-  f = next_frame(broker, 2000ms);
-  REQUIRE(f != nullptr);
-  REQUIRE(f->body_type() == wire::Body::Ack);
-  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{1, 1}});
-  f = next_frame(broker, 2000ms);
-  REQUIRE(f != nullptr);
-  CHECK(f->body_type() == wire::Body::Nack);
+  CHECK(ranges(expect(broker, wire::Body::Ack)) == Ranges{{1, 1}});
+  expect(broker, wire::Body::Nack);
 
   // An ack then a publish: the ack goes first.
   sub.ack(take());
   client->publish_async("t", one("after the ack"));
-  f = next_frame(broker, 2000ms);
-  REQUIRE(f != nullptr);
-  REQUIRE(f->body_type() == wire::Body::Ack);
-  CHECK(ranges(*f) == std::vector<std::pair<uint64_t, uint64_t>>{{3, 3}});
-  f = next_frame(broker, 2000ms);
-  REQUIRE(f != nullptr);
-  CHECK(f->body_type() == wire::Body::Publish);
+  CHECK(ranges(expect(broker, wire::Body::Ack)) == Ranges{{3, 3}});
+  expect(broker, wire::Body::Publish);
 }
 
 }  // namespace tern::test

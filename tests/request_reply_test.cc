@@ -5,12 +5,7 @@
 // logic (headers, inbox, handing replies to the right thread, dropping late
 // replies, ConsumerClosed) is checked exactly and without depending on the
 // broker. The others run the real broker (BrokerProcess), end to end.
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
