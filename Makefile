@@ -36,6 +36,7 @@ BROKER_SRC   := $(filter-out broker/main.cc,$(wildcard broker/*.cc))
 CLI_TOOL_SRC := $(wildcard client/tern_*.cc)
 CLIENT_SRC   := $(filter-out $(CLI_TOOL_SRC),$(wildcard client/*.cc))
 BENCH_SRC    := $(wildcard bench/*.cc)
+BRIDGE_SRC   := $(wildcard bridge/*.cc)
 TEST_SRC     := $(wildcard tests/*.cc)
 
 obj = $(patsubst %.cc,$(BUILD)/obj/%.o,$(1))
@@ -43,7 +44,7 @@ GENERATED := $(BUILD)/gen/tern_generated.h
 
 .PHONY: all deps test run asan clean format bench python python-test
 all: $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/libternclient.a $(BUILD)/tern-tests \
-     $(BUILD)/tern-bench python
+     $(BUILD)/tern-bench $(BUILD)/tern-bridge python
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -85,6 +86,15 @@ $(BUILD)/tern: $(call obj,$(CLI_TOOL_SRC)) $(BUILD)/libternclient.a $(BUILD)/lib
 $(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^ -lssl -lcrypto
 
+# The Kafka bridge (bridge/README.md).
+$(BUILD)/tern-bridge: $(call obj,$(BRIDGE_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrdkafka -lssl -lcrypto
+
+# The mock Kafka cluster as a process (tests/kafka_mock/main.cc), for trying
+# the bridge and for bench/bridge.sh.
+$(BUILD)/tern-kafka-mock: $(call obj,tests/kafka_mock/main.cc tests/kafka_mock.cc)
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrdkafka
+
 $(BUILD)/tern-tests: $(call obj,$(TEST_SRC)) $(BUILD)/libternclient.a $(BUILD)/libternstorage.a $(BUILD)/libternproto.a $(BUILD)/libterncli.a
 	$(CXX) $(LDFLAGS) -o $@ $^ -lrocksdb -lcpp-httplib -lrdkafka -lssl -lcrypto
 
@@ -111,9 +121,9 @@ python-test: python $(BUILD)/tern-broker $(BUILD)/tern
 # What only the tests need: promtool (Debian's prometheus) checks /metrics.
 TEST_PACKAGES := prometheus
 
-test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/tern-bench
+test: $(BUILD)/tern-tests $(BUILD)/tern-broker $(BUILD)/tern $(BUILD)/tern-bench $(BUILD)/tern-bridge
 	@$(MAKE) --no-print-directory deps PACKAGES="$(TEST_PACKAGES)"
-	TERN_BROKER=$(BUILD)/tern-broker TERN_CLI=$(BUILD)/tern $(BUILD)/tern-tests
+	TERN_BROKER=$(BUILD)/tern-broker TERN_CLI=$(BUILD)/tern TERN_BRIDGE=$(BUILD)/tern-bridge $(BUILD)/tern-tests
 	@$(MAKE) --no-print-directory python-test
 
 run: $(BUILD)/tern-broker $(BUILD)/tern

@@ -107,6 +107,27 @@ int open_or_throw(const std::string& path, int flags) {
 std::string broker_binary() {
   return env_or("TERN_BROKER", "build/tern-broker");
 }
+
+pid_t start_program(const std::vector<std::string>& argv,
+                    const std::string& log_path) {
+  Fd in(open_or_throw("/dev/null", O_RDONLY));
+  Fd log(open_or_throw(log_path, O_WRONLY | O_CREAT | O_APPEND));
+  return spawn(argv, in.get(), log.get(), log.get());
+}
+
+int wait_program(pid_t pid, std::chrono::milliseconds timeout) {
+  int status = 0;
+  auto deadline = Clock::now() + timeout;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (Clock::now() >= deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  return exit_code_of(status);
+}
 std::string cli_binary() { return env_or("TERN_CLI", "build/tern"); }
 
 uint16_t free_port() {
@@ -196,18 +217,8 @@ RunResult run_program(const std::vector<std::string>& argv,
       Fd err(open_or_throw(dir + "/stderr", O_WRONLY | O_CREAT | O_TRUNC));
       pid = spawn(argv, in.get(), out.get(), err.get());
     }
-    int status = 0;
-    auto deadline = Clock::now() + timeout;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-      if (Clock::now() >= deadline) {
-        result.timed_out = true;
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(kPollInterval);
-    }
-    result.exit_code = exit_code_of(status);
+    result.exit_code = wait_program(pid, timeout);
+    result.timed_out = result.exit_code == -1;
     result.out = read_file(dir + "/stdout");
     result.err = read_file(dir + "/stderr");
   } catch (...) {

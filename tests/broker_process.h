@@ -115,6 +115,13 @@ RunResult run_program(const std::vector<std::string>& argv,
                       const std::string& input,
                       std::chrono::milliseconds timeout);
 
+// Starts a program in the background, its stdout and stderr appended to
+// `log_path`. wait_program() reaps it: its exit code (128 + signal), or -1
+// after killing it (by PID) if it did not exit within `timeout`.
+pid_t start_program(const std::vector<std::string>& argv,
+                    const std::string& log_path);
+int wait_program(pid_t pid, std::chrono::milliseconds timeout);
+
 // Connects a plain TCP socket to "127.0.0.1:PORT"; -1 on failure.
 int connect_tcp(const std::string& address);
 

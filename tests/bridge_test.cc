@@ -1,0 +1,421 @@
+// tern-bridge (bridge/) against the real broker and librdkafka's mock Kafka
+// cluster (kafka_mock.h): bad configs get clear errors, and records go both
+// ways while the bridge is killed with SIGKILL, with nothing missing, per-key
+// order kept, and only the repeats bridge/README.md allows.
+//
+// What the mock cannot show (kafka_mock.h): it is one process in memory, so
+// these tests say nothing about a real cluster's failures or speed.
+#include <doctest/doctest.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker_process.h"
+#include "kafka_mock.h"
+#include "under_tsan.h"
+
+namespace tern::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string bridge_binary() {
+  const char* path = std::getenv("TERN_BRIDGE");
+  return path != nullptr && *path != '\0' ? path : "build/tern-bridge";
+}
+
+// A tern-bridge process with its config file and log in a directory of its
+// own; signalled only by its PID.
+class Bridge {
+ public:
+  explicit Bridge(const std::string& config)
+      : dir_(make_temp_dir("tern-bridge")),
+        config_path_(dir_ + "/bridge.toml"),
+        log_path_(dir_ + "/bridge.log") {
+    std::ofstream(config_path_) << config;
+  }
+  ~Bridge() {
+    if (pid_ > 0) kill9();
+    remove_tree(dir_);
+  }
+
+  void start() {
+    pid_ =
+        start_program({bridge_binary(), "--config", config_path_}, log_path_);
+  }
+  void kill9() {
+    kill(pid_, SIGKILL);
+    wait_program(pid_, seconds(10));
+    pid_ = -1;
+  }
+  // SIGTERM; the exit code, or -1 if it had not exited within 40 s.
+  int stop() {
+    kill(pid_, SIGTERM);
+    int code = wait_program(pid_, seconds(40));
+    pid_ = -1;
+    return code;
+  }
+  // Runs to completion, as a bridge with a bad config does.
+  RunResult run() {
+    return run_program({bridge_binary(), "--config", config_path_}, "",
+                       seconds(30));
+  }
+  std::string log() const { return read_file(log_path_); }
+
+ private:
+  std::string dir_, config_path_, log_path_;
+  pid_t pid_ = -1;
+};
+
+std::string tern_table(const BrokerProcess& broker) {
+  return "tern = { address = \"" + broker.address() + "\" }\n";
+}
+
+std::string kafka_table(const std::string& bootstraps) {
+  // Short group timeouts: a member killed with SIGKILL leaves the group
+  // within seconds, and the restarted one gets its partitions.
+  return "kafka = { \"bootstrap.servers\" = \"" + bootstraps +
+         "\", \"session.timeout.ms\" = 3000, "
+         "\"heartbeat.interval.ms\" = 500 }\n";
+}
+
+rd_kafka_t* new_kafka(rd_kafka_type_t type,
+                      const std::map<std::string, std::string>& settings) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char error[512];
+  for (const auto& [name, value] : settings) {
+    REQUIRE_MESSAGE(rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error,
+                                      sizeof error) == RD_KAFKA_CONF_OK,
+                    error);
+  }
+  rd_kafka_t* kafka = rd_kafka_new(type, conf, error, sizeof error);
+  REQUIRE_MESSAGE(kafka != nullptr, error);
+  return kafka;
+}
+
+// `count` records, keys k0..k<keys-1>, payloads "k<key>:<n-th of that key>",
+// paced over about `spread`. Returns how many Kafka acknowledged.
+int produce(const std::string& bootstraps, const std::string& topic, int count,
+            int keys, milliseconds spread) {
+  rd_kafka_t* producer =
+      new_kafka(RD_KAFKA_PRODUCER, {{"bootstrap.servers", bootstraps},
+                                    {"enable.idempotence", "true"},
+                                    {"linger.ms", "5"}});
+  std::vector<int> sent(keys, 0);
+  const int kPerTick = 100;
+  milliseconds tick = spread / std::max(1, count / kPerTick);
+  for (int i = 0; i < count; ++i) {
+    int k = i % keys;
+    std::string key = "k" + std::to_string(k);
+    std::string value = key + ":" + std::to_string(sent[k]++);
+    rd_kafka_resp_err_t err;
+    while ((err = rd_kafka_producev(
+                producer, RD_KAFKA_V_TOPIC(topic.c_str()),
+                RD_KAFKA_V_KEY(key.data(), key.size()),
+                RD_KAFKA_V_VALUE(value.data(), value.size()),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      rd_kafka_poll(producer, 10);
+    REQUIRE(err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    if ((i + 1) % kPerTick == 0) {
+      rd_kafka_poll(producer, 0);
+      std::this_thread::sleep_for(tick);
+    }
+  }
+  rd_kafka_resp_err_t flushed = rd_kafka_flush(producer, 20000);
+  int unsent = rd_kafka_outq_len(producer);
+  rd_kafka_destroy(producer);
+  CHECK(flushed == RD_KAFKA_RESP_ERR_NO_ERROR);
+  return count - unsent;
+}
+
+struct KafkaRecord {
+  int32_t partition = 0;
+  std::string key, payload;
+  std::string tern_topic;
+  uint64_t tern_offset = 0;
+};
+
+std::string header(rd_kafka_message_t* m, const char* name) {
+  rd_kafka_headers_t* headers = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_message_headers(m, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(headers, name, &value, &size) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR)
+    return "";
+  return std::string(static_cast<const char*>(value), size);
+}
+
+// Every record of `topic` (its partitions read from the start, no group),
+// until `distinct` different tern-offsets arrived or `patience` passed.
+std::vector<KafkaRecord> read_kafka(const std::string& bootstraps,
+                                    const std::string& topic, int partitions,
+                                    size_t distinct, milliseconds patience) {
+  rd_kafka_t* consumer =
+      new_kafka(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstraps},
+                                    {"group.id", "bridge-test-reader"},
+                                    {"enable.auto.commit", "false"}});
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(partitions);
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  REQUIRE(rd_kafka_assign(consumer, list) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  rd_kafka_topic_partition_list_destroy(list);
+  std::vector<KafkaRecord> records;
+  std::set<uint64_t> seen;
+  auto deadline = Clock::now() + patience;
+  while (seen.size() < distinct && Clock::now() < deadline) {
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
+    if (m == nullptr) continue;
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      KafkaRecord r;
+      r.partition = m->partition;
+      r.key.assign(static_cast<const char*>(m->key), m->key_len);
+      r.payload.assign(static_cast<const char*>(m->payload), m->len);
+      r.tern_topic = header(m, "tern-topic");
+      r.tern_offset = std::stoull("0" + header(m, "tern-offset"));
+      seen.insert(r.tern_offset);
+      records.push_back(std::move(r));
+    }
+    rd_kafka_message_destroy(m);
+  }
+  rd_kafka_consumer_close(consumer);
+  rd_kafka_destroy(consumer);
+  return records;
+}
+
+// "k3:17" -> 17
+int sequence_of(const std::string& payload) {
+  return std::stoi(payload.substr(payload.find(':') + 1));
+}
+
+// Publishes `count` messages to `topic` (keys and payloads as produce()),
+// paced over about `spread`.
+void publish(const std::string& address, const std::string& topic, int count,
+             int keys, milliseconds spread) {
+  auto client = Client::connect(address);
+  std::vector<int> sent(keys, 0);
+  const int kPerFrame = 100;
+  for (int i = 0; i < count; i += kPerFrame) {
+    std::vector<OutgoingMessage> frame;
+    for (int j = i; j < i + kPerFrame && j < count; ++j) {
+      OutgoingMessage m;
+      m.key = "k" + std::to_string(j % keys);
+      m.payload = m.key + ":" + std::to_string(sent[j % keys]++);
+      frame.push_back(std::move(m));
+    }
+    client->publish_async(topic, std::move(frame));
+    std::this_thread::sleep_for(spread / std::max(1, count / kPerFrame));
+  }
+  client->flush();
+}
+
+// Waits until Tern's `topic` holds `count` messages (or `patience` passed).
+uint64_t wait_for_messages(Client& client, const std::string& topic,
+                           uint64_t count, milliseconds patience) {
+  auto deadline = Clock::now() + patience;
+  uint64_t stored = 0;
+  while (Clock::now() < deadline) {
+    std::vector<TopicInfo> info = client.topics(topic);
+    stored = info.empty() ? 0 : info[0].next_offset;
+    if (stored >= count) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return stored;
+}
+
+}  // namespace
+
+TEST_CASE("bridge: a bad config or an unreachable side is a clear error" *
+          doctest::skip(kUnderTsan)) {
+  BrokerProcess broker;
+  KafkaMock mock;
+  mock.create_topic("payments", 2);
+  std::string tern = tern_table(broker), kafka = kafka_table(mock.bootstraps());
+
+  auto fails_with = [](const std::string& config, const std::string& error) {
+    RunResult result = Bridge(config).run();
+    CHECK_FALSE(result.timed_out);
+    CHECK(result.exit_code == 1);
+    CHECK_MESSAGE(result.err.find(error) != std::string::npos,
+                  "want \"" << error << "\" in:\n"
+                            << result.err);
+  };
+
+  SUBCASE("an unknown route field") {
+    fails_with(tern + kafka +
+                   "to_kafka = [{ tern = \"orders\", kafka = \"orders\", "
+                   "topc = \"x\" }]\n",
+               "bridge.toml:3: to_kafka[0].topc: unknown key (kafka, "
+               "prefetch, subscription, tern)");
+  }
+  SUBCASE("a route without its Kafka topic") {
+    fails_with(tern + kafka + "from_kafka = [{ tern = \"payments\" }]\n",
+               "from_kafka[0]: missing kafka");
+  }
+  SUBCASE("a librdkafka property librdkafka does not know") {
+    fails_with(tern +
+                   "kafka = { \"bootstrap.servers\" = \"x:1\", "
+                   "\"linger.msec\" = 5 }\n"
+                   "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n",
+               "kafka.\"linger.msec\": No such configuration property");
+  }
+  SUBCASE("a property the bridge sets itself") {
+    fails_with(tern +
+                   "kafka = { \"bootstrap.servers\" = \"x:1\", acks = 1 }\n"
+                   "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n",
+               "kafka.\"acks\": set by the bridge");
+  }
+  SUBCASE("no routes") {
+    fails_with(tern + kafka, "no routes: add to_kafka or from_kafka");
+  }
+  SUBCASE("Kafka unreachable") {
+    fails_with(tern + "kafka = { \"bootstrap.servers\" = \"127.0.0.1:" +
+                   std::to_string(free_port()) +
+                   "\" }\nkafka_timeout = \"1s\"\n"
+                   "from_kafka = [{ kafka = \"payments\", tern = \"p\" }]\n",
+               "cannot reach Kafka (bootstrap.servers 127.0.0.1:");
+  }
+  SUBCASE("a Kafka topic that does not exist") {
+    fails_with(tern + kafka +
+                   "to_kafka = [{ tern = \"orders\", kafka = \"nowhere\" }]\n",
+               "Kafka topic nowhere does not exist");
+  }
+  SUBCASE("Tern unreachable") {
+    fails_with("tern = { address = \"127.0.0.1:" + std::to_string(free_port()) +
+                   "\" }\n" + kafka +
+                   "to_kafka = [{ tern = \"orders\", kafka = \"payments\" }]\n",
+               "tern:orders -> kafka:payments: ");
+  }
+  SUBCASE("a Tern topic Tern refuses, going out") {
+    fails_with(tern + kafka +
+                   "to_kafka = [{ tern = \"bad topic\", kafka = \"payments\" "
+                   "}]\n",
+               "tern:bad topic -> kafka:payments: ");
+  }
+  SUBCASE("a Tern topic Tern refuses, coming in: nothing is committed") {
+    REQUIRE(produce(mock.bootstraps(), "payments", 10, 2, milliseconds(0)) ==
+            10);
+    fails_with(tern + kafka +
+                   "from_kafka = [{ kafka = \"payments\", tern = \"bad topic\" "
+                   "}]\n",
+               "kafka:payments -> tern:bad topic: Tern refused records: ");
+  }
+}
+
+TEST_CASE(
+    "bridge: records go both ways through SIGKILLs, none missing, in order "
+    "per key, repeats only as documented" *
+    doctest::skip(kUnderTsan)) {
+  const int kRecords = 20000, kKeys = 16, kPartitions = 4, kKills = 3;
+  BrokerProcess broker;
+  KafkaMock mock;
+  mock.create_topic("orders", kPartitions);
+  mock.create_topic("payments", kPartitions);
+  Bridge bridge(tern_table(broker) + kafka_table(mock.bootstraps()) +
+                "progress_interval = \"1s\"\n"
+                "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n"
+                "from_kafka = [{ kafka = \"payments\", tern = \"payments\" "
+                "}]\n");
+  bridge.start();
+
+  // Both sides are written while the bridge is killed and restarted. Each
+  // kill waits until the restarted bridge has published from Kafka (its
+  // group join takes seconds on the mock), then a random moment more, so
+  // that every kill leaves work half done both ways.
+  const milliseconds kSpread(12000);
+  std::thread tern_writer(
+      [&] { publish(broker.address(), "orders", kRecords, kKeys, kSpread); });
+  int produced = 0;
+  std::thread kafka_writer([&] {
+    produced = produce(mock.bootstraps(), "payments", kRecords, kKeys, kSpread);
+  });
+  unsigned seed = std::random_device{}();
+  MESSAGE("kill times seed " << seed);
+  std::mt19937 random(seed);
+  auto watcher = Client::connect(broker.address());
+  for (int kill = 0; kill < kKills; ++kill) {
+    uint64_t before = wait_for_messages(*watcher, "payments", 0, seconds(1));
+    REQUIRE(wait_for_messages(*watcher, "payments", before + 1, seconds(20)) >
+            before);
+    std::this_thread::sleep_for(milliseconds(100 + random() % 2400));
+    bridge.kill9();
+    bridge.start();
+  }
+  tern_writer.join();
+  kafka_writer.join();
+  REQUIRE(produced == kRecords);
+
+  // Tern -> Kafka: every Tern offset in Kafka; a repeat is a record whose
+  // tern-offset is not above one already read in its partition, and is
+  // exactly the record read before.
+  std::vector<KafkaRecord> out = read_kafka(mock.bootstraps(), "orders",
+                                            kPartitions, kRecords, seconds(60));
+  std::map<uint64_t, std::string> by_offset;
+  std::map<int32_t, uint64_t> highest;  // partition -> tern-offset
+  std::map<std::string, int> last_of_key;
+  int repeats = 0, out_of_order = 0, changed = 0;
+  for (const KafkaRecord& r : out) {
+    CHECK(r.tern_topic == "orders");
+    auto top = highest.find(r.partition);
+    if (top != highest.end() && r.tern_offset <= top->second) {
+      ++repeats;
+      changed += by_offset[r.tern_offset] != r.payload;
+      continue;
+    }
+    highest[r.partition] = r.tern_offset;
+    by_offset[r.tern_offset] = r.payload;
+    auto last = last_of_key.find(r.key);
+    out_of_order +=
+        last != last_of_key.end() && sequence_of(r.payload) != last->second + 1;
+    last_of_key[r.key] = sequence_of(r.payload);
+  }
+  MESSAGE("tern -> kafka: " << out.size() << " records, " << repeats
+                            << " repeats after " << kKills << " kills");
+  CHECK(by_offset.size() == size_t(kRecords));
+  CHECK(by_offset.rbegin()->first == uint64_t(kRecords - 1));
+  CHECK(out_of_order == 0);
+  CHECK(changed == 0);
+  CHECK(last_of_key.size() == size_t(kKeys));
+
+  // Kafka -> Tern: each record once (Tern's de-duplication), in order per key.
+  auto client = Client::connect(broker.address());
+  CHECK(wait_for_messages(*client, "payments", kRecords, seconds(60)) ==
+        uint64_t(kRecords));
+  std::vector<Message> in = read_topic(broker.address(), "payments");
+  CHECK(in.size() == size_t(kRecords));
+  std::map<std::string, int> next_of_key;
+  std::set<std::string> ids;
+  int in_out_of_order = 0;
+  for (const Message& m : in) {
+    int expected = next_of_key[m.key]++;
+    in_out_of_order += sequence_of(m.payload) != expected;
+    const std::string* partition = m.header("kafka-partition");
+    const std::string* offset = m.header("kafka-offset");
+    REQUIRE(partition != nullptr);
+    REQUIRE(offset != nullptr);
+    ids.insert(*partition + ":" + *offset);
+  }
+  CHECK(in_out_of_order == 0);
+  CHECK(ids.size() == size_t(kRecords));
+  CHECK(next_of_key.size() == size_t(kKeys));
+
+  int code = bridge.stop();
+  CHECK_MESSAGE(code == 0, bridge.log());
+}
+
+}  // namespace tern::test
