@@ -7,6 +7,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -18,7 +19,10 @@ namespace tern::bridge {
 
 namespace {
 
-constexpr size_t kBatch = 256;  // records per Tern publish frame at most
+// A Tern publish frame holds at most this many records, or about this many
+// bytes (well under the broker's frame limit, 16 MiB by default).
+constexpr size_t kBatch = 256;
+constexpr size_t kBatchBytes = 1 << 20;
 constexpr std::chrono::seconds kCommitInterval{1};
 
 // A Kafka partition, and the next offset to read from it.
@@ -40,6 +44,7 @@ class FromKafka {
   }
 
   void run(const std::atomic<bool>& stop) {
+    stop_ = &stop;
     connect();
     Progress progress(config_.progress_interval);
     auto next_commit = std::chrono::steady_clock::now() + kCommitInterval;
@@ -51,7 +56,8 @@ class FromKafka {
         take(record);
         rd_kafka_message_destroy(record);
       }
-      if (batch_.size() >= kBatch || (record == nullptr && !batch_.empty()))
+      if (batch_.size() >= kBatch || batch_bytes_ >= kBatchBytes ||
+          (record == nullptr && !batch_.empty()))
         publish();
       if (std::chrono::steady_clock::now() >= next_commit) {
         commit(false);
@@ -160,12 +166,14 @@ class FromKafka {
     message.headers.push_back({"kafka-partition", partition});
     message.headers.push_back({"kafka-offset", offset});
     message.id = "kafka:" + topic + ":" + partition + ":" + offset;
+    batch_bytes_ += message.payload.size() + message.key.size();
     batch_.push_back(std::move(message));
     batch_positions_[{topic, record->partition}] = record->offset + 1;
   }
 
   // Sends the batch to Tern. While Tern is unreachable it keeps trying
-  // (the client reconnects meanwhile): nothing read is dropped.
+  // (the client reconnects meanwhile) until the route stops: nothing read
+  // is committed before Tern confirmed it.
   void publish() {
     uint64_t sequence = next_sequence_++;
     size_t count = batch_.size();
@@ -187,8 +195,12 @@ class FromKafka {
         if (e.code() != ErrorCode::kConnectionLost) throw;
         log_line(name_ + ": waiting for Tern: " + e.what());
       }
+      // Stopping: the batch is not committed, so it is read again later.
+      if (*stop_) break;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
     }
     batch_.clear();
+    batch_bytes_ = 0;
   }
 
   // On the client's reader thread: Tern answered batch `sequence`. A
@@ -212,7 +224,8 @@ class FromKafka {
     }
   }
 
-  // Commits the confirmed positions Kafka does not have yet.
+  // Commits the confirmed positions Kafka does not have yet (waiting: all of
+  // them, in case an earlier commit, not waited for, failed).
   void commit(bool wait) {
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(0);
@@ -220,7 +233,7 @@ class FromKafka {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& [partition, next] : confirmed_) {
         int64_t& committed = committed_[partition];
-        if (committed == next) continue;
+        if (committed == next && !wait) continue;
         committed = next;
         rd_kafka_topic_partition_list_add(list, partition.first.c_str(),
                                           partition.second)
@@ -347,7 +360,9 @@ class FromKafka {
   KafkaHandle consumer_;
   std::unique_ptr<Client> client_;
   // Read, not yet published (the route's thread only).
+  const std::atomic<bool>* stop_ = nullptr;
   std::vector<OutgoingMessage> batch_;
+  size_t batch_bytes_ = 0;
   Positions batch_positions_;
   uint64_t next_sequence_ = 0;
   bool closed_ = false;     // left the group after settling

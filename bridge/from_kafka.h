@@ -1,7 +1,7 @@
 // Kafka -> Tern: one route's loop (see bridge/README.md, "Guarantees").
 //
 // A member of the route's Kafka consumer group publishes what it reads to
-// the Tern topic, in batches of up to 256 records, each with the id
+// the Tern topic, in frames of up to 256 records (or 1 MiB), each with the id
 // kafka:<topic>:<partition>:<offset> so that Tern's de-duplication stores a
 // record re-read after a crash once. A partition's offset is committed to
 // Kafka only up to the records Tern has confirmed, in order: every second,

@@ -33,6 +33,7 @@ class ToKafka {
       : config_(config), route_(route), name_(route_name(route)) {}
 
   ~ToKafka() {
+    stop_poller();
     // A route that failed: the records still queued end unacked (Tern
     // delivers them again), and their InFlight is freed by on_delivery.
     if (producer_) {
@@ -44,18 +45,11 @@ class ToKafka {
 
   void run(const std::atomic<bool>& stop) {
     connect();
-    std::thread poller([this] {
+    poller_ = std::thread([this] {
       while (!poller_stop_) rd_kafka_poll(producer_.get(), 100);
     });
-    try {
-      mirror(stop);
-    } catch (...) {
-      poller_stop_ = true;
-      poller.join();
-      throw;
-    }
-    poller_stop_ = true;
-    poller.join();
+    mirror(stop);
+    stop_poller();
     drain();
   }
 
@@ -165,8 +159,13 @@ class ToKafka {
       }
       return;
     }
-    self->subscription_->ack(in_flight->message);
-    ++self->mirrored_;
+    try {
+      self->subscription_->ack(in_flight->message);
+      ++self->mirrored_;
+    } catch (const Error&) {
+      // The client is closed (a route that failed or stopped): Tern delivers
+      // the message again, and the record is written again (a repeat).
+    }
   }
 
   void check_failure() {
@@ -175,6 +174,11 @@ class ToKafka {
       throw std::runtime_error(std::string("Kafka producer failed: ") + reason);
     std::lock_guard<std::mutex> lock(mu_);
     if (!failure_.empty()) throw std::runtime_error(failure_);
+  }
+
+  void stop_poller() {
+    poller_stop_ = true;
+    if (poller_.joinable()) poller_.join();
   }
 
   // Stopping: what is in flight gets its chance to be acknowledged, and
@@ -212,6 +216,7 @@ class ToKafka {
   KafkaHandle producer_;
   std::unique_ptr<Client> client_;
   std::optional<Subscription> subscription_;
+  std::thread poller_;  // polls the producer: on_delivery runs there
   std::atomic<bool> poller_stop_{false};
   std::atomic<uint64_t> mirrored_{0};
   std::mutex mu_;
