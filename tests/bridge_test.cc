@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -238,6 +239,99 @@ uint64_t wait_for_messages(Client& client, const std::string& topic,
   return stored;
 }
 
+// Writes kRecords each way, orders (Tern) -> orders (Kafka) and payments
+// (Kafka) -> payments (Tern), through `bridge` while `disrupt` runs kKills
+// times. Each disruption waits until the Kafka -> Tern route has published
+// since the last one (its group join takes seconds on the mock), then a
+// random moment more, so that each leaves work half done both ways. Then
+// checks both sides.
+constexpr int kRecords = 20000, kKeys = 16, kPartitions = 4, kKills = 3;
+
+void mirror_through(BrokerProcess& broker, KafkaMock& mock,
+                    const std::function<void()>& disrupt) {
+  const milliseconds kSpread(12000);
+  std::thread tern_writer(
+      [&] { publish(broker.address(), "orders", kRecords, kKeys, kSpread); });
+  int produced = 0;
+  std::thread kafka_writer([&] {
+    produced = produce(mock.bootstraps(), "payments", kRecords, kKeys, kSpread);
+  });
+  unsigned seed = std::random_device{}();
+  MESSAGE("disruption times seed " << seed);
+  std::mt19937 random(seed);
+  auto watcher = Client::connect(broker.address());
+  for (int kill = 0; kill < kKills; ++kill) {
+    uint64_t before = wait_for_messages(*watcher, "payments", 0, seconds(1));
+    REQUIRE(wait_for_messages(*watcher, "payments", before + 1, seconds(20)) >
+            before);
+    std::this_thread::sleep_for(milliseconds(100 + random() % 2400));
+    disrupt();
+  }
+  tern_writer.join();
+  kafka_writer.join();
+  REQUIRE(produced == kRecords);
+
+  // Tern -> Kafka: every Tern offset in Kafka; a repeat is a record whose
+  // tern-offset is not above one already read in its partition, and is
+  // exactly the record read before.
+  std::vector<KafkaRecord> out = read_kafka(mock.bootstraps(), "orders",
+                                            kPartitions, kRecords, seconds(60));
+  std::map<uint64_t, std::string> by_offset;
+  std::map<int32_t, uint64_t> highest;  // partition -> tern-offset
+  std::map<std::string, int> last_of_key;
+  int repeats = 0, out_of_order = 0, changed = 0;
+  for (const KafkaRecord& r : out) {
+    CHECK(r.tern_topic == "orders");
+    auto top = highest.find(r.partition);
+    if (top != highest.end() && r.tern_offset <= top->second) {
+      ++repeats;
+      changed += by_offset[r.tern_offset] != r.payload;
+      continue;
+    }
+    highest[r.partition] = r.tern_offset;
+    by_offset[r.tern_offset] = r.payload;
+    auto last = last_of_key.find(r.key);
+    out_of_order +=
+        last != last_of_key.end() && sequence_of(r.payload) != last->second + 1;
+    last_of_key[r.key] = sequence_of(r.payload);
+  }
+  MESSAGE("tern -> kafka: " << out.size() << " records, " << repeats
+                            << " repeats after " << kKills << " disruptions");
+  CHECK(by_offset.size() == size_t(kRecords));
+  CHECK(by_offset.rbegin()->first == uint64_t(kRecords - 1));
+  CHECK(out_of_order == 0);
+  CHECK(changed == 0);
+  CHECK(last_of_key.size() == size_t(kKeys));
+
+  // Kafka -> Tern: each record once (Tern's de-duplication), in order per key.
+  CHECK(wait_for_messages(*watcher, "payments", kRecords, seconds(60)) ==
+        uint64_t(kRecords));
+  std::vector<Message> in = read_topic(broker.address(), "payments");
+  CHECK(in.size() == size_t(kRecords));
+  std::map<std::string, int> next_of_key;
+  std::set<std::string> ids;
+  int in_out_of_order = 0;
+  for (const Message& m : in) {
+    int expected = next_of_key[m.key]++;
+    in_out_of_order += sequence_of(m.payload) != expected;
+    const std::string* partition = m.header("kafka-partition");
+    const std::string* offset = m.header("kafka-offset");
+    REQUIRE(partition != nullptr);
+    REQUIRE(offset != nullptr);
+    ids.insert(*partition + ":" + *offset);
+  }
+  CHECK(in_out_of_order == 0);
+  CHECK(ids.size() == size_t(kRecords));
+  CHECK(next_of_key.size() == size_t(kKeys));
+}
+
+std::string mirror_config(const BrokerProcess& broker, const KafkaMock& mock) {
+  return tern_table(broker) + kafka_table(mock.bootstraps()) +
+         "progress_interval = \"1s\"\n"
+         "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n"
+         "from_kafka = [{ kafka = \"payments\", tern = \"payments\" }]\n";
+}
+
 }  // namespace
 
 TEST_CASE("bridge: a bad config or an unreachable side is a clear error" *
@@ -318,102 +412,37 @@ TEST_CASE("bridge: a bad config or an unreachable side is a clear error" *
 }
 
 TEST_CASE(
-    "bridge: records go both ways through SIGKILLs, none missing, in order "
-    "per key, repeats only as documented" *
+    "bridge: records go both ways through SIGKILLs of the bridge, none "
+    "missing, in order per key, repeats only as documented" *
     doctest::skip(kUnderTsan)) {
-  const int kRecords = 20000, kKeys = 16, kPartitions = 4, kKills = 3;
   BrokerProcess broker;
   KafkaMock mock;
   mock.create_topic("orders", kPartitions);
   mock.create_topic("payments", kPartitions);
-  Bridge bridge(tern_table(broker) + kafka_table(mock.bootstraps()) +
-                "progress_interval = \"1s\"\n"
-                "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n"
-                "from_kafka = [{ kafka = \"payments\", tern = \"payments\" "
-                "}]\n");
+  Bridge bridge(mirror_config(broker, mock));
   bridge.start();
-
-  // Both sides are written while the bridge is killed and restarted. Each
-  // kill waits until the restarted bridge has published from Kafka (its
-  // group join takes seconds on the mock), then a random moment more, so
-  // that every kill leaves work half done both ways.
-  const milliseconds kSpread(12000);
-  std::thread tern_writer(
-      [&] { publish(broker.address(), "orders", kRecords, kKeys, kSpread); });
-  int produced = 0;
-  std::thread kafka_writer([&] {
-    produced = produce(mock.bootstraps(), "payments", kRecords, kKeys, kSpread);
-  });
-  unsigned seed = std::random_device{}();
-  MESSAGE("kill times seed " << seed);
-  std::mt19937 random(seed);
-  auto watcher = Client::connect(broker.address());
-  for (int kill = 0; kill < kKills; ++kill) {
-    uint64_t before = wait_for_messages(*watcher, "payments", 0, seconds(1));
-    REQUIRE(wait_for_messages(*watcher, "payments", before + 1, seconds(20)) >
-            before);
-    std::this_thread::sleep_for(milliseconds(100 + random() % 2400));
+  mirror_through(broker, mock, [&] {
     bridge.kill9();
     bridge.start();
-  }
-  tern_writer.join();
-  kafka_writer.join();
-  REQUIRE(produced == kRecords);
+  });
+  int code = bridge.stop();
+  CHECK_MESSAGE(code == 0, bridge.log());
+}
 
-  // Tern -> Kafka: every Tern offset in Kafka; a repeat is a record whose
-  // tern-offset is not above one already read in its partition, and is
-  // exactly the record read before.
-  std::vector<KafkaRecord> out = read_kafka(mock.bootstraps(), "orders",
-                                            kPartitions, kRecords, seconds(60));
-  std::map<uint64_t, std::string> by_offset;
-  std::map<int32_t, uint64_t> highest;  // partition -> tern-offset
-  std::map<std::string, int> last_of_key;
-  int repeats = 0, out_of_order = 0, changed = 0;
-  for (const KafkaRecord& r : out) {
-    CHECK(r.tern_topic == "orders");
-    auto top = highest.find(r.partition);
-    if (top != highest.end() && r.tern_offset <= top->second) {
-      ++repeats;
-      changed += by_offset[r.tern_offset] != r.payload;
-      continue;
-    }
-    highest[r.partition] = r.tern_offset;
-    by_offset[r.tern_offset] = r.payload;
-    auto last = last_of_key.find(r.key);
-    out_of_order +=
-        last != last_of_key.end() && sequence_of(r.payload) != last->second + 1;
-    last_of_key[r.key] = sequence_of(r.payload);
-  }
-  MESSAGE("tern -> kafka: " << out.size() << " records, " << repeats
-                            << " repeats after " << kKills << " kills");
-  CHECK(by_offset.size() == size_t(kRecords));
-  CHECK(by_offset.rbegin()->first == uint64_t(kRecords - 1));
-  CHECK(out_of_order == 0);
-  CHECK(changed == 0);
-  CHECK(last_of_key.size() == size_t(kKeys));
-
-  // Kafka -> Tern: each record once (Tern's de-duplication), in order per key.
-  auto client = Client::connect(broker.address());
-  CHECK(wait_for_messages(*client, "payments", kRecords, seconds(60)) ==
-        uint64_t(kRecords));
-  std::vector<Message> in = read_topic(broker.address(), "payments");
-  CHECK(in.size() == size_t(kRecords));
-  std::map<std::string, int> next_of_key;
-  std::set<std::string> ids;
-  int in_out_of_order = 0;
-  for (const Message& m : in) {
-    int expected = next_of_key[m.key]++;
-    in_out_of_order += sequence_of(m.payload) != expected;
-    const std::string* partition = m.header("kafka-partition");
-    const std::string* offset = m.header("kafka-offset");
-    REQUIRE(partition != nullptr);
-    REQUIRE(offset != nullptr);
-    ids.insert(*partition + ":" + *offset);
-  }
-  CHECK(in_out_of_order == 0);
-  CHECK(ids.size() == size_t(kRecords));
-  CHECK(next_of_key.size() == size_t(kKeys));
-
+TEST_CASE(
+    "bridge: records go both ways through SIGKILLs of the broker, the bridge "
+    "waiting for it" *
+    doctest::skip(kUnderTsan)) {
+  BrokerProcess broker;
+  KafkaMock mock;
+  mock.create_topic("orders", kPartitions);
+  mock.create_topic("payments", kPartitions);
+  Bridge bridge(mirror_config(broker, mock));
+  bridge.start();
+  mirror_through(broker, mock, [&] {
+    broker.kill9();
+    broker.restart_on_same_port();
+  });
   int code = bridge.stop();
   CHECK_MESSAGE(code == 0, bridge.log());
 }
