@@ -129,7 +129,7 @@ int produce(const std::string& bootstraps, const std::string& topic, int count,
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
            RD_KAFKA_RESP_ERR__QUEUE_FULL)
       rd_kafka_poll(producer, 10);
-    REQUIRE(err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    CHECK(err == RD_KAFKA_RESP_ERR_NO_ERROR);  // on a writer thread: no throw
     if ((i + 1) % kPerTick == 0) {
       rd_kafka_poll(producer, 0);
       std::this_thread::sleep_for(tick);
@@ -249,9 +249,16 @@ constexpr int kRecords = 20000, kKeys = 16, kPartitions = 4, kKills = 3;
 
 void mirror_through(BrokerProcess& broker, KafkaMock& mock,
                     const std::function<void()>& disrupt) {
-  const milliseconds kSpread(12000);
-  std::thread tern_writer(
-      [&] { publish(broker.address(), "orders", kRecords, kKeys, kSpread); });
+  const milliseconds kSpread(16000);
+  // A writer's exception is kept for the test's thread to report.
+  std::string tern_error;
+  std::thread tern_writer([&] {
+    try {
+      publish(broker.address(), "orders", kRecords, kKeys, kSpread);
+    } catch (const std::exception& e) {
+      tern_error = e.what();
+    }
+  });
   int produced = 0;
   std::thread kafka_writer([&] {
     produced = produce(mock.bootstraps(), "payments", kRecords, kKeys, kSpread);
@@ -262,13 +269,16 @@ void mirror_through(BrokerProcess& broker, KafkaMock& mock,
   auto watcher = Client::connect(broker.address());
   for (int kill = 0; kill < kKills; ++kill) {
     uint64_t before = wait_for_messages(*watcher, "payments", 0, seconds(1));
-    REQUIRE(wait_for_messages(*watcher, "payments", before + 1, seconds(20)) >
+    if (before < uint64_t(kRecords)) {  // on a slow machine it may be done
+      CHECK(wait_for_messages(*watcher, "payments", before + 1, seconds(20)) >
             before);
+    }
     std::this_thread::sleep_for(milliseconds(100 + random() % 2400));
     disrupt();
   }
   tern_writer.join();
   kafka_writer.join();
+  REQUIRE(tern_error == "");
   REQUIRE(produced == kRecords);
 
   // Tern -> Kafka: every Tern offset in Kafka; a repeat is a record whose
