@@ -88,7 +88,7 @@ $(BUILD)/tern-bench: $(call obj,$(BENCH_SRC)) $(BUILD)/libternclient.a $(BUILD)/
 
 # The Kafka bridge (bridge/README.md).
 $(BUILD)/tern-bridge: $(call obj,$(BRIDGE_SRC)) $(BUILD)/libternclient.a $(BUILD)/libterncli.a
-	$(CXX) $(LDFLAGS) -o $@ $^ -lrdkafka -lssl -lcrypto
+	$(CXX) $(LDFLAGS) -o $@ $^ -lrdkafka -lcpp-httplib -lssl -lcrypto
 
 # The mock Kafka cluster as a process (tests/kafka_mock/main.cc), for trying
 # the bridge and for bench/bridge.sh.

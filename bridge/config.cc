@@ -79,6 +79,21 @@ bool read_duration(const toml::node& node, const std::string& path,
   return true;
 }
 
+// "HOST:PORT", the port from 1 to 65535.
+bool read_listen(const toml::node& node, const std::string& path,
+                 const std::string& key, std::string* out, std::string* error) {
+  if (!read_string(node, path, key, out, error)) return false;
+  size_t colon = out->rfind(':');
+  uint64_t port;
+  std::string why;
+  if (colon == std::string::npos || colon == 0 ||
+      !cli::parse_count(out->substr(colon + 1), 1, 65535, &port, &why)) {
+    *error = where(node, path, key) + "want HOST:PORT, e.g. \"127.0.0.1:9466\"";
+    return false;
+  }
+  return true;
+}
+
 // [tern]: where the broker is and how to log in.
 bool read_tern(const toml::node& node, const std::string& path, Config* config,
                std::string* error) {
@@ -344,10 +359,12 @@ bool read_config(const std::string& path, Config* config, std::string* error) {
       ok = read_duration(node, path, key, &config->progress_interval, error);
     } else if (key == "kafka_timeout") {
       ok = read_duration(node, path, key, &config->kafka_timeout, error);
+    } else if (key == "metrics_listen") {
+      ok = read_listen(node, path, key, &config->metrics_listen, error);
     } else {
       *error = where(node, path, key) +
                "unknown key (tern, kafka, to_kafka, from_kafka, "
-               "progress_interval, kafka_timeout)";
+               "progress_interval, kafka_timeout, metrics_listen)";
       ok = false;
     }
     if (!ok) return false;

@@ -46,6 +46,8 @@ struct Config {
   std::chrono::milliseconds progress_interval{10000};
   // How long a start-up check of Kafka (reachable, topic known) may take.
   std::chrono::milliseconds kafka_timeout{10000};
+  // "HOST:PORT" to serve GET /metrics on; empty: none.
+  std::string metrics_listen;
 };
 
 // Reads the file at `path` into *config. False, with *error one line naming

@@ -31,8 +31,12 @@ using Positions = std::map<Partition, int64_t>;
 
 class FromKafka {
  public:
-  FromKafka(const Config& config, const FromKafkaRoute& route)
-      : config_(config), route_(route), name_(route_name(route)) {}
+  FromKafka(const Config& config, const FromKafkaRoute& route,
+            RouteMetrics& metrics)
+      : config_(config),
+        route_(route),
+        name_(route_name(route)),
+        metrics_(metrics) {}
 
   ~FromKafka() {
     // A route that failed leaves the group without publishing or committing
@@ -61,12 +65,14 @@ class FromKafka {
         publish();
       if (std::chrono::steady_clock::now() >= next_commit) {
         commit(false);
+        metrics_.lag = kafka_lag();
         next_commit = std::chrono::steady_clock::now() + kCommitInterval;
       }
       if (progress.due()) {
-        log_line(name_ + ": " + progress.report(confirmed_records_) + ", " +
-                 std::to_string(duplicates_) + " of them already in Tern" +
-                 ", kafka lag " + std::to_string(kafka_lag()));
+        log_line(name_ + ": " + progress.report(metrics_.records) + ", " +
+                 std::to_string(metrics_.already_in_tern) +
+                 " of them already in Tern, kafka lag " +
+                 std::to_string(metrics_.lag));
       }
     }
     settle();
@@ -75,8 +81,8 @@ class FromKafka {
     closed_ = true;
     client_->close();
     check_failure();
-    log_line(name_ + ": stopped after " + std::to_string(confirmed_records_) +
-             " records, " + std::to_string(duplicates_) +
+    log_line(name_ + ": stopped after " + std::to_string(metrics_.records) +
+             " records, " + std::to_string(metrics_.already_in_tern) +
              " of them already in Tern");
   }
 
@@ -214,8 +220,9 @@ class FromKafka {
         return;
       }
     }
-    confirmed_records_ += count;
-    for (const PublishResult& result : results) duplicates_ += result.duplicate;
+    metrics_.records += count;
+    for (const PublishResult& result : results)
+      metrics_.already_in_tern += result.duplicate;
     pending_[sequence].confirmed = true;
     while (!pending_.empty() && pending_.begin()->second.confirmed) {
       for (const auto& [partition, next] : pending_.begin()->second.positions)
@@ -357,6 +364,7 @@ class FromKafka {
   const Config& config_;
   const FromKafkaRoute& route_;
   const std::string name_;
+  RouteMetrics& metrics_;
   KafkaHandle consumer_;
   std::unique_ptr<Client> client_;
   // Read, not yet published (the route's thread only).
@@ -372,9 +380,6 @@ class FromKafka {
   std::map<uint64_t, Pending> pending_;  // published, by sequence
   Positions confirmed_;                  // confirmed by Tern, in order
   Positions committed_;                  // last committed to Kafka
-  std::atomic<uint64_t> confirmed_records_{0};
-  // Records Tern already had: read again after a restart, stored once.
-  std::atomic<uint64_t> duplicates_{0};
   bool refused_ = false;  // Tern refused a record
   std::string refusal_;   // what it said
 };
@@ -382,8 +387,8 @@ class FromKafka {
 }  // namespace
 
 void run_from_kafka(const Config& config, const FromKafkaRoute& route,
-                    const std::atomic<bool>& stop) {
-  FromKafka(config, route).run(stop);
+                    RouteMetrics& metrics, const std::atomic<bool>& stop) {
+  FromKafka(config, route, metrics).run(stop);
 }
 
 }  // namespace tern::bridge

@@ -13,6 +13,7 @@
 #include <atomic>
 
 #include "config.h"
+#include "metrics.h"
 
 namespace tern::bridge {
 
@@ -21,6 +22,6 @@ namespace tern::bridge {
 // cannot go on from: Tern or Kafka unreachable at start, a record Tern
 // refused (nothing after it is committed).
 void run_from_kafka(const Config& config, const FromKafkaRoute& route,
-                    const std::atomic<bool>& stop);
+                    RouteMetrics& metrics, const std::atomic<bool>& stop);
 
 }  // namespace tern::bridge

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "config.h"
 #include "from_kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "to_kafka.h"
 
 namespace {
@@ -60,23 +62,47 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  AllMetrics metrics;
+  for (const ToKafkaRoute& route : config.to_kafka)
+    metrics.emplace_back(route_name(route), "to_kafka");
+  for (const FromKafkaRoute& route : config.from_kafka)
+    metrics.emplace_back(route_name(route), "from_kafka");
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!config.metrics_listen.empty()) {
+    try {
+      metrics_server =
+          std::make_unique<MetricsServer>(config.metrics_listen, metrics);
+    } catch (const std::exception& e) {
+      log_line(std::string("tern-bridge: ") + e.what());
+      return 1;
+    }
+  }
+
   std::atomic<bool> stop{false};
   std::atomic<bool> failed{false};
   std::vector<std::thread> routes;
-  auto start = [&](std::string name, std::function<void()> run) {
-    routes.emplace_back([&, name, run] {
+  auto start = [&](RouteMetrics* m, std::function<void()> run) {
+    routes.emplace_back([&failed, m, run] {
+      m->running = true;
       try {
         run();
       } catch (const std::exception& e) {
-        log_line(name + ": " + e.what());
+        log_line(m->route + ": " + e.what());
         failed = true;
       }
+      m->running = false;
     });
   };
-  for (const ToKafkaRoute& route : config.to_kafka)
-    start(route_name(route), [&] { run_to_kafka(config, route, stop); });
-  for (const FromKafkaRoute& route : config.from_kafka)
-    start(route_name(route), [&] { run_from_kafka(config, route, stop); });
+  // Routes and their metrics are in the config's order, to_kafka first.
+  size_t i = 0;
+  for (const ToKafkaRoute& route : config.to_kafka) {
+    RouteMetrics* m = &metrics[i++];
+    start(m, [&, r = &route, m] { run_to_kafka(config, *r, *m, stop); });
+  }
+  for (const FromKafkaRoute& route : config.from_kafka) {
+    RouteMetrics* m = &metrics[i++];
+    start(m, [&, r = &route, m] { run_from_kafka(config, *r, *m, stop); });
+  }
 
   timespec tick{0, 200 * 1000 * 1000};
   int signal_number = -1;

@@ -16,6 +16,7 @@ namespace tern::bridge {
 namespace {
 
 constexpr std::chrono::milliseconds kDefaultMessageTimeout{300000};
+constexpr std::chrono::seconds kLagInterval{1};  // how often lag is asked
 
 // librdkafka's message.timeout.ms as configured: how long a record may wait
 // for Kafka before it fails.
@@ -29,8 +30,12 @@ std::chrono::milliseconds message_timeout(const Config& config) {
 
 class ToKafka {
  public:
-  ToKafka(const Config& config, const ToKafkaRoute& route)
-      : config_(config), route_(route), name_(route_name(route)) {}
+  ToKafka(const Config& config, const ToKafkaRoute& route,
+          RouteMetrics& metrics)
+      : config_(config),
+        route_(route),
+        name_(route_name(route)),
+        metrics_(metrics) {}
 
   ~ToKafka() {
     stop_poller();
@@ -88,15 +93,20 @@ class ToKafka {
 
   void mirror(const std::atomic<bool>& stop) {
     Progress progress(config_.progress_interval);
+    auto next_lag = std::chrono::steady_clock::now();
     while (!stop) {
       check_failure();
       if (std::optional<Message> message =
               subscription_->next(std::chrono::milliseconds(100))) {
         produce(std::move(*message), stop);
       }
+      if (std::chrono::steady_clock::now() >= next_lag) {
+        metrics_.lag = tern_lag();
+        next_lag = std::chrono::steady_clock::now() + kLagInterval;
+      }
       if (progress.due()) {
-        log_line(name_ + ": " + progress.report(mirrored_) + ", tern lag " +
-                 std::to_string(tern_lag()));
+        log_line(name_ + ": " + progress.report(metrics_.records) +
+                 ", tern lag " + std::to_string(metrics_.lag));
       }
     }
   }
@@ -161,7 +171,7 @@ class ToKafka {
     }
     try {
       self->subscription_->ack(in_flight->message);
-      ++self->mirrored_;
+      ++self->metrics_.records;
     } catch (const Error&) {
       // The client is closed (a route that failed or stopped): Tern delivers
       // the message again, and the record is written again (a repeat).
@@ -187,7 +197,7 @@ class ToKafka {
     rd_kafka_resp_err_t err = rd_kafka_flush(producer_.get(), 10000);
     subscription_->unsubscribe();  // sends the acks held so far first
     client_->close();
-    log_line(name_ + ": stopped after " + std::to_string(mirrored_) +
+    log_line(name_ + ": stopped after " + std::to_string(metrics_.records) +
              " records" +
              (err == RD_KAFKA_RESP_ERR_NO_ERROR
                   ? ""
@@ -213,12 +223,12 @@ class ToKafka {
   const Config& config_;
   const ToKafkaRoute& route_;
   const std::string name_;
+  RouteMetrics& metrics_;
   KafkaHandle producer_;
   std::unique_ptr<Client> client_;
   std::optional<Subscription> subscription_;
   std::thread poller_;  // polls the producer: on_delivery runs there
   std::atomic<bool> poller_stop_{false};
-  std::atomic<uint64_t> mirrored_{0};
   std::mutex mu_;
   std::string failure_;  // the first record Kafka refused
 };
@@ -226,8 +236,8 @@ class ToKafka {
 }  // namespace
 
 void run_to_kafka(const Config& config, const ToKafkaRoute& route,
-                  const std::atomic<bool>& stop) {
-  ToKafka(config, route).run(stop);
+                  RouteMetrics& metrics, const std::atomic<bool>& stop) {
+  ToKafka(config, route, metrics).run(stop);
 }
 
 }  // namespace tern::bridge

@@ -11,6 +11,7 @@
 #include <atomic>
 
 #include "config.h"
+#include "metrics.h"
 
 namespace tern::bridge {
 
@@ -18,6 +19,6 @@ namespace tern::bridge {
 // flight and acks them. Throws std::runtime_error on what the route cannot
 // go on from: Tern or Kafka unreachable at start, a record Kafka refused.
 void run_to_kafka(const Config& config, const ToKafkaRoute& route,
-                  const std::atomic<bool>& stop);
+                  RouteMetrics& metrics, const std::atomic<bool>& stop);
 
 }  // namespace tern::bridge

@@ -6,6 +6,7 @@
 // What the mock cannot show (kafka_mock.h): it is one process in memory, so
 // these tests say nothing about a real cluster's failures or speed.
 #include <doctest/doctest.h>
+#include <httplib.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 
@@ -384,6 +385,11 @@ TEST_CASE("bridge: a bad config or an unreachable side is a clear error" *
                    "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n",
                "kafka.\"acks\": set by the bridge");
   }
+  SUBCASE("a metrics address without a port") {
+    fails_with(tern + kafka + "metrics_listen = \"127.0.0.1\"\n" +
+                   "to_kafka = [{ tern = \"orders\", kafka = \"payments\" }]\n",
+               "metrics_listen: want HOST:PORT");
+  }
   SUBCASE("no routes") {
     fails_with(tern + kafka, "no routes: add to_kafka or from_kafka");
   }
@@ -419,6 +425,52 @@ TEST_CASE("bridge: a bad config or an unreachable side is a clear error" *
                    "}]\n",
                "kafka:payments -> tern:bad topic: Tern refused records: ");
   }
+}
+
+TEST_CASE("bridge: /metrics counts each route's records" *
+          doctest::skip(kUnderTsan)) {
+  BrokerProcess broker;
+  KafkaMock mock;
+  mock.create_topic("orders", 2);
+  uint16_t port = free_port();
+  Bridge bridge(tern_table(broker) + kafka_table(mock.bootstraps()) +
+                "metrics_listen = \"127.0.0.1:" + std::to_string(port) +
+                "\"\n"
+                "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n"
+                "from_kafka = [{ kafka = \"orders\", tern = \"back\" }]\n");
+  bridge.start();
+  publish(broker.address(), "orders", 100, 4, milliseconds(0));
+  auto client = Client::connect(broker.address());
+  REQUIRE(wait_for_messages(*client, "back", 100, seconds(20)) == 100);
+
+  const std::string out =
+      "tern_bridge_records_total{route=\"tern:orders -> kafka:orders\","
+      "direction=\"to_kafka\"} 100\n";
+  const std::string in =
+      "tern_bridge_records_total{route=\"kafka:orders -> tern:back\","
+      "direction=\"from_kafka\"} 100\n";
+  httplib::Client http("127.0.0.1", port);
+  std::string body;
+  auto deadline = Clock::now() + seconds(5);
+  while (Clock::now() < deadline) {  // the last confirm may still be coming
+    auto res = http.Get("/metrics");
+    REQUIRE(res);
+    body = res->body;
+    if (body.find(out) != std::string::npos &&
+        body.find(in) != std::string::npos)
+      break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  INFO(body);
+  CHECK(body.find(out) != std::string::npos);
+  CHECK(body.find(in) != std::string::npos);
+  CHECK(body.find("tern_bridge_route_up{route=\"kafka:orders -> tern:back\","
+                  "direction=\"from_kafka\"} 1\n") != std::string::npos);
+  RunResult promtool =
+      run_program({"/usr/bin/promtool", "check", "metrics"}, body, seconds(10));
+  INFO("promtool: " << promtool.out << promtool.err);
+  CHECK(promtool.exit_code == 0);
+  CHECK(bridge.stop() == 0);
 }
 
 TEST_CASE(
