@@ -38,6 +38,12 @@ std::string bridge_binary() {
   return path != nullptr && *path != '\0' ? path : "build/tern-bridge";
 }
 
+// In a sanitizer build, whether the bridge's stderr holds a report.
+bool sanitizer_report(const std::string& text) {
+  return text.find("Sanitizer") != std::string::npos ||
+         text.find("runtime error:") != std::string::npos;
+}
+
 // A tern-bridge process with its config file and log in a directory of its
 // own; signalled only by its PID.
 class Bridge {
@@ -50,6 +56,7 @@ class Bridge {
   }
   ~Bridge() {
     if (pid_ > 0) kill9();
+    CHECK_MESSAGE(!sanitizer_report(log()), log());
     remove_tree(dir_);
   }
 
@@ -356,6 +363,7 @@ TEST_CASE("bridge: a bad config or an unreachable side is a clear error" *
     RunResult result = Bridge(config).run();
     CHECK_FALSE(result.timed_out);
     CHECK(result.exit_code == 1);
+    CHECK_MESSAGE(!sanitizer_report(result.err), result.err);
     CHECK_MESSAGE(result.err.find(error) != std::string::npos,
                   "want \"" << error << "\" in:\n"
                             << result.err);
