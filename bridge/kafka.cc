@@ -1,8 +1,31 @@
 #include "kafka.h"
 
 #include <stdexcept>
+#include <string>
+
+#include "log.h"
 
 namespace tern::bridge {
+
+namespace {
+
+// librdkafka's own log, through the bridge's, minus the warnings about what
+// the bridge does on purpose: one [kafka] table for producers and consumers
+// (each warns about the other's properties), and the gapless guarantee
+// (librdkafka calls it experimental).
+void on_log(const rd_kafka_t* kafka, int, const char* facility,
+            const char* text) {
+  std::string line = text;
+  if (std::string(facility) == "CONFWARN" &&
+      (line.find("property and will be ignored by this") != std::string::npos ||
+       line.find("enable.gapless.guarantee is experimental") !=
+           std::string::npos))
+    return;
+  log_line(std::string("kafka ") + rd_kafka_name(kafka) + ": " + facility +
+           ": " + line);
+}
+
+}  // namespace
 
 KafkaHandle new_kafka(
     rd_kafka_type_t type, const Config& config,
@@ -19,6 +42,7 @@ KafkaHandle new_kafka(
   };
   for (const auto& [name, value] : config.kafka) set(name, value);
   for (const auto& [name, value] : fixed) set(name, value);
+  rd_kafka_conf_set_log_cb(conf, on_log);
   if (prepare != nullptr) prepare(conf, opaque);
   rd_kafka_t* kafka = rd_kafka_new(type, conf, why, sizeof why);
   if (kafka == nullptr) {
