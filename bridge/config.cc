@@ -193,9 +193,11 @@ bool read_kafka(const toml::node& node, const std::string& path, Config* config,
   return error->empty();
 }
 
+// Reads one value (or route), named `key` in errors.
+using FieldReader = std::function<bool(const toml::node&, const std::string&)>;
+
 // One table of to_kafka or from_kafka: its fields in `fields`, each read by
 // its own function; `required` must be there.
-using FieldReader = std::function<bool(const toml::node&, const std::string&)>;
 bool read_route(const toml::node& node, const std::string& path,
                 const std::string& key,
                 const std::map<std::string, FieldReader>& fields,
@@ -203,8 +205,7 @@ bool read_route(const toml::node& node, const std::string& path,
   const toml::table* table = node.as_table();
   if (table == nullptr) {
     *error = where(node, path, key) +
-             "want a table such as { tern = ..., "
-             "kafka = ... }";
+             "want a table such as { tern = ..., kafka = ... }";
     return false;
   }
   std::string known;
@@ -230,15 +231,13 @@ bool read_route(const toml::node& node, const std::string& path,
 }
 
 // Each item of `node`, an array of tables, through `read_one`.
-bool read_routes(
-    const toml::node& node, const std::string& path, const std::string& key,
-    const std::function<bool(const toml::node&, const std::string&)>& read_one,
-    std::string* error) {
+bool read_routes(const toml::node& node, const std::string& path,
+                 const std::string& key, const FieldReader& read_one,
+                 std::string* error) {
   const toml::array* list = node.as_array();
   if (list == nullptr) {
     *error = where(node, path, key) +
-             "want a list of routes, [{ tern = ..., kafka = ... }], or "
-             "[[" +
+             "want a list of routes, [{ tern = ..., kafka = ... }], or [[" +
              key + "]] tables";
     return false;
   }
