@@ -94,10 +94,12 @@ std::string tern_table(const BrokerProcess& broker) {
 
 std::string kafka_table(const std::string& bootstraps) {
   // Short group timeouts: a member killed with SIGKILL leaves the group
-  // within seconds, and the restarted one gets its partitions.
+  // within seconds, and the restarted one gets its partitions. Reconnects
+  // to a mock broker that was down come within a second.
   return "kafka = { \"bootstrap.servers\" = \"" + bootstraps +
          "\", \"session.timeout.ms\" = 3000, "
-         "\"heartbeat.interval.ms\" = 500 }\n";
+         "\"heartbeat.interval.ms\" = 500, "
+         "\"reconnect.backoff.max.ms\" = 1000 }\n";
 }
 
 rd_kafka_t* new_kafka(rd_kafka_type_t type,
@@ -478,6 +480,45 @@ TEST_CASE("bridge: /metrics counts each route's records" *
       run_program({"/usr/bin/promtool", "check", "metrics"}, body, seconds(10));
   INFO("promtool: " << promtool.out << promtool.err);
   CHECK(promtool.exit_code == 0);
+  CHECK(bridge.stop() == 0);
+}
+
+TEST_CASE(
+    "bridge: while Kafka is down, Tern keeps the messages and the bridge holds "
+    "at most its prefetch; all arrive once Kafka is back" *
+    doctest::skip(kUnderTsan)) {
+  const int kCount = 5000;
+  BrokerProcess broker;
+  KafkaMock mock;
+  mock.create_topic("orders", kPartitions);
+  Bridge bridge(tern_table(broker) + kafka_table(mock.bootstraps()) +
+                "to_kafka = [{ tern = \"orders\", kafka = \"orders\", "
+                "prefetch = 100 }]\n");
+  bridge.start();
+  auto client = Client::connect(broker.address());
+  // The route has subscribed (and checked Kafka) before Kafka goes away.
+  auto deadline = Clock::now() + seconds(10);
+  while (Clock::now() < deadline) {
+    std::vector<TopicInfo> info = client->topics("orders");
+    if (!info.empty() && !info[0].subscriptions.empty()) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  mock.set_up(false);
+  publish(broker.address(), "orders", kCount, kKeys, milliseconds(0));
+  std::this_thread::sleep_for(seconds(2));
+  std::vector<TopicInfo> info = client->topics("orders");
+  REQUIRE(info.size() == 1);
+  REQUIRE(info[0].subscriptions.size() == 1);
+  const SubscriptionInfo& waiting = info[0].subscriptions[0];
+  CHECK(waiting.pending <= 100);           // what the bridge holds
+  CHECK(waiting.lag == uint64_t(kCount));  // nothing acked without Kafka
+
+  mock.set_up(true);
+  std::vector<KafkaRecord> out =
+      read_kafka(mock.bootstraps(), "orders", kPartitions, kCount, seconds(60));
+  std::set<uint64_t> offsets;
+  for (const KafkaRecord& r : out) offsets.insert(r.tern_offset);
+  CHECK(offsets.size() == size_t(kCount));
   CHECK(bridge.stop() == 0);
 }
 

@@ -7,7 +7,7 @@
 
 namespace tern::test {
 
-KafkaMock::KafkaMock(int brokers) {
+KafkaMock::KafkaMock(int brokers) : brokers_(brokers) {
   char error[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   // The handle only hosts the cluster: quiet, and no bootstrap of its own.
@@ -39,6 +39,16 @@ void KafkaMock::create_topic(const std::string& topic, int partitions) {
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     throw std::runtime_error("kafka mock: cannot create " + topic + ": " +
                              rd_kafka_err2str(err));
+  }
+}
+
+void KafkaMock::set_up(bool up) {
+  for (int id = 1; id <= brokers_; ++id) {
+    rd_kafka_resp_err_t err = up ? rd_kafka_mock_broker_set_up(cluster_, id)
+                                 : rd_kafka_mock_broker_set_down(cluster_, id);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error("kafka mock: broker " + std::to_string(id) +
+                               ": " + rd_kafka_err2str(err));
   }
 }
 

@@ -29,10 +29,14 @@ class KafkaMock {
   std::string bootstraps() const;
   // Creates `topic` (the mock has no CreateTopics request). Throws.
   void create_topic(const std::string& topic, int partitions);
+  // Takes every broker of the cluster down (connections close, none are
+  // accepted), or brings them back.
+  void set_up(bool up);
 
  private:
   rd_kafka_s* handle_ = nullptr;  // owns the mock cluster's threads
   rd_kafka_mock_cluster_s* cluster_ = nullptr;
+  int brokers_;
 };
 
 }  // namespace tern::test
