@@ -1,7 +1,8 @@
 // tern-bridge (bridge/) against the real broker and librdkafka's mock Kafka
-// cluster (kafka_mock.h): bad configs get clear errors, and records go both
-// ways while the bridge is killed with SIGKILL, with nothing missing, per-key
-// order kept, and only the repeats bridge/README.md allows.
+// cluster (kafka_mock.h): bad configs get clear errors; records go both ways
+// while the bridge, or the broker, is killed with SIGKILL, with nothing
+// missing, per-key order kept, and only the repeats bridge/README.md allows;
+// a Kafka that is down holds messages back in Tern; /metrics counts.
 //
 // What the mock cannot show (kafka_mock.h): it is one process in memory, so
 // these tests say nothing about a real cluster's failures or speed.
