@@ -274,13 +274,23 @@ bool read_to_kafka(const toml::node& node, const std::string& path,
         };
         if (!read_route(item, path, key, fields, {"tern", "kafka"}, error))
           return false;
+        // Tern's wildcard subscriptions are ephemeral: a bridge that stopped
+        // would miss what was published meanwhile.
+        if (route.tern.find_first_of("*>") != std::string::npos) {
+          *error = where(item, path, key + ".tern") +
+                   "want a topic, not a pattern (Tern's pattern "
+                   "subscriptions are not durable, so a restarted bridge "
+                   "would miss messages): write a route per topic";
+          return false;
+        }
         if (route.subscription.empty())
           route.subscription = "tern-bridge." + route.kafka;
         for (const ToKafkaRoute& other : config->to_kafka) {
-          if (other.subscription == route.subscription) {
+          if (other.tern == route.tern &&
+              other.subscription == route.subscription) {
             *error = where(item, path, key) + "subscription \"" +
-                     route.subscription + "\" is " + route_name(other) +
-                     "'s too: each route needs its own";
+                     route.subscription + "\" of " + route.tern + " is " +
+                     route_name(other) + "'s too: each route needs its own";
             return false;
           }
         }

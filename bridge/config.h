@@ -1,7 +1,7 @@
 // tern-bridge's config file (TOML). The common case is three lines:
 //
 //   kafka = { "bootstrap.servers" = "kafka1:9092" }
-//   to_kafka = [{ tern = "orders.>", kafka = "orders" }]
+//   to_kafka = [{ tern = "orders", kafka = "orders" }]
 //   from_kafka = [{ kafka = "payments", tern = "payments" }]
 //
 // Every key is described in bridge/README.md. An unknown key, a value of the
@@ -21,7 +21,7 @@ namespace tern::bridge {
 
 // Tern -> Kafka: a durable Tern subscription whose messages become records.
 struct ToKafkaRoute {
-  std::string tern;          // a topic or a pattern ("orders.>")
+  std::string tern;          // a topic (not a pattern: see config.cc)
   std::string kafka;         // the Kafka topic
   std::string subscription;  // the durable subscription's name
   uint32_t prefetch = 1000;  // Tern messages in flight to Kafka at most
@@ -55,7 +55,7 @@ struct Config {
 // wrong key or value.
 bool read_config(const std::string& path, Config* config, std::string* error);
 
-// A route's name in logs and errors: "tern:orders.> -> kafka:orders".
+// A route's name in logs and errors: "tern:orders -> kafka:orders".
 std::string route_name(const ToKafkaRoute& route);
 std::string route_name(const FromKafkaRoute& route);
 

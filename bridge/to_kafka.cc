@@ -206,12 +206,11 @@ class ToKafka {
                         " still in flight (Tern delivers them again)"));
   }
 
-  // Messages of the route's subscription not acked yet, over its topics.
+  // Messages of the route's subscription not acked yet.
   uint64_t tern_lag() {
-    bool pattern = route_.tern.find_first_of("*>") != std::string::npos;
     uint64_t lag = 0;
     try {
-      for (const TopicInfo& topic : client_->topics(pattern ? "" : route_.tern))
+      for (const TopicInfo& topic : client_->topics(route_.tern))
         for (const SubscriptionInfo& s : topic.subscriptions)
           if (s.name == route_.subscription) lag += s.lag;
     } catch (const Error&) {

@@ -172,7 +172,8 @@ std::string header(rd_kafka_message_t* m, const char* name) {
 }
 
 // Every record of `topic` (its partitions read from the start, no group),
-// until `distinct` different tern-offsets arrived or `patience` passed.
+// until `distinct` different Tern messages (tern-topic and tern-offset
+// headers) arrived or `patience` passed.
 std::vector<KafkaRecord> read_kafka(const std::string& bootstraps,
                                     const std::string& topic, int partitions,
                                     size_t distinct, milliseconds patience) {
@@ -188,7 +189,7 @@ std::vector<KafkaRecord> read_kafka(const std::string& bootstraps,
   REQUIRE(rd_kafka_assign(consumer, list) == RD_KAFKA_RESP_ERR_NO_ERROR);
   rd_kafka_topic_partition_list_destroy(list);
   std::vector<KafkaRecord> records;
-  std::set<uint64_t> seen;
+  std::set<std::pair<std::string, uint64_t>> seen;  // tern-topic, tern-offset
   auto deadline = Clock::now() + patience;
   while (seen.size() < distinct && Clock::now() < deadline) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
@@ -200,7 +201,7 @@ std::vector<KafkaRecord> read_kafka(const std::string& bootstraps,
       r.payload.assign(static_cast<const char*>(m->payload), m->len);
       r.tern_topic = header(m, "tern-topic");
       r.tern_offset = std::stoull("0" + header(m, "tern-offset"));
-      seen.insert(r.tern_offset);
+      seen.insert({r.tern_topic, r.tern_offset});
       records.push_back(std::move(r));
     }
     rd_kafka_message_destroy(m);
@@ -379,6 +380,11 @@ TEST_CASE("bridge: a bad config or an unreachable side is a clear error" *
                "bridge.toml:3: to_kafka[0].topc: unknown key (kafka, "
                "prefetch, subscription, tern)");
   }
+  SUBCASE("a Tern pattern going out") {
+    fails_with(tern + kafka +
+                   "to_kafka = [{ tern = \"orders.>\", kafka = \"orders\" }]\n",
+               "to_kafka[0].tern: want a topic, not a pattern");
+  }
   SUBCASE("a route without its Kafka topic") {
     fails_with(tern + kafka + "from_kafka = [{ tern = \"payments\" }]\n",
                "from_kafka[0]: missing kafka");
@@ -481,6 +487,50 @@ TEST_CASE("bridge: /metrics counts each route's records" *
       run_program({"/usr/bin/promtool", "check", "metrics"}, body, seconds(10));
   INFO("promtool: " << promtool.out << promtool.err);
   CHECK(promtool.exit_code == 0);
+  CHECK(bridge.stop() == 0);
+}
+
+TEST_CASE(
+    "bridge: two Tern topics into one Kafka topic, a Kafka pattern into one "
+    "Tern topic" *
+    doctest::skip(kUnderTsan)) {
+  const int kEach = 300;
+  BrokerProcess broker;
+  KafkaMock mock;
+  mock.create_topic("orders", kPartitions);
+  mock.create_topic("pay.eu", 2);
+  mock.create_topic("pay.us", 2);
+  REQUIRE(produce(mock.bootstraps(), "pay.eu", kEach, 4, milliseconds(0)) ==
+          kEach);
+  REQUIRE(produce(mock.bootstraps(), "pay.us", kEach, 4, milliseconds(0)) ==
+          kEach);
+  publish(broker.address(), "orders.eu", kEach, 4, milliseconds(0));
+  publish(broker.address(), "orders.us", kEach, 4, milliseconds(0));
+  Bridge bridge(
+      tern_table(broker) + kafka_table(mock.bootstraps()) +
+      "to_kafka = [{ tern = \"orders.eu\", kafka = \"orders\" },\n"
+      "            { tern = \"orders.us\", kafka = \"orders\" }]\n"
+      "from_kafka = [{ kafka = \"^pay\\\\..*\", tern = \"payments\" }]\n");
+  bridge.start();
+
+  // Out: both Tern topics, each message once.
+  std::vector<KafkaRecord> out = read_kafka(
+      mock.bootstraps(), "orders", kPartitions, 2 * kEach, seconds(30));
+  std::map<std::string, std::set<uint64_t>> sent;  // tern-topic -> offsets
+  for (const KafkaRecord& r : out) sent[r.tern_topic].insert(r.tern_offset);
+  CHECK(out.size() == size_t(2 * kEach));  // no repeats without a crash
+  CHECK(sent["orders.eu"].size() == size_t(kEach));
+  CHECK(sent["orders.us"].size() == size_t(kEach));
+
+  // In: both Kafka topics into one Tern topic.
+  auto client = Client::connect(broker.address());
+  CHECK(wait_for_messages(*client, "payments", 2 * kEach, seconds(30)) ==
+        uint64_t(2 * kEach));
+  std::map<std::string, int> per_topic;
+  for (const Message& m : read_topic(broker.address(), "payments"))
+    ++per_topic[*m.header("kafka-topic")];
+  CHECK(per_topic["pay.eu"] == kEach);
+  CHECK(per_topic["pay.us"] == kEach);
   CHECK(bridge.stop() == 0);
 }
 
