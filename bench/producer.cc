@@ -107,12 +107,12 @@ void Producer::publish_batch(size_t n) {
   int64_t sent_ns = header.send_ns;
   if (options_.confirm) {
     client_->publish_async(
-        topic_, std::move(batch),
+        topic_, batch,
         [this, sent_ns](const std::vector<PublishResult>& results) {
           on_confirm(results, sent_ns);
         });
   } else {
-    client_->publish_unconfirmed(topic_, std::move(batch));
+    client_->publish_unconfirmed(topic_, batch);
     // Without confirms, "confirmed" means handed to the socket.
     confirmed_.fetch_add(n, std::memory_order_relaxed);
     if (sent_ns >= control_.measure_from_ns) measured_confirmed_ += n;

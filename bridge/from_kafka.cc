@@ -190,7 +190,7 @@ class FromKafka {
     batch_positions_.clear();
     for (;;) {
       try {
-        // A copy: a publish that throws has not taken its messages.
+        // Only read: a publish that throws leaves the batch for the retry.
         client_->publish_async(
             route_.tern, batch_,
             [this, sequence, count](const std::vector<PublishResult>& results) {

@@ -336,7 +336,7 @@ std::vector<PublishResult> Client::transact(
 }
 
 void Client::publish_async(const std::string& topic,
-                           std::vector<OutgoingMessage> messages,
+                           const std::vector<OutgoingMessage>& messages,
                            ConfirmCallback on_confirm) {
   if (messages.empty()) {
     // Nothing to send or confirm; keep the promise of one callback per call.
@@ -353,7 +353,7 @@ void Client::publish_async(const std::string& topic,
 }
 
 void Client::publish_unconfirmed(const std::string& topic,
-                                 std::vector<OutgoingMessage> messages) {
+                                 const std::vector<OutgoingMessage>& messages) {
   if (messages.empty()) return;
   flatbuffers::FlatBufferBuilder fbb(publish_frame_size(topic, messages));
   // Never sent again, so no sequences.

@@ -66,7 +66,7 @@ class Publisher {
   void send() {
     if (batch_.empty()) return;
     client_.publish_async(
-        topic_, std::move(batch_),
+        topic_, batch_,
         [&confirmed = confirmed_](const std::vector<PublishResult>& rs) {
           for (const auto& r : rs) {
             if (r.error == ErrorCode::kNone) {
@@ -74,8 +74,7 @@ class Publisher {
             }
           }
         });
-    batch_.clear();
-    batch_.reserve(kPubBatch);
+    batch_.clear();  // keeps its capacity for the next batch
   }
 
   // Sends what is left and waits for every confirm; throws the first failure.

@@ -231,7 +231,7 @@ void publish(const std::string& address, const std::string& topic, int count,
       m.payload = m.key + ":" + std::to_string(sent[j % keys]++);
       frame.push_back(std::move(m));
     }
-    client->publish_async(topic, std::move(frame));
+    client->publish_async(topic, frame);
     std::this_thread::sleep_for(spread / std::max(1, count / kPerFrame));
   }
   client->flush();

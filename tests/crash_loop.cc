@@ -140,7 +140,7 @@ void produce(const std::shared_ptr<ProducerRun>& p) {
       ProducerRun* self = p.get();  // the client, and so every callback,
                                     // ends inside this function
       client->publish_async(
-          kTopic, std::move(messages),
+          kTopic, messages,
           [self, payloads = std::move(payloads),
            sent_ns](const std::vector<PublishResult>& results) {
             std::lock_guard<std::mutex> lock(self->mu);

@@ -60,7 +60,7 @@ void produce(const std::string& address, int index, uint64_t seed,
         payloads->push_back(m.payload);
       }
       client->publish_async(
-          kTopic, std::move(batch),
+          kTopic, batch,
           [&p, payloads](const std::vector<PublishResult>& results) {
             std::lock_guard<std::mutex> lock(p.mu);
             for (size_t i = 0; i < results.size(); ++i) {

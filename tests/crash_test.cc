@@ -65,7 +65,7 @@ void produce(const std::shared_ptr<Producer>& p) {
       }
       std::weak_ptr<Producer> weak = p;
       p->client->publish_async(
-          kTopic, std::move(messages),
+          kTopic, messages,
           [weak, payloads](const std::vector<PublishResult>& results) {
             auto self = weak.lock();
             if (!self) return;

@@ -23,11 +23,13 @@ OutgoingMessage with_id(const std::string& payload, const std::string& id) {
 }
 
 // Publishes `messages` as one frame and returns their results.
-std::vector<PublishResult> publish(Client& client, const std::string& topic,
-                                   std::vector<OutgoingMessage> messages) {
+std::vector<PublishResult> publish(
+    Client& client, const std::string& topic,
+    const std::vector<OutgoingMessage>& messages) {
   std::vector<PublishResult> results;
-  client.publish_async(topic, std::move(messages),
-                       [&](const std::vector<PublishResult>& r) { results = r; });
+  client.publish_async(
+      topic, messages,
+      [&](const std::vector<PublishResult>& r) { results = r; });
   client.flush();
   return results;
 }

@@ -91,7 +91,7 @@ TEST_CASE(
     }
     sent += size;
     client->publish_async(
-        "orders", std::move(messages),
+        "orders", messages,
         [&, payloads](const std::vector<PublishResult>& results) {
           std::lock_guard<std::mutex> lock(mu);
           if (results.size() != payloads.size()) async_error = true;

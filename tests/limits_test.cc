@@ -123,7 +123,7 @@ TEST_CASE(
   for (int batch = 0; batch < 512; ++batch) {
     std::vector<OutgoingMessage> messages(64);
     for (auto& m : messages) m.payload = payload;
-    producer->publish_async("flood", std::move(messages));
+    producer->publish_async("flood", messages);
   }
   producer->flush();
 

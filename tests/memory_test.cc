@@ -119,10 +119,10 @@ TEST_CASE(
     for (int i = 0; i < kPerTopic; ++i) messages[i].payload = payload_of(t, i);
     producer->publish_async("bulk." + std::to_string(t), messages);
     if (t % 10 == 0) {  // 19 MiB in all for the stalled consumers
-      producer->publish_async("wide", std::move(messages));
+      producer->publish_async("wide", messages);
       std::vector<OutgoingMessage> live_message(1);
       live_message[0].payload = "live " + std::to_string(t / 10);
-      producer->publish_async("live", std::move(live_message));
+      producer->publish_async("live", live_message);
     }
   }
   producer->flush();

@@ -41,7 +41,7 @@ struct Producer {
         batch.push_back(
             OutgoingMessage{"m" + std::to_string(j), {}, "", "", {}});
       }
-      client->publish_async("orders", std::move(batch),
+      client->publish_async("orders", batch,
                             [this](const std::vector<PublishResult>& results) {
                               std::lock_guard<std::mutex> lock(mu);
                               ++callbacks;

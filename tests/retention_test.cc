@@ -53,7 +53,7 @@ void publish_n(Client& client, const std::string& topic, int n,
       m.payload.resize(size, 'x');
       batch.push_back(std::move(m));
     }
-    client.publish_async(topic, std::move(batch));
+    client.publish_async(topic, batch);
   }
   client.flush();
 }

@@ -301,7 +301,7 @@ TEST_CASE("replay: subscriptions far behind a small tail read everything back") 
       m.payload = std::to_string(j) + std::string(180, '.');
       batch.push_back(std::move(m));
     }
-    client->publish_async("history", std::move(batch));
+    client->publish_async("history", batch);
   }
   client->flush();
 

@@ -239,7 +239,7 @@ TEST_CASE("tls: threads share one TLS connection") {
         OutgoingMessage message;
         message.payload = "t" + std::to_string(t) + std::string(500, 'x');
         std::vector<OutgoingMessage> batch(8, message);
-        client->publish_async("shared", std::move(batch));
+        client->publish_async("shared", batch);
       }
     });
   }

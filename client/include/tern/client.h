@@ -298,9 +298,11 @@ class Client {
   // reconnecting one's) with one result per message. A frame published
   // within 50 us of the client's last write, while 16 earlier publishes are
   // unanswered, is held and sent with the next write or once answers come:
-  // a fast loop sends its frames in a few large writes.
+  // a fast loop sends its frames in a few large writes. `messages` is only
+  // read (encoded into the frame): a call that throws leaves it to the
+  // caller, e.g. to try again.
   void publish_async(const std::string& topic,
-                     std::vector<OutgoingMessage> messages,
+                     const std::vector<OutgoingMessage>& messages,
                      ConfirmCallback on_confirm = nullptr);
 
   // Sends `messages` (one frame) without asking for a confirm and returns.
@@ -308,7 +310,7 @@ class Client {
   // the frame is dropped, and the window does not apply. For load generation
   // and fire-and-forget data.
   void publish_unconfirmed(const std::string& topic,
-                           std::vector<OutgoingMessage> messages);
+                           const std::vector<OutgoingMessage>& messages);
 
   // Waits until every publish_async() so far is confirmed. Throws the first
   // error any of them got since the last flush(), or Error(kConnectionLost)
