@@ -196,6 +196,20 @@ bool read_kafka(const toml::node& node, const std::string& path, Config* config,
 // Reads one value (or route), named `key` in errors.
 using FieldReader = std::function<bool(const toml::node&, const std::string&)>;
 
+FieldReader string_field(const std::string& path, std::string* out,
+                         std::string* error) {
+  return [=](const toml::node& value, const std::string& key) {
+    return read_string(value, path, key, out, error);
+  };
+}
+
+FieldReader count_field(const std::string& path, uint32_t min, uint32_t max,
+                        uint32_t* out, std::string* error) {
+  return [=](const toml::node& value, const std::string& key) {
+    return read_count(value, path, key, min, max, out, error);
+  };
+}
+
 // One table of to_kafka or from_kafka: its fields in `fields`, each read by
 // its own function; `required` must be there.
 bool read_route(const toml::node& node, const std::string& path,
@@ -255,22 +269,10 @@ bool read_to_kafka(const toml::node& node, const std::string& path,
       [&](const toml::node& item, const std::string& key) {
         ToKafkaRoute route;
         std::map<std::string, FieldReader> fields = {
-            {"tern",
-             [&](const toml::node& v, const std::string& k) {
-               return read_string(v, path, k, &route.tern, error);
-             }},
-            {"kafka",
-             [&](const toml::node& v, const std::string& k) {
-               return read_string(v, path, k, &route.kafka, error);
-             }},
-            {"subscription",
-             [&](const toml::node& v, const std::string& k) {
-               return read_string(v, path, k, &route.subscription, error);
-             }},
-            {"prefetch",
-             [&](const toml::node& v, const std::string& k) {
-               return read_count(v, path, k, 1, 100000, &route.prefetch, error);
-             }},
+            {"tern", string_field(path, &route.tern, error)},
+            {"kafka", string_field(path, &route.kafka, error)},
+            {"subscription", string_field(path, &route.subscription, error)},
+            {"prefetch", count_field(path, 1, 100000, &route.prefetch, error)},
         };
         if (!read_route(item, path, key, fields, {"tern", "kafka"}, error))
           return false;
@@ -307,23 +309,11 @@ bool read_from_kafka(const toml::node& node, const std::string& path,
       [&](const toml::node& item, const std::string& key) {
         FromKafkaRoute route;
         std::map<std::string, FieldReader> fields = {
-            {"kafka",
-             [&](const toml::node& v, const std::string& k) {
-               return read_string(v, path, k, &route.kafka, error);
-             }},
-            {"tern",
-             [&](const toml::node& v, const std::string& k) {
-               return read_string(v, path, k, &route.tern, error);
-             }},
-            {"group",
-             [&](const toml::node& v, const std::string& k) {
-               return read_string(v, path, k, &route.group, error);
-             }},
+            {"kafka", string_field(path, &route.kafka, error)},
+            {"tern", string_field(path, &route.tern, error)},
+            {"group", string_field(path, &route.group, error)},
             {"max_unconfirmed",
-             [&](const toml::node& v, const std::string& k) {
-               return read_count(v, path, k, 1, 100000, &route.max_unconfirmed,
-                                 error);
-             }},
+             count_field(path, 1, 100000, &route.max_unconfirmed, error)},
         };
         if (!read_route(item, path, key, fields, {"kafka", "tern"}, error))
           return false;

@@ -287,21 +287,13 @@ class FromKafka {
     throw std::runtime_error("Tern refused records: " + refusal_);
   }
 
-  static void on_rebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
+  static void on_rebalance(rd_kafka_t*, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions,
                            void* opaque) {
     auto* self = static_cast<FromKafka*>(opaque);
-    bool cooperative =
-        std::strcmp(rd_kafka_rebalance_protocol(consumer), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       self->log_partitions("assigned", partitions);
-      if (cooperative) {
-        if (rd_kafka_error_t* e =
-                rd_kafka_incremental_assign(consumer, partitions))
-          rd_kafka_error_destroy(e);
-      } else {
-        rd_kafka_assign(consumer, partitions);
-      }
+      self->change_assignment(partitions, true);
       return;
     }
     try {
@@ -320,12 +312,26 @@ class FromKafka {
       }
     }
     self->log_partitions("revoked", partitions);
-    if (cooperative) {
-      if (rd_kafka_error_t* e =
-              rd_kafka_incremental_unassign(consumer, partitions))
-        rd_kafka_error_destroy(e);
-    } else {
-      rd_kafka_assign(consumer, nullptr);
+    self->change_assignment(partitions, false);
+  }
+
+  // Takes `partitions` on or off as the group's protocol wants: one at a
+  // time (cooperative), or the whole assignment at once (eager).
+  void change_assignment(rd_kafka_topic_partition_list_t* partitions,
+                         bool add) {
+    rd_kafka_t* consumer = consumer_.get();
+    if (std::strcmp(rd_kafka_rebalance_protocol(consumer), "COOPERATIVE") !=
+        0) {
+      rd_kafka_assign(consumer, add ? partitions : nullptr);
+      return;
+    }
+    rd_kafka_error_t* error =
+        add ? rd_kafka_incremental_assign(consumer, partitions)
+            : rd_kafka_incremental_unassign(consumer, partitions);
+    if (error != nullptr) {
+      log_line(name_ + ": cannot change the assignment: " +
+               rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
     }
   }
 
@@ -367,8 +373,8 @@ class FromKafka {
   RouteMetrics& metrics_;
   KafkaHandle consumer_;
   std::unique_ptr<Client> client_;
+  const std::atomic<bool>* stop_ = nullptr;  // run()'s
   // Read, not yet published (the route's thread only).
-  const std::atomic<bool>* stop_ = nullptr;
   std::vector<OutgoingMessage> batch_;
   size_t batch_bytes_ = 0;
   Positions batch_positions_;

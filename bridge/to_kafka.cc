@@ -112,9 +112,12 @@ class ToKafka {
   }
 
   void produce(Message message, const std::atomic<bool>& stop) {
-    rd_kafka_headers_t* headers =
-        rd_kafka_headers_new(message.headers.size() + 2);
-    for (const Header& h : message.headers)
+    // What goes to Kafka leaves the message; InFlight keeps what ack needs.
+    std::vector<Header> tern_headers = std::move(message.headers);
+    std::string payload = std::move(message.payload);
+    std::string key = std::move(message.key);
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(tern_headers.size() + 2);
+    for (const Header& h : tern_headers)
       rd_kafka_header_add(headers, h.name.data(), ssize_t(h.name.size()),
                           h.value.data(), ssize_t(h.value.size()));
     std::string offset = std::to_string(message.offset);
@@ -122,8 +125,6 @@ class ToKafka {
                         ssize_t(message.topic.size()));
     rd_kafka_header_add(headers, "tern-offset", -1, offset.data(),
                         ssize_t(offset.size()));
-    std::string payload = std::move(message.payload);
-    std::string key = std::move(message.key);
     auto in_flight = std::make_unique<InFlight>(InFlight{std::move(message)});
     for (;;) {
       rd_kafka_resp_err_t err = rd_kafka_producev(
