@@ -103,20 +103,6 @@ std::string kafka_table(const std::string& bootstraps) {
          "\"reconnect.backoff.max.ms\" = 1000 }\n";
 }
 
-rd_kafka_t* new_kafka(rd_kafka_type_t type,
-                      const std::map<std::string, std::string>& settings) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char error[512];
-  for (const auto& [name, value] : settings) {
-    REQUIRE_MESSAGE(rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error,
-                                      sizeof error) == RD_KAFKA_CONF_OK,
-                    error);
-  }
-  rd_kafka_t* kafka = rd_kafka_new(type, conf, error, sizeof error);
-  REQUIRE_MESSAGE(kafka != nullptr, error);
-  return kafka;
-}
-
 // `count` records, keys k0..k<keys-1>, payloads "k<key>:<n-th of that key>",
 // paced over about `spread`. Returns how many Kafka acknowledged.
 int produce(const std::string& bootstraps, const std::string& topic, int count,
@@ -251,16 +237,34 @@ uint64_t wait_for_messages(Client& client, const std::string& topic,
   return stored;
 }
 
-// Writes kRecords each way, orders (Tern) -> orders (Kafka) and payments
-// (Kafka) -> payments (Tern), through `bridge` while `disrupt` runs kKills
-// times. Each disruption waits until the Kafka -> Tern route has published
-// since the last one (its group join takes seconds on the mock), then a
-// random moment more, so that each leaves work half done both ways. Then
-// checks both sides.
 constexpr int kRecords = 20000, kKeys = 16, kPartitions = 4, kKills = 3;
 
-void mirror_through(BrokerProcess& broker, KafkaMock& mock,
-                    const std::function<void()>& disrupt) {
+// A broker, a mock cluster with orders and payments, and a bridge between
+// them with a route each way, running.
+struct MirrorRig {
+  BrokerProcess broker;
+  KafkaMock mock;
+  Bridge bridge{tern_table(broker) + kafka_table(mock.bootstraps()) +
+                "progress_interval = \"1s\"\n"
+                "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n"
+                "from_kafka = [{ kafka = \"payments\", tern = \"payments\" "
+                "}]\n"};
+  MirrorRig() {
+    mock.create_topic("orders", kPartitions);
+    mock.create_topic("payments", kPartitions);
+    bridge.start();
+  }
+};
+
+// Writes kRecords each way, orders (Tern) -> orders (Kafka) and payments
+// (Kafka) -> payments (Tern), through the rig's bridge while `disrupt` runs
+// kKills times. Each disruption waits until the Kafka -> Tern route has
+// published since the last one (its group join takes seconds on the mock),
+// then a random moment more, so that each leaves work half done both ways.
+// Then checks both sides, and that the bridge stops cleanly.
+void mirror_through(MirrorRig& rig, const std::function<void()>& disrupt) {
+  BrokerProcess& broker = rig.broker;
+  KafkaMock& mock = rig.mock;
   const milliseconds kSpread(16000);
   // A writer's exception is kept for the test's thread to report.
   std::string tern_error;
@@ -345,13 +349,9 @@ void mirror_through(BrokerProcess& broker, KafkaMock& mock,
   CHECK(in_out_of_order == 0);
   CHECK(ids.size() == size_t(kRecords));
   CHECK(next_of_key.size() == size_t(kKeys));
-}
 
-std::string mirror_config(const BrokerProcess& broker, const KafkaMock& mock) {
-  return tern_table(broker) + kafka_table(mock.bootstraps()) +
-         "progress_interval = \"1s\"\n"
-         "to_kafka = [{ tern = \"orders\", kafka = \"orders\" }]\n"
-         "from_kafka = [{ kafka = \"payments\", tern = \"payments\" }]\n";
+  int code = rig.bridge.stop();
+  CHECK_MESSAGE(code == 0, rig.bridge.log());
 }
 
 }  // namespace
@@ -577,36 +577,22 @@ TEST_CASE(
     "bridge: records go both ways through SIGKILLs of the bridge, none "
     "missing, in order per key, repeats only as documented" *
     doctest::skip(kUnderTsan)) {
-  BrokerProcess broker;
-  KafkaMock mock;
-  mock.create_topic("orders", kPartitions);
-  mock.create_topic("payments", kPartitions);
-  Bridge bridge(mirror_config(broker, mock));
-  bridge.start();
-  mirror_through(broker, mock, [&] {
-    bridge.kill9();
-    bridge.start();
+  MirrorRig rig;
+  mirror_through(rig, [&] {
+    rig.bridge.kill9();
+    rig.bridge.start();
   });
-  int code = bridge.stop();
-  CHECK_MESSAGE(code == 0, bridge.log());
 }
 
 TEST_CASE(
     "bridge: records go both ways through SIGKILLs of the broker, the bridge "
     "waiting for it" *
     doctest::skip(kUnderTsan)) {
-  BrokerProcess broker;
-  KafkaMock mock;
-  mock.create_topic("orders", kPartitions);
-  mock.create_topic("payments", kPartitions);
-  Bridge bridge(mirror_config(broker, mock));
-  bridge.start();
-  mirror_through(broker, mock, [&] {
-    broker.kill9();
-    broker.restart_on_same_port();
+  MirrorRig rig;
+  mirror_through(rig, [&] {
+    rig.broker.kill9();
+    rig.broker.restart_on_same_port();
   });
-  int code = bridge.stop();
-  CHECK_MESSAGE(code == 0, bridge.log());
 }
 
 }  // namespace tern::test

@@ -1,11 +1,36 @@
 #include "kafka_mock.h"
 
-#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
 #include <stdexcept>
 
 namespace tern::test {
+
+rd_kafka_conf_t* kafka_conf(
+    const std::map<std::string, std::string>& settings) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char error[512];
+  for (const auto& [name, value] : settings) {
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error,
+                          sizeof error) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error("kafka setting " + name + ": " + error);
+    }
+  }
+  return conf;
+}
+
+rd_kafka_t* new_kafka(rd_kafka_type_t type,
+                      const std::map<std::string, std::string>& settings) {
+  rd_kafka_conf_t* conf = kafka_conf(settings);
+  char error[512];
+  rd_kafka_t* kafka = rd_kafka_new(type, conf, error, sizeof error);
+  if (kafka == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("kafka client: ") + error);
+  }
+  return kafka;
+}
 
 KafkaMock::KafkaMock(int brokers) : brokers_(brokers) {
   char error[512];

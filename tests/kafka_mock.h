@@ -11,12 +11,21 @@
 // Under TSan it cannot run in the test process (see under_tsan.h).
 #pragma once
 
+#include <librdkafka/rdkafka.h>
+
+#include <map>
 #include <string>
 
-struct rd_kafka_s;
 struct rd_kafka_mock_cluster_s;
 
 namespace tern::test {
+
+// librdkafka settings for a test's own producer or consumer (callbacks may
+// be added before rd_kafka_new), and the client made from them. Both throw
+// std::runtime_error with librdkafka's words.
+rd_kafka_conf_t* kafka_conf(const std::map<std::string, std::string>& settings);
+rd_kafka_t* new_kafka(rd_kafka_type_t type,
+                      const std::map<std::string, std::string>& settings);
 
 class KafkaMock {
  public:

@@ -18,18 +18,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-rd_kafka_conf_t* kafka_conf(
-    const std::map<std::string, std::string>& settings) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char error[512];
-  for (const auto& [name, value] : settings) {
-    REQUIRE_MESSAGE(rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error,
-                                      sizeof error) == RD_KAFKA_CONF_OK,
-                    error);
-  }
-  return conf;
-}
-
 struct Delivered {
   int ok = 0;
   int failed = 0;
@@ -83,12 +71,9 @@ TEST_CASE(
 
   // Read back without a group (assign, from the beginning): no join wait.
   rd_kafka_t* consumer =
-      rd_kafka_new(RD_KAFKA_CONSUMER,
-                   kafka_conf({{"bootstrap.servers", mock.bootstraps()},
-                               {"group.id", "kafka-mock-test"},
-                               {"enable.auto.commit", "false"}}),
-                   error, sizeof error);
-  REQUIRE_MESSAGE(consumer != nullptr, error);
+      new_kafka(RD_KAFKA_CONSUMER, {{"bootstrap.servers", mock.bootstraps()},
+                                    {"group.id", "kafka-mock-test"},
+                                    {"enable.auto.commit", "false"}});
   rd_kafka_topic_partition_list_t* parts =
       rd_kafka_topic_partition_list_new(kPartitions);
   for (int p = 0; p < kPartitions; ++p) {
